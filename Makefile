@@ -1,0 +1,41 @@
+# agic: the three commands of the README, plus the nbdev plumbing.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+BIN := .venv/bin
+
+.PHONY: setup test train export readme check-sync clean
+
+## set-up: .venv, agic editable with dev extras, the default data found or fetched
+setup:
+	$(PYTHON) -m venv .venv
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install -e ".[dev]"
+	$(BIN)/agic data --dataset fashion-mnist
+
+## test: notebook tests (nbdev_test), then pytest (which prints the test count)
+test:
+	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/pytest tests
+
+## main job: train the default CNN and print its test accuracy
+train:
+	$(BIN)/agic train --model vgg_small --dataset fashion-mnist
+
+## notebooks -> agic/ and cleaned notebooks
+export:
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+
+## README.md from nbs/index.ipynb, offline (nbconvert; '#| hide' cells left out)
+readme:
+	$(BIN)/jupyter nbconvert --to markdown nbs/index.ipynb --output-dir . --output README \
+		--RegexRemovePreprocessor.patterns='^\#\|\s*hide' --log-level WARN
+
+## what CI checks: nbdev_export and nbdev_clean change nothing
+check-sync:
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+	@git diff --exit-code -- agic nbs || (echo "nbdev_export/nbdev_clean changed the files above: run 'make export' and commit" && false)
+	@test -z "$$(git status --porcelain -- agic nbs)" || (git status --porcelain -- agic nbs; echo "untracked files after nbdev_export" && false)
+
+clean:
+	rm -rf _docs _proc build dist *.egg-info

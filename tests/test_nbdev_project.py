@@ -1,0 +1,58 @@
+"The nbdev project: agic/ is exactly what the notebooks export, notebooks are clean, tags survive, README in step."
+import filecmp, json, subprocess, sys
+
+import nbformat
+
+from conftest import BIN, ROOT, project_copy
+
+
+def run(cmd, cwd):
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_library_is_exactly_what_nbdev_export_makes(tmp_path):
+    work = project_copy(tmp_path, "settings.ini", "nbs", "agic")
+    res = run([str(BIN / "nbdev_export")], work)
+    assert res.returncode == 0, res.stderr
+    cmp = filecmp.dircmp(ROOT / "agic", work / "agic", ignore=["__pycache__"])
+    assert not (cmp.diff_files or cmp.left_only or cmp.right_only), (cmp.diff_files, cmp.left_only, cmp.right_only)
+
+
+def test_notebooks_are_clean(tmp_path):
+    work = project_copy(tmp_path, "settings.ini", "nbs")
+    res = run([str(BIN / "nbdev_clean")], work)
+    assert res.returncode == 0, res.stderr
+    changed = [p.name for p in (ROOT / "nbs").glob("*.ipynb") if p.read_bytes() != (work / "nbs" / p.name).read_bytes()]
+    assert not changed, f"nbdev_clean changes {changed}: run 'make export' and commit"
+
+
+def test_papermill_parameters_tag_survives_nbdev_clean(tmp_path):
+    work = project_copy(tmp_path, "settings.ini")
+    (work / "nbs").mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("model: str = 'vgg_small'  # zoo name"),
+                                         nbformat.v4.new_code_cell("print(model)")])
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.cells[1].metadata["scrolled"] = True  # not an allowed key: nbdev_clean must drop it
+    nbformat.write(nb, work / "nbs" / "exp.ipynb")
+    res = run([str(BIN / "nbdev_clean")], work)
+    assert res.returncode == 0, res.stderr
+    cleaned = json.loads((work / "nbs" / "exp.ipynb").read_text())
+    assert cleaned["cells"][0]["metadata"].get("tags") == ["parameters"]
+    assert "scrolled" not in cleaned["cells"][1]["metadata"]
+
+
+def test_readme_is_generated_from_index(tmp_path):
+    res = run([str(BIN / "jupyter"), "nbconvert", "--to", "markdown", str(ROOT / "nbs" / "index.ipynb"),
+               "--output-dir", str(tmp_path), "--output", "README", "--RegexRemovePreprocessor.patterns=^\\#\\|\\s*hide",
+               "--log-level", "WARN"], ROOT)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "README.md").read_text() == (ROOT / "README.md").read_text(), "README.md is stale: run 'make readme'"
+    assert "make setup" in (ROOT / "README.md").read_text() and "make test" in (ROOT / "README.md").read_text()
+
+
+def test_every_notebook_exports_one_module_or_nothing():
+    for path in sorted((ROOT / "nbs").glob("*.ipynb")):
+        src = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        default_exp = [s for s in src if s.startswith("#| default_exp")]
+        assert len(default_exp) <= 1, path.name
+        if any("#| export" in s for s in src): assert default_exp, f"{path.name} exports without default_exp"
