@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 BIN := .venv/bin
 
-.PHONY: setup test train export readme check-sync clean
+.PHONY: setup test train bench export readme check-sync clean
 
 ## set-up: .venv, agic editable with dev extras, the default data found or fetched
 setup:
@@ -19,6 +19,10 @@ test:
 ## main job: train the default CNN and print its test accuracy
 train:
 	$(BIN)/agic train --model vgg_small --dataset fashion-mnist
+
+## benchmark of the At-GC builder (vs shap.DeepExplainer and vs fwd+bwd passes) -> figures/bench_graphs.*
+bench:
+	$(BIN)/agic bench-graphs --model vgg_small --dataset fashion-mnist
 
 ## notebooks -> agic/ and cleaned notebooks
 export:
