@@ -1,5 +1,5 @@
 """Each bad input gets one clear error (what was wrong, what is valid) and writes nothing."""
-import os, struct
+import os, random, struct
 from pathlib import Path
 
 import pytest
@@ -77,9 +77,14 @@ def test_truncated_checkpoint(tmp_path, checkpoint):
         load_state_dict(tmp_path / "cut.pt")
 
 
-def test_corrupt_checkpoint(tmp_path):
-    (tmp_path / "noise.pt").write_bytes(os.urandom(4096))
-    with pytest.raises(AgicError, match="truncated or corrupt"):
+@pytest.mark.parametrize("seed", range(25))
+def test_corrupt_checkpoint(tmp_path, seed):
+    "Random bytes, some looking like a pickle or a zip: always one AgicError, never another exception."
+    noise = random.Random(seed).randbytes(4096)
+    if seed % 5 == 1: noise = b"\x80\x02" + noise        # a pickle protocol header
+    if seed % 5 == 2: noise = b"PK\x03\x04" + noise      # a zip header, like torch's own format
+    (tmp_path / "noise.pt").write_bytes(noise)
+    with pytest.raises(AgicError, match="truncated or corrupt|holds pickled Python objects"):
         load_state_dict(tmp_path / "noise.pt")
 
 
