@@ -56,3 +56,15 @@ def test_every_notebook_exports_one_module_or_nothing():
         default_exp = [s for s in src if s.startswith("#| default_exp")]
         assert len(default_exp) <= 1, path.name
         if any("#| export" in s for s in src): assert default_exp, f"{path.name} exports without default_exp"
+
+
+def test_experiment_notebooks_have_a_tagged_parameters_cell():
+    "papermill finds its parameters by the cell tag: every experiment notebook (one that exports nothing) has one."
+    found = 0
+    for path in sorted((ROOT / "nbs").glob("0[4-9]_*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        if any(c.cell_type == "code" and c.source.startswith("#| default_exp") for c in cells): continue
+        tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, path.name
+        found += 1
+    assert found >= 1
