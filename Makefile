@@ -13,7 +13,7 @@ setup:
 
 ## test: notebook tests (nbdev_test), then pytest (which prints the test count)
 test:
-	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/nbdev_test --n_workers 1  # one at a time: two torch processes on two cores slow each other down many times over
 	$(BIN)/pytest tests
 
 ## main job: train the default CNN and print its test accuracy
