@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 BIN := .venv/bin
 
-.PHONY: setup test train bench export readme check-sync clean
+.PHONY: setup test prune train bench export readme check-sync clean
 
 ## set-up: .venv, agic editable with dev extras, the default data found or fetched
 setup:
@@ -16,7 +16,12 @@ test:
 	$(BIN)/nbdev_test --n_workers 1  # one at a time: two torch processes on two cores slow each other down many times over
 	$(BIN)/pytest tests
 
-## main job: train the default CNN and print its test accuracy
+## main job: the pruning experiment, end to end, on the default CNN (vgg_small, Fashion-MNIST) -> figures/
+prune:
+	mkdir -p runs
+	$(BIN)/papermill nbs/04_pruning.ipynb runs/pruning_vgg_small.ipynb
+
+## train the default CNN and print its test accuracy
 train:
 	$(BIN)/agic train --model vgg_small --dataset fashion-mnist
 

@@ -1,0 +1,87 @@
+"The pruning experiment (nbs/04_pruning.ipynb) as users run it: papermill, bad parameters, resuming, other architectures."
+import json, os
+from pathlib import Path
+
+import pandas as pd
+import papermill as pm
+import pytest
+
+from conftest import ROOT
+
+NB = ROOT / "nbs" / "04_pruning.ipynb"
+
+SE_NET = '''
+import torch
+from torch import nn
+class SENet(nn.Module):
+    "A squeeze-and-excitation gate multiplies two tensors: the At-GC builder cannot pass attribution through it."
+    def __init__(self, in_channels=1, n_classes=10):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(in_channels, 8, 3), nn.Conv2d(8, 8, 3)
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(8, 8, 1), nn.Sigmoid())
+        self.fc = nn.Linear(8, n_classes)
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        return self.fc(self.b(h * self.gate(h)).mean((2, 3)))
+def se_net(in_channels=1, n_classes=10): return SENet(in_channels, n_classes)
+'''
+
+
+def run(tmp_path, **parameters):
+    "Execute the notebook with papermill as a user would, figures into tmp_path/figures."
+    return pm.execute_notebook(str(NB), str(tmp_path / "out.ipynb"), parameters=parameters, cwd=str(tmp_path),
+                               progress_bar=False, kernel_name="python3")
+
+
+@pytest.fixture
+def figures(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGIC_FIGURES", str(tmp_path / "figures"))
+    monkeypatch.delenv("IN_TEST", raising=False)
+    return tmp_path / "figures"
+
+
+@pytest.mark.parametrize("parameters, message", [
+    (dict(ratios=[0.0, 1.5]), "every ratio must be a number in [0, 1), got 1.5"),
+    (dict(ratios=[-0.1]), "every ratio must be a number in [0, 1), got -0.1"),
+    (dict(ratios=0.5), "parameter ratios must be a list, got float 0.5"),
+    (dict(scope="per_layer"), "unknown scope 'per_layer'; valid: uniform, global"),
+    (dict(n_graphs="many"), "parameter n_graphs must be an integer >= 20, got 'many'"),
+    (dict(model="vgg_tiny"), "unknown model 'vgg_tiny'"),
+    (dict(model="se_net_module:se_net"), "unsupported operation 'mul'"),
+])
+def test_bad_parameters_fail_with_one_clear_error_and_write_nothing(parameters, message, tmp_path, monkeypatch, figures):
+    (tmp_path / "se_net_module.py").write_text(SE_NET)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        run(tmp_path, quick=True, **parameters)
+    assert err.value.ename == "AgicError", (err.value.ename, err.value.evalue)
+    assert message in err.value.evalue, err.value.evalue
+    assert not figures.exists() or not any(figures.rglob("*")), list(figures.rglob("*"))
+
+
+def test_quick_run_resumes_from_its_point_log_to_the_same_curves(tmp_path, isolated_cache, figures):
+    run(tmp_path, quick=True)
+    curves = pd.read_csv(figures / "quick" / "fig_pruning_vgg_small_fashion-mnist.csv")
+    assert set(curves.criterion) == {"sa", "sa_no_sparsity", "random", "l1", "bn", "taylor", "activation", "shap_strength"}
+    assert {"criterion", "scope", "ratio", "fine_tuned", "seed", "accuracy"} <= set(curves.columns)
+    assert curves.accuracy.between(0, 1).all() and curves.fine_tuned.any() and (~curves.fine_tuned).any()
+    for name in ("fig_pruning", "fig_importance", "tab_pruning", "tab_physical_pruning"):
+        assert list((figures / "quick").glob(f"{name}_vgg_small_fashion-mnist.*")), name
+    # a crash mid-way: keep half the points and a line cut short, then run again
+    log = next((isolated_cache / "pruning").glob("*/points.jsonl"))
+    lines = log.read_text().splitlines()
+    assert len(lines) == len(curves)
+    log.write_text("\n".join(lines[: len(lines) // 2]) + "\n" + lines[len(lines) // 2][:17])
+    (figures / "quick" / "fig_pruning_vgg_small_fashion-mnist.csv").unlink()
+    run(tmp_path, quick=True)
+    again = pd.read_csv(figures / "quick" / "fig_pruning_vgg_small_fashion-mnist.csv")
+    pd.testing.assert_frame_equal(again, curves)
+    assert len([l for l in log.read_text().splitlines() if l.endswith("}")]) == len(lines)
+
+
+def test_a_torchvision_architecture_runs_in_quick_mode(tmp_path, figures):
+    run(tmp_path, quick=True, model="resnet18")
+    phys = pd.read_csv(figures / "quick" / "tab_physical_pruning_resnet18_fashion-mnist.csv")
+    assert phys.macs.iloc[-1] <= phys.macs.iloc[0]
+    curves = pd.read_csv(figures / "quick" / "fig_pruning_resnet18_fashion-mnist.csv")
+    assert "sa" in set(curves.criterion)
