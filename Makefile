@@ -2,14 +2,17 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 BIN := .venv/bin
 
-.PHONY: setup test prune train bench export readme check-sync clean
+.PHONY: setup test prune figures docs train bench export readme check-sync clean
 
-## set-up: .venv, agic editable with dev extras, the default data found or fetched
+## set-up: .venv, agic editable with dev extras, the default data found or fetched, Chromium for the browser tests
 setup:
 	$(PYTHON) -m venv .venv
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install -e ".[dev]"
 	$(BIN)/agic data --dataset fashion-mnist
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
+		echo "make setup: no Chromium; the browser tests need Debian's chromium: sudo apt-get install chromium"
 
 ## test: notebook tests (nbdev_test), then pytest (which prints the test count)
 test:
@@ -20,6 +23,14 @@ test:
 prune:
 	mkdir -p runs
 	$(BIN)/papermill nbs/04_pruning.ipynb runs/pruning_vgg_small.ipynb
+
+## every table and figure of figures/ from figures.yml (papermill runs into runs/), and figures/README.md
+figures:
+	$(BIN)/agic figures
+
+## the docs site, offline (nbdev_proc_nbs + MkDocs Material) -> _site/index.html
+docs:
+	$(BIN)/agic docs --out _site
 
 ## train the default CNN and print its test accuracy
 train:
@@ -47,4 +58,4 @@ check-sync:
 	@test -z "$$(git status --porcelain -- agic nbs)" || (git status --porcelain -- agic nbs; echo "untracked files after nbdev_export" && false)
 
 clean:
-	rm -rf _docs _proc build dist *.egg-info
+	rm -rf _docs _proc _site build dist *.egg-info

@@ -66,5 +66,22 @@ def test_experiment_notebooks_have_a_tagged_parameters_cell():
         if any(c.cell_type == "code" and c.source.startswith("#| default_exp") for c in cells): continue
         tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, path.name
+        # every typed parameter line must be one papermill can read (a '=' or quote in a comment can hide it)
+        import papermill
+        declared = [l.split(":")[0] for l in tagged[0].source.splitlines() if l and not l.startswith("#") and ":" in l.split("=")[0]]
+        assert list(papermill.inspect_notebook(str(path))) == declared, (path.name, declared)
         found += 1
-    assert found >= 1
+    assert found >= 2
+
+
+def test_quarto_config_stays_valid_for_nbdev_docs(tmp_path):
+    "Users with Quarto build the docs with nbdev_docs: its config must parse and its sidebar must list every notebook."
+    import yaml
+    quarto = yaml.safe_load((ROOT / "nbs" / "_quarto.yml").read_text())
+    assert quarto["project"]["type"] == "website" and "nbdev.yml" in quarto["metadata-files"]
+    assert yaml.safe_load((ROOT / "nbs" / "nbdev.yml").read_text())["website"]["title"] == "agic"
+    work = project_copy(tmp_path, "settings.ini", "nbs")
+    res = run([str(BIN / "nbdev_sidebar"), "--printit"], work)
+    assert res.returncode == 0, res.stderr
+    sidebar = res.stdout
+    for nb in (ROOT / "nbs").glob("*.ipynb"): assert nb.name in sidebar, f"{nb.name} missing from nbdev's sidebar"
