@@ -118,6 +118,3 @@ def test_loaders_refuse(made, tmp_path):
         with pytest.raises(AgicError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")): call()
     assert files(made) + files(tmp_path) == before
 
-
-def test_the_matrix_has_at_least_15_cases():
-    assert len(CLI) + len(PAPERMILL) + 5 >= 15
