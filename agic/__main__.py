@@ -25,7 +25,7 @@ def _trained(args):
     from agic import distributed
     from agic.data import load_dataset
     from agic.training import train
-    distributed.setup()
+    distributed.setup(device=getattr(args, "device", "cpu"))   # checked first: a GPU that is not there is one error
     cfg = _train_config(args)
     splits = load_dataset(cfg.dataset)
     distributed.on_main(lambda: train(cfg, splits=splits, progress=not args.quiet) and None)
@@ -72,7 +72,7 @@ def _graphs(args) -> dict | None:
     built = len(store) - finished_before             # a resumed build only counts the graphs it made
     return {"store": str(out), "n_graphs": len(store), "checksum": store.manifest["checksum"],
             "bytes": store.manifest["bytes"], "bytes_per_graph": round(store.manifest["bytes"] / len(store)),
-            "processes": d.world, "seconds": round(seconds, 1), "graphs_built": built,
+            "processes": d.world, "device": d.device, "seconds": round(seconds, 1), "graphs_built": built,
             "graphs_per_s": round(built / seconds, 1) if seconds > 0 else None}
 
 def _train_store(args, tcfg, splits, trained):
@@ -107,7 +107,7 @@ def _pretrain(args) -> dict | None:
     _, _, store, _, _, meta = _encoder(args)
     if not distributed.current().main: return None
     return {"store": str(store.path), "n_graphs": meta["n_graphs"], "loss_curve": meta["loss_curve"],
-            "processes": meta.get("processes", 1), "seconds": meta["seconds"]}
+            "processes": meta.get("processes", 1), "device": meta.get("device", "cpu"), "seconds": meta["seconds"]}
 
 def _sa(args) -> dict | None:
     from agic import distributed
@@ -119,7 +119,7 @@ def _sa(args) -> dict | None:
                        progress=not args.quiet)
     if not distributed.current().main: return None
     return {"store": str(store.path), "n_graphs": meta["n_graphs"], "curve": meta["curve"],
-            "processes": meta.get("processes", 1), "seconds": meta["seconds"]}
+            "processes": meta.get("processes", 1), "device": meta.get("device", "cpu"), "seconds": meta["seconds"]}
 
 def _bench_graphs(args) -> dict:
     """Measured once per model, settings and machine, then cached: a rerun (`make figures`) only re-draws the plot;
@@ -170,6 +170,9 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument("--epochs", type=int, help=f"training epochs (default {d.epochs})")
         q.add_argument("--seed", type=int, help=f"training seed (default {d.seed})")
         q.add_argument("--quiet", action="store_true", help="no progress bars")
+    def device_option(q):  # graphs, pretrain, sa: where the work runs
+        q.add_argument("--device", default="auto", help="cpu, cuda (under torchrun: cuda:LOCAL_RANK, with NCCL), cuda:N, "
+                       "or auto (default: a GPU if PyTorch sees one, else the CPU)")
     p = _Parser(prog="agic", description="Attribution-graph interpretability (AGIC) for CNNs.")
     sub = p.add_subparsers(dest="command", required=True, metavar="{train,data,graphs,pretrain,sa,bench-graphs,figures,docs,models}")
     t = sub.add_parser("train", help="train a CNN (or load it from the cache) and report its test accuracy")
@@ -195,11 +198,13 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--dense", action="store_true", help="instead: keep every edge")
     g.add_argument("--output", default="sum", help="a kernel's output: spatial 'sum' (default) or 'mean' of its map")
     g.add_argument("--shard-size", dest="shard_size", type=int, default=250, help="graphs per shard (default 250)")
+    device_option(g)
     g.add_argument("--out", help="store folder (default under <cache>/graphs)")
     g.add_argument("--figure", help="also draw the first graph into this PNG file")
     g.add_argument("--checksum", metavar="DIR", help="print the content checksum of the store in DIR, and nothing else")
     g.set_defaults(run=_graphs)
     def store_options(q):    # pretrain and sa: the training-split store they learn from
+        device_option(q)
         q.add_argument("--store", help="a store built by 'agic graphs --split train' (default: built in the cache from --n/--refs/--topk)")
         q.add_argument("--images", dest="n", type=int, default=1000, help="training images in the store (default 1000)")
         q.add_argument("--refs", type=int, default=16, help="R, DeepSHAP references (default 16)")

@@ -14,8 +14,8 @@ import torch.distributed as dist
 from .core import AgicError
 
 # %% auto #0
-__all__ = ['Dist', 'current', 'setup', 'teardown', 'barrier', 'on_main', 'mean_over_ranks', 'my_shards', 'global_batches',
-           'run_epochs', 'finish']
+__all__ = ['DEVICES', 'Dist', 'current', 'pick_device', 'backend_for', 'setup', 'teardown', 'barrier', 'on_main',
+           'mean_over_ranks', 'my_shards', 'global_batches', 'run_epochs', 'finish']
 
 # %% ../nbs/00a_distributed.ipynb #22291902
 @dataclass(frozen=True)
@@ -31,20 +31,52 @@ class Dist:
     @property
     def active(self) -> bool: return self.world > 1
 
+_job = {"device": "cpu"}   # where this process computes: chosen once, by setup()
+
 def current() -> Dist:
     "This process's `Dist`: from the process group if one is joined, else the single process."
-    if not (dist.is_available() and dist.is_initialized()): return Dist()
+    if not (dist.is_available() and dist.is_initialized()): return Dist(device=_job["device"])
     local = int(os.environ.get("LOCAL_RANK", 0))
-    return Dist(dist.get_rank(), dist.get_world_size(), local, "cpu")
+    return Dist(dist.get_rank(), dist.get_world_size(), local, _job["device"])
 
-def setup(timeout_minutes: float = 30) -> Dist:
-    """Join the `torchrun` process group if this process was started by one (`WORLD_SIZE > 1`); return who we are.
-    A SIGTERM (torchrun stopping the job because another rank died) exits with one clear message."""
+DEVICES = "cpu, cuda (this process's GPU: cuda:LOCAL_RANK), cuda:N, auto (a GPU if PyTorch sees one, else the CPU)"
+
+def pick_device(device: str = "cpu", local_rank: int = 0) -> torch.device:
+    "The `torch.device` that `device` names for the process with `local_rank`, checked against this machine's GPUs."
+    name = device.strip().lower() if isinstance(device, str) else str(device)
+    if name == "auto": name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu": return torch.device("cpu")
+    head, _, index = name.partition(":")
+    if head != "cuda" or (index and not index.isdigit()): raise AgicError(f"unknown device {device!r}; valid: {DEVICES}")
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n == 0:
+        raise AgicError(f"device {device!r} asked for, but PyTorch sees no CUDA GPU on this machine "
+                        "(torch.cuda.is_available() is False); use cpu or auto")
+    i = int(index) if index else local_rank
+    if i >= n:
+        why = f"LOCAL_RANK {local_rank} needs one GPU per process on the node" if not index else f"there is no {name}"
+        raise AgicError(f"device {device!r}: {why}, and this machine has {n} GPU(s), cuda:0 to cuda:{n - 1}; "
+                        "start at most that many processes per node (torchrun --nproc_per_node)")
+    return torch.device("cuda", i)
+
+def backend_for(device: torch.device) -> str:
+    "The collective backend that carries tensors on `device`: NCCL for GPUs, gloo for the CPU."
+    return "nccl" if torch.device(device).type == "cuda" else "gloo"
+
+def setup(timeout_minutes: float = 30, device: str = "cpu") -> Dist:
+    """Choose this process's `device` and join the `torchrun` process group if this process was started by one
+    (`WORLD_SIZE > 1`); return who we are. A SIGTERM (torchrun stopping the job because another rank died) exits
+    with one clear message."""
     world = int(os.environ.get("WORLD_SIZE", 1))
-    if world <= 1 or (dist.is_available() and dist.is_initialized()): return current()
+    if dist.is_available() and dist.is_initialized(): return current()   # joined already: its device stays
+    chosen = pick_device(device, int(os.environ.get("LOCAL_RANK", 0)))
+    if chosen.type == "cuda": torch.cuda.set_device(chosen)
+    _job["device"] = str(chosen)
+    if world <= 1: return current()
     for var in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
         if var not in os.environ: raise AgicError(f"WORLD_SIZE={world} but {var} is not set: start distributed runs with torchrun")
-    dist.init_process_group("gloo", timeout=datetime.timedelta(minutes=timeout_minutes))  # CPU tensors: see above
+    dist.init_process_group(backend_for(chosen), timeout=datetime.timedelta(minutes=timeout_minutes),
+                            device_id=chosen if chosen.type == "cuda" else None)
     rank = dist.get_rank()
     def stopped(signum, frame):
         print(f"agic: error: rank {rank} of {world} stopped by torchrun (another rank failed, see above); finished "
@@ -56,6 +88,7 @@ def setup(timeout_minutes: float = 30) -> Dist:
 def teardown() -> None:
     "Leave the process group (a no-op for one process)."
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+    _job["device"] = "cpu"
 
 # %% ../nbs/00a_distributed.ipynb #622b5eb8
 def barrier() -> None:
@@ -79,9 +112,9 @@ def mean_over_ranks(value: float) -> float:
     "The mean of a number over all ranks (the number itself for one process)."
     d = current()
     if not d.active: return value
-    t = torch.tensor([float(value)], dtype=torch.float64)
+    t = torch.tensor([float(value)], dtype=torch.float64, device=d.device)  # NCCL reduces GPU tensors only
     dist.all_reduce(t)
-    return float(t) / d.world
+    return float(t.cpu()) / d.world
 
 # %% ../nbs/00a_distributed.ipynb #04a8e844
 def my_shards(n_shards: int, d: Dist | None = None) -> list[int]:
@@ -109,36 +142,43 @@ def run_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, graphs: list,
                drop_last: bool = False, find_unused: bool = False, desc: str = "train", progress: bool = True) -> list[dict]:
     """Train `model` over `graphs` for `epochs`, resuming from `checkpoint` (a folder) if it holds finished epochs.
     `step(module, batch) -> (loss, sums)` does one batch; `summarise(sums) -> dict` turns an epoch's sums (added over
-    batches and ranks) into its curve entry. `generators` (name -> torch.Generator) are saved and restored per rank."""
+    batches and ranks) into its curve entry. `generators` (name -> torch.Generator) are saved and restored per rank.
+    The model and every batch go to this process's device (`setup(device=...)`); the model stays there."""
     from torch_geometric.data import Batch
     from tqdm.auto import tqdm
     d, generators = current(), generators or {}
+    device = torch.device(d.device)
     checkpoint = Path(checkpoint); checkpoint.mkdir(parents=True, exist_ok=True)
-    order = torch.Generator().manual_seed(loader_seed)
+    order = torch.Generator().manual_seed(loader_seed)  # on the CPU: the same batches on every device
     curve, start = [], 0
     state_file, rng_file = checkpoint / "state.pt", checkpoint / f"rng-{d.rank}-of-{d.world}.pt"
+    model.to(device)   # in place: the optimizer keeps its parameters
     if state_file.is_file():
-        state = torch.load(state_file, weights_only=True)
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"]); opt.load_state_dict(state["optimizer"]); order.set_state(state["order"])
         curve, start = state["curve"], int(state["epoch"])
         if rng_file.is_file():   # resumed with as many ranks as before: every random draw continues where it stopped
             rng = torch.load(rng_file, weights_only=True)
             torch.set_rng_state(rng["torch"])
+            if device.type == "cuda" and "cuda" in rng: torch.cuda.set_rng_state(rng["cuda"], device)  # GPU dropout
             for name, g in generators.items(): g.set_state(rng[name])
-    module = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=find_unused) if d.active else model
+    module = (torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                                        find_unused_parameters=find_unused) if d.active else model)
     batches = lambda: global_batches(len(graphs), batch_size, order, d, drop_last)
     per_epoch = len(global_batches(len(graphs), batch_size, torch.Generator(), d, drop_last))
     bar = tqdm(total=epochs * per_epoch, initial=start * per_epoch, desc=desc, unit="batch", disable=not (progress and d.main))
     for epoch in range(start, epochs):
         module.train(); sums = {}
         for idx in batches():
-            loss, stats = step(module, Batch.from_data_list([graphs[i] for i in idx]))
+            loss, stats = step(module, Batch.from_data_list([graphs[i] for i in idx]).to(device))
             opt.zero_grad(); loss.backward(); opt.step()
             for k, v in stats.items(): sums[k] = sums.get(k, 0.0) + float(v)
             bar.update()
         if d.active: sums = {k: mean_over_ranks(v) * d.world for k, v in sums.items()}
         curve.append(summarise(sums)); bar.set_postfix({k: f"{v:.4f}" for k, v in curve[-1].items()})
-        _save_atomic({"torch": torch.get_rng_state(), **{n: g.get_state() for n, g in generators.items()}}, rng_file)
+        rng = {"torch": torch.get_rng_state(), **{n: g.get_state() for n, g in generators.items()}}
+        if device.type == "cuda": rng["cuda"] = torch.cuda.get_rng_state(device)
+        _save_atomic(rng, rng_file)
         if d.main: _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "order": order.get_state(),
                                  "curve": curve, "epoch": epoch + 1}, state_file)
         barrier()

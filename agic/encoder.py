@@ -29,7 +29,7 @@ def dense_adjacency(data, sizes: dict[str, int]) -> dict[tuple, torch.Tensor]:
         s, _, d = et
         ei, w = data[et].edge_index, data[et].edge_weight
         graph = ei[0] // sizes[s]  # nodes of a type come graph after graph, `size` at a time
-        out[et] = torch.zeros(B, sizes[s], sizes[d]).index_put_((graph, ei[0] % sizes[s], ei[1] % sizes[d]), w, accumulate=True)
+        out[et] = w.new_zeros(B, sizes[s], sizes[d]).index_put_((graph, ei[0] % sizes[s], ei[1] % sizes[d]), w, accumulate=True)
     return out
 
 class AtGCEncoder(nn.Module):
@@ -89,8 +89,9 @@ def corrupt_features(data, generator: torch.Generator | None = None, mode: str =
         x, size = data[nt].x, data[nt].x.shape[0] // B
         if mode == "swap": out[nt] = x.view(B, size, -1).roll(1, 0).reshape(x.shape)
         else:
-            perm = torch.rand(B, size, generator=generator).argsort(1) + torch.arange(B)[:, None] * size
-            out[nt] = x[perm.flatten()]
+            # drawn on the CPU (the generator's device): the same permutations whichever device trains
+            perm = torch.rand(B, size, generator=generator, device="cpu").argsort(1) + torch.arange(B, device="cpu")[:, None] * size
+            out[nt] = x[perm.flatten().to(x.device)]
     return out
 
 class GraphDGI(nn.Module):
@@ -173,9 +174,10 @@ def pretrain_dgi(store, graphs: list, cfg: EncoderConfig, tag: str = "", cache: 
                                    desc="DGI pretraining", progress=progress)
     meta = {"model_hash": store.manifest["model_hash"], "store_checksum": store.manifest["checksum"], "n_graphs": len(graphs),
             "config": asdict(cfg), "loss_curve": [c["loss"] for c in curve], "seconds": round(time.perf_counter() - start, 1),
-            "processes": distributed.current().world}
+            "processes": distributed.current().world, "device": distributed.current().device}
     def write(tmp):
         torch.save(encoder.state_dict(), tmp / "encoder.pt"); (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    dgi.cpu()   # trained on the job's device; saved and returned from the CPU, like an encoder read from the cache
     distributed.finish(folder, partial, write)
     return encoder.eval(), meta
 
@@ -195,10 +197,10 @@ def load_encoder(folder: Path | str, store) -> tuple[AtGCEncoder, dict]:
 # %% ../nbs/03a_encoder.ipynb #6671351d
 @torch.no_grad()
 def embed(encoder: AtGCEncoder, graphs: list, batch_size: int = 64) -> torch.Tensor:
-    "Graph embeddings of `graphs` (frozen encoder)."
+    "Graph embeddings of `graphs` (frozen encoder, on its device), on the CPU."
     from torch_geometric.loader import DataLoader
-    encoder.eval()
-    return torch.cat([encoder(b) for b in DataLoader(graphs, batch_size=batch_size)])
+    encoder.eval(); device = next(encoder.parameters()).device
+    return torch.cat([encoder(b.to(device)).cpu() for b in DataLoader(graphs, batch_size=batch_size)])
 
 def linear_probe(train_x, train_y, test_x, test_y, seed: int = 0) -> tuple[float, torch.Tensor]:
     "Standardised multinomial logistic regression on frozen embeddings: test accuracy and predictions."
@@ -237,7 +239,8 @@ def train_classifier(encoder: AtGCEncoder, graphs: list, labels: torch.Tensor, n
 @torch.no_grad()
 def predict(model: GraphClassifier, graphs: list, batch_size: int = 64) -> torch.Tensor:
     from torch_geometric.loader import DataLoader
-    return torch.cat([model(b).argmax(1) for b in DataLoader(graphs, batch_size=batch_size)])
+    device = next(model.parameters()).device
+    return torch.cat([model(b.to(device)).argmax(1).cpu() for b in DataLoader(graphs, batch_size=batch_size)])
 
 # %% ../nbs/03a_encoder.ipynb #e34594d9
 def without_edges(g):

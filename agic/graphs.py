@@ -43,7 +43,7 @@ class Layer:
     def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
         "Weight and bias with the BatchNorm folded in: BN(conv(a)) = conv(a; W′, b′)."
         w = self.conv.weight.detach()
-        b = self.conv.bias.detach() if self.conv.bias is not None else torch.zeros(w.shape[0])
+        b = self.conv.bias.detach() if self.conv.bias is not None else w.new_zeros(w.shape[0])
         if self.bn is None: return w, b
         scale, shift = bn_affine(self.bn)
         return w * scale.view(-1, 1, 1, 1), b * scale + shift
@@ -187,7 +187,7 @@ def _rescale(fn, z: torch.Tensor, z_ref: torch.Tensor, y: torch.Tensor, y_ref: t
 
 def _select(t: torch.Tensor, chan: torch.Tensor, dim: int) -> torch.Tensor:
     "`t.index_select(dim, chan)`, without a copy when `chan` is every channel in order."
-    if len(chan) == t.shape[dim] and bool((chan == torch.arange(len(chan))).all()): return t
+    if len(chan) == t.shape[dim] and bool((chan == torch.arange(len(chan), device=chan.device)).all()): return t
     return t.index_select(dim, chan)
 
 # %% ../nbs/03_graphs.ipynb #1152613f
@@ -219,20 +219,27 @@ def _param_stats(layer: Layer) -> torch.Tensor:
     "Per-kernel 'runtime parameters' (D, 5): weight L1 / L2 norms, BatchNorm scale and shift, bias."
     if layer.conv is None: return torch.zeros(layer.size, 5)
     w = layer.conv.weight.detach().flatten(1)
-    scale, shift = bn_affine(layer.bn) if layer.bn is not None else (torch.ones(layer.size), torch.zeros(layer.size))
-    bias = layer.conv.bias.detach() if layer.conv.bias is not None else torch.zeros(layer.size)
+    scale, shift = bn_affine(layer.bn) if layer.bn is not None else (w.new_ones(layer.size), w.new_zeros(layer.size))
+    bias = layer.conv.bias.detach() if layer.conv.bias is not None else w.new_zeros(layer.size)
     return torch.stack([w.abs().sum(1), w.norm(dim=1), scale, shift, bias], -1)
 
 # %% ../nbs/03_graphs.ipynb #dc33a8a8
 class AtGCBuilder:
     "Builds exact DeepSHAP attribution graphs (At-GCs) of `model` against reference images `refs`."
-    def __init__(self, model: nn.Module, refs: torch.Tensor, output: str = "sum", chunk: int = 128):
+    def __init__(self, model: nn.Module, refs: torch.Tensor, output: str = "sum", chunk: int = 128,
+                 device: str | torch.device | None = None):
         if output not in ("sum", "mean"): raise AgicError(f"output must be 'sum' or 'mean', got {output!r}")
         if not isinstance(refs, torch.Tensor) or refs.ndim != 4 or len(refs) < 1:
             raise AgicError(f"references must be a (R, C, H, W) tensor with R >= 1, got {getattr(refs, 'shape', refs)}")
+        from agic import distributed
+        # where to compute: the job's device (agic.distributed.setup) unless named here
+        self.device = distributed.pick_device(str(device)) if device is not None else torch.device(distributed.current().device)
         self.model = _non_inplace(model)
         self.dtype = next(self.model.parameters()).dtype  # float64 models give float64 graphs (exactness tests)
         self.gm, self.layers, self.kinds = trace_layers(self.model)
+        # kernel parameters' features on the CPU, before the move: the same numbers whichever device builds
+        self.param_features = {l.name: _param_stats(l).cpu() for l in self.layers}
+        self.model.to(self.device); self.gm.to(self.device)   # in place: the layers keep their modules
         self.by_out = {l.out_node: l for l in self.layers[1:]}
         self.output, self.chunk = output, check_range("chunk", chunk, 1, kind=int)
         self.nodes = [n for n in self.gm.graph.nodes if n.name in self.kinds]
@@ -247,9 +254,9 @@ class AtGCBuilder:
             src = self.conv_input[l.name]
             self.last_use[src] = max(self.last_use.get(src, 0), node_index[l.out_node])
         self._check_shape(refs, "references")
-        self.refs = refs.detach().to(self.dtype)
-        with torch.no_grad(): self.ref_values = self._forward(self.refs)
-        self.param_features = {l.name: _param_stats(l) for l in self.layers}
+        self.refs = refs.detach().to(self.device, self.dtype)
+        with torch.no_grad(), self._exact(): self.ref_values = self._forward(self.refs)
+        self._param_on_device = {k: v.to(self.device) for k, v in self.param_features.items()}
         self._grad_cache: dict[str, torch.Tensor] = {}
         self._wire()
 
@@ -258,7 +265,7 @@ class AtGCBuilder:
         if t.ndim != 4 or t.shape[1] != c:
             raise AgicError(f"{what} have shape {tuple(t.shape)}; the model's first conv takes (N, {c}, H, W) images")
         try:
-            with torch.no_grad(): self.model(t[:1].to(self.dtype))
+            with torch.no_grad(): self.model(t[:1].to(self.device, self.dtype))
         except Exception as e:
             raise AgicError(f"{what} of shape {tuple(t.shape)} do not fit the model ({type(e).__name__}: {str(e)[:200]})") from None
 
@@ -276,16 +283,23 @@ class AtGCBuilder:
         "Which source layers reach each conv: a dry run of the term rules on one image against itself."
         for l in self.layers: l.sources = []
         self.edge_pairs = []
-        with torch.no_grad(): batch = self._run(self.refs[:1])
+        with torch.no_grad(), self._exact(): batch = self._run(self.refs[:1])
         self.edge_pairs = list(batch.edges)
         for s, d in self.edge_pairs: self.layer(d).sources.append(s)
 
     def layer(self, name: str) -> Layer: return next(l for l in self.layers if l.name == name)
 
     def __call__(self, images: torch.Tensor) -> AtGCBatch:
-        "The At-GCs of `images` (N, C, H, W)."
+        "The At-GCs of `images` (N, C, H, W), as tensors on the builder's device."
         self._check_shape(images, "images")
-        with torch.no_grad(): return self._run(images.detach().to(self.dtype))
+        with torch.no_grad(), self._exact(): return self._run(images.detach().to(self.device, self.dtype))
+
+    def _exact(self):
+        """On a GPU: full float32 convolutions (cuDNN's default TF32 keeps 10 mantissa bits and would break the
+        completeness the tests check) and deterministic kernels (1 and N GPU processes build the same store)."""
+        import contextlib
+        if self.device.type != "cuda": return contextlib.nullcontext()
+        return torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False)
 
     def _run(self, x: torch.Tensor) -> AtGCBatch:
         N, R = len(x), len(self.refs)
@@ -294,7 +308,7 @@ class AtGCBuilder:
         for i, n in enumerate(self.nodes):
             kind, ref = self.kinds[n.name], self.ref_values[n.name]
             if n.op == "placeholder":
-                c = torch.arange(x.shape[1])
+                c = torch.arange(x.shape[1], device=x.device)
                 v = Value(x, ref, [Term("input", c, c, x[None] - ref[:, None])])
                 self._record(self.layers[0], x, ref, features, outputs, ref_outputs)
             else:
@@ -309,7 +323,7 @@ class AtGCBuilder:
                     m = _rescale(call_on, ins[0].x, ins[0].ref, out, ref, grad_ref=self._grad_ref(n, call_on, ins[0].ref)) if layer.act is not None else None
                     self._edges(layer, conv_in, m, out.shape[-2:], edges)
                     self._record(layer, out, ref, features, outputs, ref_outputs)
-                    d = torch.arange(layer.size)
+                    d = torch.arange(layer.size, device=out.device)
                     v = Value(out, ref, [Term(layer.name, d, d, out[None] - ref[:, None])])
                 elif kind in ("conv", "kernel"): v = Value(out, ref)  # inside a conv's own conv-BN-act chain
                 elif kind == "bn":
@@ -354,7 +368,7 @@ class AtGCBuilder:
     def _record(self, layer: Layer, y, y_ref, features, outputs, ref_outputs):
         reduce = (lambda t: t.sum((2, 3))) if self.output == "sum" else (lambda t: t.mean((2, 3)))
         outputs[layer.name], ref_outputs[layer.name] = reduce(y), reduce(y_ref).mean(0)
-        features[layer.name] = torch.cat([_map_stats(y), self.param_features[layer.name].to(y.dtype).expand(len(y), -1, -1)], -1)
+        features[layer.name] = torch.cat([_map_stats(y), self._param_on_device[layer.name].to(y.dtype).expand(len(y), -1, -1)], -1)
 
     def _closed_form(self, delta, m, w, conv, out_hw, groups) -> torch.Tensor:
         """φ[n, c, d] = mean_r Σ_k W′[d,c,k] G_{n,r}[d,c,k], G the weight gradient of the conv fed with Δa and m.
@@ -389,7 +403,8 @@ class AtGCBuilder:
             phi = self._closed_form(delta, m, _select(w, in_all, 1), conv, out_hw, 1)             # (N, E, D)
         else:            # grouped / depthwise: each term on the conv's own input channels
             C, parts = Cg * groups, []
-            same_group = (torch.arange(D) // (D // groups))[:, None] == (torch.arange(C) // Cg)[None]  # (D, C)
+            chans = lambda k: torch.arange(k, device=w.device)
+            same_group = (chans(D) // (D // groups))[:, None] == (chans(C) // Cg)[None]               # (D, C)
             for t in terms:
                 full = t.delta.new_zeros(R, N, C, *t.delta.shape[3:]).index_add_(2, t.in_chan, t.delta)
                 phi_full = self._closed_form(full, m, w, conv, out_hw, groups)                     # (N, Cg, D)

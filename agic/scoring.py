@@ -91,9 +91,10 @@ def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes
                                    desc="train SA network", progress=progress)
     meta = {"model_hash": store.manifest["model_hash"], "store_checksum": store.manifest["checksum"], "n_graphs": len(graphs),
             "config": asdict(cfg), "curve": curve, "seconds": round(time.perf_counter() - start, 1),
-            "processes": distributed.current().world}
+            "processes": distributed.current().world, "device": distributed.current().device}
     def write(tmp):
         torch.save(sa.state_dict(), tmp / "sa.pt"); (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    sa.cpu()   # trained on the job's device; saved and returned from the CPU, like a network read from the cache
     distributed.finish(folder, partial, write)
     return sa.eval(), meta
 
@@ -137,12 +138,12 @@ class KernelImportance:
 def kernel_importance(sa: SANetwork, store, graphs: list, n_classes: int, batch_size: int = 64) -> KernelImportance:
     "Mean node score of every kernel over `graphs` (overall) and over the graphs of each class."
     from torch_geometric.loader import DataLoader
-    sa.eval()
+    sa.eval(); device = next(sa.parameters()).device
     scores, labels = {nt: [] for nt in sa.kernel_types}, []
     for b in DataLoader(graphs, batch_size=batch_size):
-        _, s = sa(b)
-        for nt in scores: scores[nt].append(s[nt])
-        labels.append(b.y)
+        _, s = sa(b.to(device))
+        for nt in scores: scores[nt].append(s[nt].cpu())
+        labels.append(b.y.cpu())
     y = torch.cat(labels)
     onehot = F.one_hot(y, n_classes).float()                         # (graphs, classes)
     count = onehot.sum(0)[:, None]

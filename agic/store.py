@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .core import AgicError, atomic_write_text, check_choice, check_range, file_sha256
-from .graphs import NODE_FEATURES, AtGCBatch, AtGCBuilder, _param_stats
+from .graphs import NODE_FEATURES, AtGCBatch, AtGCBuilder
 
 N_MAP_FEATURES = 5  # NODE_FEATURES[:5] come from the image's feature maps, the rest from the kernel's parameters
 
@@ -87,12 +87,13 @@ def sparsify(values: torch.Tensor, topk: int | None, threshold: float | None) ->
     keep &= mag > 0
     img, src, dst = keep.nonzero(as_tuple=True)  # row-major: sorted by image, then source, then destination
     counts = torch.bincount(img, minlength=N)
-    ptr = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+    ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
     index = torch.int16 if max(S, D) < 2**15 else torch.int32  # node indices: 2 bytes where they fit
     return {"ptr": ptr, "dst": dst.to(index), "src": src.to(index), "val": values[img, src, dst].half()}
 
 # %% ../nbs/03_graphs_store.ipynb #e7e15bcf
 def _shard_tensors(batch: AtGCBatch, builder: AtGCBuilder, cfg: StoreConfig, labels, indices) -> dict[str, torch.Tensor]:
+    "What a shard keeps of a batch: sparsified where the builder computed (a GPU's top-k is fast), stored from the CPU."
     out = {"label": labels.long(), "index": indices.long()}
     for layer in builder.layers:
         out[f"maps/{layer.name}"] = batch.features[layer.name][..., :N_MAP_FEATURES].half()  # parameters: once, in the manifest
@@ -102,7 +103,7 @@ def _shard_tensors(batch: AtGCBatch, builder: AtGCBuilder, cfg: StoreConfig, lab
         if cfg.sparsity == "dense": out[f"dense/{layer.name}"] = values.half()
         else:
             for k, t in sparsify(values, cfg.topk, cfg.threshold).items(): out[f"{k}/{layer.name}"] = t
-    return out
+    return {k: t.cpu() for k, t in out.items()}
 
 def _concat(parts: list[dict]) -> dict[str, torch.Tensor]:
     "Join the tensors of consecutive mini-batches of one shard (offsetting the CSR pointers)."
@@ -138,7 +139,7 @@ def _identity(builder: AtGCBuilder, model_hash: str, model_name: str, dataset: s
     return {"format": STORE_FORMAT, "model": model_name, "model_hash": model_hash, "dataset": dataset,
             "config": asdict(cfg), "reference_indices": ref_idx.tolist(),
             "layers": [{"name": l.name, "module": l.module_name, "size": l.size, "sources": l.sources,
-                        "param_features": [[round(v, 7) for v in row] for row in _param_stats(l).tolist()]}
+                        "param_features": [[round(v, 7) for v in row] for row in builder.param_features[l.name].tolist()]}
                        for l in builder.layers]}
 
 def _shard_done(folder: Path, s: int) -> bool:
@@ -148,7 +149,7 @@ def _shard_done(folder: Path, s: int) -> bool:
     try: return json.loads(meta.read_text())["sha256"] == file_sha256(pt)
     except (ValueError, KeyError): return False
 
-def _write_shard(folder: Path, s: int, tensors: dict) -> None:
+def _write_shard(folder: Path, s: int, tensors: dict, device: str = "cpu") -> None:
     """Write shard `s` and then its sidecar; a full disk or an unwritable folder raises one `AgicError` and leaves
     neither a partial shard nor its temporary file behind."""
     pt, tmp = folder / f"shard-{s:05d}.pt", folder / f".shard-{s:05d}.pt.tmp"
@@ -157,7 +158,7 @@ def _write_shard(folder: Path, s: int, tensors: dict) -> None:
         torch.save(tensors, tmp); os.replace(tmp, pt)
         n = len(tensors["label"])
         feats = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("maps/")}
-        meta = {"sha256": file_sha256(pt), "n": n, "images": tensors["index"].tolist(), "labels": tensors["label"].tolist(),
+        meta = {"sha256": file_sha256(pt), "n": n, "device": device, "images": tensors["index"].tolist(), "labels": tensors["label"].tolist(),
                 "digests": [graph_digest(graph_slice(tensors, i)) for i in range(n)],
                 "feature_sum": {k: v.double().sum((0, 1)).tolist() for k, v in feats.items()},
                 "feature_sumsq": {k: v.double().pow(2).sum((0, 1)).tolist() for k, v in feats.items()}}
@@ -190,7 +191,8 @@ def _open_store(out: Path, identity: dict) -> None:
 def build_store(out: Path | str, model: torch.nn.Module, splits, cfg: StoreConfig, model_name: str = "model",
                 batch_size: int = 8, progress: bool = True) -> Path:
     """Build (or resume) the graph store of `model` on `splits` in folder `out`; return the manifest's path.
-    Under `torchrun`, every rank builds its own shards and rank 0 writes the manifest when all are done."""
+    Under `torchrun`, every rank builds its own shards and rank 0 writes the manifest when all are done. The graphs
+    are computed on this process's device (`agic.distributed.setup(device=...)`, the CPU unless a GPU was chosen)."""
     from agic.models import model_hash
     d = distributed.current()
     out = Path(out)
@@ -216,7 +218,7 @@ def build_store(out: Path | str, model: torch.nn.Module, splits, cfg: StoreConfi
             e = min(b + batch_size, hi)
             parts.append(_shard_tensors(builder(x[b:e]), builder, cfg, y[b:e], torch.arange(b, e)))
             bar.update(e - b)
-        _write_shard(out, s, _concat(parts))
+        _write_shard(out, s, _concat(parts), builder.device.type)
     bar.close()
     distributed.barrier()                             # every rank's shards are on disk
     manifest = distributed.on_main(_write_manifest, out, identity, n_shards)
@@ -252,6 +254,7 @@ def _write_manifest(out: Path, identity: dict, n_shards: int) -> Path:
                 "labels": [y for m in metas for y in m["labels"]], "node_features": NODE_FEATURES, "feature_stats": stats,
                 "shards": [{"file": f"shard-{s:05d}.pt", "sha256": m["sha256"], "n": m["n"]} for s, m in enumerate(metas)],
                 "bytes": sum((out / f"shard-{s:05d}.pt").stat().st_size for s in range(n_shards)),
+                "devices": sorted({m.get("device", "cpu") for m in metas}),   # cpu, cuda: what built the shards
                 "checksum": hashlib.sha256("".join(digests).encode()).hexdigest()}
     return atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
 

@@ -6,6 +6,7 @@ import json, os, subprocess, sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import ROOT
 
@@ -62,6 +63,9 @@ CLI = [
     ("plan-unknown-parameter", ["figures", "--plan", "{made}/broken.yml"], "has no parameter modle; its parameters: model"),
     ("plan-not-yaml", ["figures", "--plan", "{made}/not-yaml.yml"], "is not valid YAML"),
     ("plan-unknown-run", ["figures", "--only", "no_such_run"], "no run named no_such_run in the plan"),
+    ("unknown-device", ["graphs", *SYN, "--device", "tpu"], "unknown device 'tpu'; valid: cpu, cuda"),
+    ("missing-gpu", ["pretrain", *SYN, "--store", "{made}/store", "--device", "cuda:99"],
+     "there is no cuda:99" if torch.cuda.is_available() else "asked for, but PyTorch sees no CUDA GPU on this machine"),
 ]
 
 
