@@ -58,19 +58,26 @@ def test_building_graphs_makes_no_cpu_tensor(name):
     assert watch.found == [], watch.found
 
 
-def test_dgi_and_sa_make_no_cpu_tensor(tmp_path):
-    "DGI's loss (both corruptions), the SA network's loss and their gradients: every tensor from the batch's device."
-    from torch_geometric.data import Batch
+@pytest.fixture
+def small_store(tmp_path):
+    "A store of 8 synthetic training images (resnet8, R=2, top-4) and its graphs."
     from agic.data import load_dataset
-    from agic.encoder import EncoderConfig, GraphDGI, build_encoder, embed
+    from agic.encoder import load_graphs
     from agic.models import build_model
-    from agic.scoring import SANetwork, kernel_importance, sa_loss
     from agic.store import GraphStore, StoreConfig, build_store
     syn = load_dataset("synthetic")
     torch.manual_seed(0)
-    build_store(tmp_path / "s", build_model("resnet8", syn.info).eval(), syn, StoreConfig(split="train", n=4, refs=2, topk=4), progress=False)
+    build_store(tmp_path / "s", build_model("resnet8", syn.info).eval(), syn, StoreConfig(split="train", n=8, refs=2, topk=4), progress=False)
     store = GraphStore(tmp_path / "s")
-    graphs = [store[i] for i in range(4)]
+    return store, load_graphs(store, progress=False)
+
+
+def test_dgi_and_sa_make_no_cpu_tensor(small_store):
+    "DGI's loss (both corruptions), the SA network's loss and their gradients: every tensor from the batch's device."
+    from torch_geometric.data import Batch
+    from agic.encoder import EncoderConfig, GraphDGI, build_encoder, embed
+    from agic.scoring import SANetwork, kernel_importance, sa_loss
+    store, graphs = small_store
     batch = Batch.from_data_list(graphs)
     dgi = {c: GraphDGI(build_encoder(store, EncoderConfig(hidden=8)), c) for c in ("swap", "shuffle")}
     sa = SANetwork(build_encoder(store, EncoderConfig(hidden=8)), 10)
@@ -82,22 +89,16 @@ def test_dgi_and_sa_make_no_cpu_tensor(tmp_path):
     assert watch.found == [], watch.found
 
 
-def test_results_come_back_on_the_cpu(tmp_path):
+def test_results_come_back_on_the_cpu(small_store, tmp_path):
     "Trained and cached models are the same kind of object: returned on the CPU, saved from it."
-    from agic.data import load_dataset
-    from agic.encoder import EncoderConfig, load_graphs, pretrain_dgi
-    from agic.models import build_model
+    from agic.encoder import EncoderConfig, pretrain_dgi
     from agic.scoring import SAConfig, train_sa
-    from agic.store import GraphStore, StoreConfig, build_store
-    syn = load_dataset("synthetic")
-    torch.manual_seed(0)
-    build_store(tmp_path / "s", build_model("resnet8", syn.info).eval(), syn, StoreConfig(split="train", n=8, refs=2, topk=4), progress=False)
-    store = GraphStore(tmp_path / "s"); graphs = load_graphs(store, progress=False)
+    store, graphs = small_store
     encoder, meta = pretrain_dgi(store, graphs, EncoderConfig(hidden=8, epochs=1, batch_size=4), cache=tmp_path, progress=False)
     sa, sa_meta = train_sa(encoder, store, graphs, SAConfig(epochs=1, batch_size=4, hidden=8), 10, cache=tmp_path, progress=False)
     assert {p.device.type for p in [*encoder.parameters(), *sa.parameters()]} == {"cpu"}
     assert meta["device"] == sa_meta["device"] == "cpu"
-    assert json.loads((tmp_path / "s" / "manifest.json").read_text())["devices"] == ["cpu"]
+    assert store.manifest["devices"] == ["cpu"]
 
 
 # ---- on a CUDA GPU (skipped, with the reason, where there is none) ----
