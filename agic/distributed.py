@@ -41,7 +41,7 @@ def current() -> Dist:
 
 DEVICES = "cpu, cuda (this process's GPU: cuda:LOCAL_RANK), cuda:N, auto (a GPU if PyTorch sees one, else the CPU)"
 
-def pick_device(device: str = "cpu", local_rank: int = 0) -> torch.device:
+def pick_device(device: str | torch.device = "cpu", local_rank: int = 0) -> torch.device:
     "The `torch.device` that `device` names for the process with `local_rank`, checked against this machine's GPUs."
     name = device.strip().lower() if isinstance(device, str) else str(device)
     if name == "auto": name = "cuda" if torch.cuda.is_available() else "cpu"

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_graphs.ipynb #4126f1c3
 from __future__ import annotations
-import math, operator
+import contextlib, math, operator
 from dataclasses import dataclass, field
 
 import torch
@@ -233,7 +233,7 @@ class AtGCBuilder:
             raise AgicError(f"references must be a (R, C, H, W) tensor with R >= 1, got {getattr(refs, 'shape', refs)}")
         from agic import distributed
         # where to compute: the job's device (agic.distributed.setup) unless named here
-        self.device = distributed.pick_device(str(device)) if device is not None else torch.device(distributed.current().device)
+        self.device = distributed.pick_device(device) if device is not None else torch.device(distributed.current().device)
         self.model = _non_inplace(model)
         self.dtype = next(self.model.parameters()).dtype  # float64 models give float64 graphs (exactness tests)
         self.gm, self.layers, self.kinds = trace_layers(self.model)
@@ -297,12 +297,10 @@ class AtGCBuilder:
     def _exact(self):
         """On a GPU: full float32 convolutions (cuDNN's default TF32 keeps 10 mantissa bits and would break the
         completeness the tests check) and deterministic kernels (1 and N GPU processes build the same store)."""
-        import contextlib
         if self.device.type != "cuda": return contextlib.nullcontext()
         return torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False)
 
     def _run(self, x: torch.Tensor) -> AtGCBatch:
-        N, R = len(x), len(self.refs)
         env: dict[str, Value] = {}
         features, outputs, ref_outputs, edges = {}, {}, {}, {}
         for i, n in enumerate(self.nodes):
@@ -391,8 +389,8 @@ class AtGCBuilder:
     def _edges(self, layer: Layer, inp: Value, m: torch.Tensor | None, out_hw, edges: dict):
         "SHAP values of every source kernel reaching `layer`: the closed form, batched over images × references."
         conv, (w, _) = layer.conv, layer.folded()
-        D, Cg, kh, kw = w.shape
-        groups, kk, L = conv.groups, kh * kw, out_hw[0] * out_hw[1]
+        D, Cg = w.shape[:2]
+        groups, L = conv.groups, out_hw[0] * out_hw[1]
         if conv.padding_mode != "zeros":
             raise AgicError(f"conv '{layer.module_name}' pads with {conv.padding_mode!r}; only zero padding is supported")
         terms = inp.terms

@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import distributed
 from .core import AgicError, cache_dir, check_range, config_hash, seed_everything, use_all_cores

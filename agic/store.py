@@ -5,7 +5,7 @@
 # %% ../nbs/03_graphs_store.ipynb #2a9c7fef
 from __future__ import annotations
 import hashlib, json, os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from conftest import ROOT
@@ -58,16 +57,22 @@ def test_building_graphs_makes_no_cpu_tensor(name):
     assert watch.found == [], watch.found
 
 
+def _cnn_and_images():
+    "The synthetic data set and a seeded, untrained resnet8."
+    from agic.data import load_dataset
+    from agic.models import build_model
+    syn = load_dataset("synthetic")
+    torch.manual_seed(0)
+    return syn, build_model("resnet8", syn.info).eval()
+
+
 @pytest.fixture
 def small_store(tmp_path):
     "A store of 8 synthetic training images (resnet8, R=2, top-4) and its graphs."
-    from agic.data import load_dataset
     from agic.encoder import load_graphs
-    from agic.models import build_model
     from agic.store import GraphStore, StoreConfig, build_store
-    syn = load_dataset("synthetic")
-    torch.manual_seed(0)
-    build_store(tmp_path / "s", build_model("resnet8", syn.info).eval(), syn, StoreConfig(split="train", n=8, refs=2, topk=4), progress=False)
+    syn, model = _cnn_and_images()
+    build_store(tmp_path / "s", model, syn, StoreConfig(split="train", n=8, refs=2, topk=4), progress=False)
     store = GraphStore(tmp_path / "s")
     return store, load_graphs(store, progress=False)
 
@@ -102,14 +107,6 @@ def test_results_come_back_on_the_cpu(small_store, tmp_path):
 
 
 # ---- on a CUDA GPU (skipped, with the reason, where there is none) ----
-
-def _cnn_and_images():
-    from agic.data import load_dataset
-    from agic.models import build_model
-    syn = load_dataset("synthetic")
-    torch.manual_seed(0)
-    return syn, build_model("resnet8", syn.info).eval()
-
 
 @gpu
 def test_gpu_builder_agrees_with_the_cpu_and_with_itself():
