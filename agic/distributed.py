@@ -151,14 +151,17 @@ def run_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, graphs: list,
     checkpoint = Path(checkpoint); checkpoint.mkdir(parents=True, exist_ok=True)
     order = torch.Generator().manual_seed(loader_seed)  # on the CPU: the same batches on every device
     curve, start = [], 0
-    state_file, rng_file = checkpoint / "state.pt", checkpoint / f"rng-{d.rank}-of-{d.world}.pt"
+    state_file = checkpoint / "state.pt"
+    # each rank's random state after epoch E, kept until the state file says E: a kill between the two writes
+    # must not leave the state of one epoch next to the random draws of the next
+    rng_file = lambda e: checkpoint / f"rng-{d.rank}-of-{d.world}-epoch-{e}.pt"
     model.to(device)   # in place: the optimizer keeps its parameters
     if state_file.is_file():
         state = torch.load(state_file, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"]); opt.load_state_dict(state["optimizer"]); order.set_state(state["order"])
         curve, start = state["curve"], int(state["epoch"])
-        if rng_file.is_file():   # resumed with as many ranks as before: every random draw continues where it stopped
-            rng = torch.load(rng_file, weights_only=True)
+        if rng_file(start).is_file():   # resumed with as many ranks as before: every random draw continues where it stopped
+            rng = torch.load(rng_file(start), weights_only=True)
             torch.set_rng_state(rng["torch"])
             if device.type == "cuda" and "cuda" in rng: torch.cuda.set_rng_state(rng["cuda"], device)  # GPU dropout
             for name, g in generators.items(): g.set_state(rng[name])
@@ -178,10 +181,12 @@ def run_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, graphs: list,
         curve.append(summarise(sums)); bar.set_postfix({k: f"{v:.4f}" for k, v in curve[-1].items()})
         rng = {"torch": torch.get_rng_state(), **{n: g.get_state() for n, g in generators.items()}}
         if device.type == "cuda": rng["cuda"] = torch.cuda.get_rng_state(device)
-        _save_atomic(rng, rng_file)
+        _save_atomic(rng, rng_file(epoch + 1))
+        barrier()   # every rank's random state is on disk before the state file points at this epoch
         if d.main: _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "order": order.get_state(),
                                  "curve": curve, "epoch": epoch + 1}, state_file)
         barrier()
+        rng_file(epoch).unlink(missing_ok=True)
     bar.close()
     return curve
 
