@@ -5,7 +5,7 @@
 # %% ../nbs/01_data.ipynb #996cf29b
 from __future__ import annotations
 import gzip, os, struct
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

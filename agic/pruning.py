@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .core import AgicError, check_choice, check_range, seed_everything, use_all_cores
+from .core import AgicError, check_choice, check_range, seed_everything
 from .graphs import trace_layers
 
 CRITERIA = ["sa", "random", "l1", "bn", "taylor", "activation", "shap_strength"]

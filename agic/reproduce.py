@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from .core import AgicError, atomic_write_text, figures_dir, project_root
+from .core import AgicError, atomic_write_text, project_root
 
 # %% auto #0
 __all__ = ['RECORD', 'INDEX', 'Run', 'load_plan', 'git_commit', 'run_plan', 'write_index']

@@ -4,8 +4,8 @@
 
 # %% ../nbs/02a_training.ipynb #62f7469f
 from __future__ import annotations
-import json, pickle, re, time, zipfile
-from dataclasses import asdict, dataclass, field, fields
+import json, pickle, re, time
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch

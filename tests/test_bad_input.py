@@ -1,5 +1,5 @@
 """Each bad input gets one clear error (what was wrong, what is valid) and writes nothing."""
-import os, random, struct
+import random, struct
 from pathlib import Path
 
 import pytest

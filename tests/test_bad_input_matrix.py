@@ -2,7 +2,7 @@
 one clear message, a non-zero exit, and nothing partial left behind.
 
 One row per case: where it enters, what is given, and a piece of the message it must print."""
-import json, os, subprocess, sys
+import os, subprocess, sys
 from pathlib import Path
 
 import pytest

@@ -1,5 +1,5 @@
 "The nbdev project: agic/ is exactly what the notebooks export, notebooks are clean, tags survive, README in step."
-import filecmp, json, subprocess, sys
+import filecmp, json, subprocess
 
 import nbformat
 

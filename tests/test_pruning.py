@@ -1,7 +1,4 @@
 "The pruning experiment (nbs/04_pruning.ipynb) as users run it: papermill, bad parameters, resuming, other architectures."
-import json, os
-from pathlib import Path
-
 import pandas as pd
 import papermill as pm
 import pytest
