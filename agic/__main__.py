@@ -100,11 +100,11 @@ def _encoder(args):
     store = _train_store(args, tcfg, splits, trained)
     graphs = load_graphs(store, progress=False)
     encoder, meta = pretrain_dgi(store, graphs, ecfg, progress=not args.quiet)
-    return ecfg, splits, store, graphs, encoder, meta
+    return ecfg, splits, store, graphs, encoder, meta, trained.model
 
 def _pretrain(args) -> dict | None:
     from agic import distributed
-    _, _, store, _, _, meta = _encoder(args)
+    _, _, store, _, _, meta, _ = _encoder(args)
     if not distributed.current().main: return None
     return {"store": str(store.path), "n_graphs": meta["n_graphs"], "loss_curve": meta["loss_curve"],
             "processes": meta.get("processes", 1), "device": meta.get("device", "cpu"), "seconds": meta["seconds"]}
@@ -113,10 +113,11 @@ def _sa(args) -> dict | None:
     from agic import distributed
     from agic.core import config_hash
     from agic.scoring import SAConfig, train_sa
-    sa_cfg = SAConfig(epochs=args.sa_epochs, sparsity=args.sparsity, batch_size=args.batch_size)  # checked before any work
-    ecfg, splits, store, graphs, encoder, _ = _encoder(args)
+    sa_cfg = SAConfig(args.objective, epochs=args.sa_epochs, sparsity=args.sparsity,   # checked before any work
+                      batch_size=args.batch_size)
+    ecfg, splits, store, graphs, encoder, _, cnn = _encoder(args)
     _, meta = train_sa(encoder, store, graphs, sa_cfg, splits.info.n_classes, encoder_tag=config_hash(ecfg.__dict__),
-                       progress=not args.quiet)
+                       progress=not args.quiet, cnn=cnn, splits=splits)
     if not distributed.current().main: return None
     return {"store": str(store.path), "n_graphs": meta["n_graphs"], "curve": meta["curve"],
             "processes": meta.get("processes", 1), "device": meta.get("device", "cpu"), "seconds": meta["seconds"]}
@@ -219,8 +220,14 @@ def parser() -> argparse.ArgumentParser:
     pt.set_defaults(run=_pretrain)
     sa = sub.add_parser("sa", help="train the SA network on the pretrained encoder (resumable; distributed under torchrun)")
     model_options(sa); store_options(sa)
-    sa.add_argument("--sa-epochs", dest="sa_epochs", type=int, default=3, help="SA training epochs (default 3)")
-    sa.add_argument("--sparsity", type=float, default=0.1, help="weight of the score sparsity penalty (default 0.1)")
+    from agic.scoring import OBJECTIVES, SAConfig
+    sa.add_argument("--objective", choices=OBJECTIVES, default=SAConfig.objective,
+                    help=f"fidelity: the scores gate the CNN, which must keep its decision; label: the last "
+                         f"release's (default {SAConfig.objective})")
+    sa.add_argument("--sa-epochs", dest="sa_epochs", type=int, default=SAConfig.epochs,
+                    help=f"SA training epochs (default {SAConfig.epochs})")
+    sa.add_argument("--sparsity", type=float, default=SAConfig.sparsity,
+                    help=f"label objective: weight of the score sparsity penalty (default {SAConfig.sparsity})")
     sa.set_defaults(run=_sa)
     bg = sub.add_parser("bench-graphs", help="benchmark the At-GC builder against shap and against fwd+bwd passes")
     model_options(bg)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03c_pruning.ipynb #cba5a9fd
 from __future__ import annotations
-import contextlib, copy, time
+import contextlib, copy, time, weakref
 from pathlib import Path
 
 import torch
@@ -12,22 +12,29 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .core import AgicError, check_choice, check_range, seed_everything
+from .core import AgicError, ResultLog, check_choice, check_range, seed_everything
 from .graphs import trace_layers
 
 CRITERIA = ["sa", "random", "l1", "bn", "taylor", "activation", "shap_strength"]
 SCOPES = ["uniform", "global"]
+ORDERS = ["lerf", "morf"]   # least relevant first, most relevant first
 TP_CRITERIA = ["l1", "bn", "taylor", "activation"]
 
 # %% auto #0
-__all__ = ['CRITERIA', 'SCOPES', 'TP_CRITERIA', 'kernel_modules', 'random_scores', 'tp_scores', 'shap_strength', 'keep_masks',
-           'masked', 'fraction_removed', 'masked_accuracy', 'fine_tune', 'prune', 'cost', 'latency']
+__all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'CURVE_COLUMNS', 'PROTOCOL', 'kernel_modules', 'random_scores',
+           'tp_scores', 'shap_strength', 'layer_normalised', 'keep_masks', 'masked', 'fraction_removed',
+           'recalibrate_bn', 'masked_accuracy', 'fine_tune', 'pruning_curves', 'curve_auc', 'auc_summary',
+           'rank_correlation', 'bn_sample_check', 'prune', 'cost', 'latency']
 
 # %% ../nbs/03c_pruning.ipynb #609f852d
+_traced = weakref.WeakKeyDictionary()   # model -> its kernel modules: tracing once per model, not once per curve point
+
 def kernel_modules(model: nn.Module) -> dict[str, tuple[nn.Conv2d, nn.Module]]:
     "Conv module path -> (the conv, the module whose output is the kernel's pre-activation map: its BatchNorm or itself)."
-    _, layers, _ = trace_layers(model)
-    return {l.module_name: (l.conv, l.bn if l.bn is not None else l.conv) for l in layers[1:]}
+    if model not in _traced:
+        _, layers, _ = trace_layers(model)
+        _traced[model] = {l.module_name: (l.conv, l.bn if l.bn is not None else l.conv) for l in layers[1:]}
+    return _traced[model]
 
 def random_scores(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
     "Uniform random scores: the baseline every ranking must beat."
@@ -71,22 +78,31 @@ def shap_strength(store, indices=None, progress: bool = True) -> dict[str, torch
     return {modules[l]: total[l] / len(idx) for l in store.layers if l != "input"}
 
 # %% ../nbs/03c_pruning.ipynb #8bfdf51e
-def keep_masks(scores: dict[str, torch.Tensor], ratio: float, scope: str = "uniform") -> dict[str, torch.Tensor]:
-    "Boolean keep-masks that remove the `ratio` lowest-scored kernels, per layer (`uniform`) or over all (`global`)."
-    check_range("ratio", ratio, 0.0, 0.999999); check_choice("scope", scope, SCOPES)
+def layer_normalised(scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    "Scores made comparable across layers: each layer's divided by its mean |score| (torch-pruning's 'mean' normaliser)."
+    return {n: s.float() / s.float().abs().mean().clamp_min(1e-12) for n, s in scores.items()}
+
+def keep_masks(scores: dict[str, torch.Tensor], ratio: float, scope: str = "uniform",
+               order: str = "lerf") -> dict[str, torch.Tensor]:
+    """Boolean keep-masks that remove `ratio` of the kernels: the lowest-scored (`order="lerf"`, least relevant first)
+    or the highest-scored (`"morf"`, most relevant first), per layer (`uniform`) or over all layers (`global`, on
+    `layer_normalised` scores). A layer always keeps at least one kernel."""
+    check_range("ratio", ratio, 0.0, 0.999999); check_choice("scope", scope, SCOPES); check_choice("order", order, ORDERS)
+    sign = 1.0 if order == "lerf" else -1.0       # the kernels removed first come first in the sort
     if scope == "uniform":
         masks = {}
         for name, s in scores.items():
             drop = min(int(round(ratio * len(s))), len(s) - 1)
-            keep = torch.ones(len(s), dtype=torch.bool); keep[s.argsort(stable=True)[:drop]] = False
+            keep = torch.ones(len(s), dtype=torch.bool); keep[(sign * s.float()).argsort(stable=True)[:drop]] = False
             masks[name] = keep
         return masks
-    flat = torch.cat([s.float() for s in scores.values()])
+    norm = {n: sign * s for n, s in layer_normalised(scores).items()}
+    flat = torch.cat(list(norm.values()))
     keep = torch.ones(len(flat), dtype=torch.bool); keep[flat.argsort(stable=True)[:int(round(ratio * len(flat)))]] = False
     masks, start = {}, 0
-    for name, s in scores.items():
+    for name, s in norm.items():
         m = keep[start:start + len(s)].clone(); start += len(s)
-        if not m.any(): m[s.argmax()] = True   # never empty a layer
+        if not m.any(): m[s.argmax()] = True   # never empty a layer: its last kernel is the one removed last
         masks[name] = m
     return masks
 
@@ -111,10 +127,31 @@ def fraction_removed(masks: dict[str, torch.Tensor]) -> float:
     return 1 - sum(int(m.sum()) for m in masks.values()) / sum(len(m) for m in masks.values())
 
 # %% ../nbs/03c_pruning.ipynb #47e21a9d
+_workspace = weakref.WeakKeyDictionary()   # model -> a copy to re-estimate in: copied and traced once, not once per point
+
 @torch.no_grad()
-def masked_accuracy(model: nn.Module, masks: dict[str, torch.Tensor], ds, batch_size: int = 500) -> float:
-    "Accuracy on `ds` (a TensorDataset) with the masked kernels removed."
+def recalibrate_bn(model: nn.Module, masks: dict[str, torch.Tensor], images: torch.Tensor,
+                   batch_size: int = 256) -> nn.Module:
+    """A copy of `model` whose BatchNorm running statistics are re-estimated on `images` (training images) with the
+    masks in place: adaptive BN, no weight changes (one copy per model, reused and overwritten by the next call). Removing kernels shifts the statistics every later BatchNorm sees;
+    without re-estimation a criterion is rewarded for removing kernels that shift them least, not for what the CNN needs."""
+    if model not in _workspace: _workspace[model] = copy.deepcopy(model)
+    work = _workspace[model]
+    work.load_state_dict(model.state_dict())   # the model's current weights; the statistics are re-estimated below
+    model = work.eval()
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    with masked(model, masks):   # (tracing the model for its kernels puts it in eval mode: BatchNorm is switched after)
+        for bn in norms: bn.reset_running_stats(); bn.momentum = None; bn.train()   # momentum None: the plain average
+        for x in images.split(batch_size): model(x.contiguous(memory_format=torch.channels_last))
+    return model.eval()
+
+@torch.no_grad()
+def masked_accuracy(model: nn.Module, masks: dict[str, torch.Tensor], ds, batch_size: int = 500,
+                    calibration: torch.Tensor | None = None) -> float:
+    """Accuracy on `ds` (a TensorDataset) with the masked kernels removed; with `calibration` images, after their
+    BatchNorm statistics are re-estimated on them (`recalibrate_bn`)."""
     from agic.training import evaluate
+    if calibration is not None: model = recalibrate_bn(model, masks, calibration)
     with masked(model, masks): return evaluate(model, ds, batch_size)
 
 def fine_tune(model: nn.Module, masks: dict[str, torch.Tensor], splits, epochs: int = 1, n_images: int | None = 5000,
@@ -139,6 +176,90 @@ def fine_tune(model: nn.Module, masks: dict[str, torch.Tensor], splits, epochs: 
                 opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step(); bar.update()
         bar.close()
     return model.eval()
+
+# %% ../nbs/03c_pruning.ipynb #6f09f49a
+CURVE_COLUMNS = ["criterion", "scope", "order", "bn_recalibrated", "ratio", "fine_tuned", "seed", "accuracy"]
+PROTOCOL = [("uniform", True), ("uniform", False), ("global", True)]   # (scope, BN re-estimated): the default panels
+
+def _points(rankings, ratios, settings, orders, fine_tune_ratios, tune_rankings):
+    "Every point the protocol measures, as curve rows without their accuracy."
+    for scope, bn in settings:
+        for order in orders:
+            for r in ratios:
+                for c, seed in rankings: yield dict(criterion=c, scope=scope, order=order, bn_recalibrated=bn, ratio=r,
+                                                    fine_tuned=False, seed=seed)
+    for r in fine_tune_ratios:
+        for c, seed in tune_rankings: yield dict(criterion=c, scope=settings[0][0], order="lerf", bn_recalibrated=True,
+                                                 ratio=r, fine_tuned=True, seed=seed)
+
+# %% ../nbs/03c_pruning.ipynb #ceddcf86
+def pruning_curves(model: nn.Module, rankings: dict[tuple[str, int], dict], ratios, test, calibration: torch.Tensor,
+                   settings=PROTOCOL, orders=ORDERS, fine_tune_ratios=(), tune=None, tune_rankings=None,
+                   log: Path | str | None = None, progress: bool = True):
+    """Test accuracy of `model` with each ranking's kernels removed, at every ratio, in both orders and every
+    (scope, BN re-estimated) setting: a DataFrame with `CURVE_COLUMNS`. `rankings` maps (criterion, seed) to scores;
+    BatchNorm statistics are re-estimated on the `calibration` images. At `fine_tune_ratios`, `tune(masks)` gives a
+    fine-tuned copy for each of `tune_rankings` (default: all; least relevant first, BN re-estimated). Points already
+    in `log` (JSON lines) are read back, not measured: a killed run resumes."""
+    import pandas as pd
+    key = lambda p: tuple(p[c] for c in CURVE_COLUMNS[:-1])
+    book = ResultLog(log) if log else None
+    done = {key(p): p["accuracy"] for p in (book.entries if book else [])}
+    todo = [p for p in _points(rankings, sorted(set(ratios)), settings, orders, sorted(set(fine_tune_ratios)),
+                               list(rankings) if tune_rankings is None else tune_rankings) if key(p) not in done]
+    unpruned = {}   # ratio 0 removes nothing: one accuracy per mode, whatever the criterion
+    for p in tqdm(todo, desc="pruning curves", disable=not progress, mininterval=5):
+        masks = keep_masks(rankings[(p["criterion"], p["seed"])], p["ratio"], p["scope"], p["order"])
+        if p["ratio"] == 0 and not p["fine_tuned"] and p["bn_recalibrated"] in unpruned: acc = unpruned[p["bn_recalibrated"]]
+        else:
+            net = tune(masks) if p["fine_tuned"] else model
+            acc = masked_accuracy(net, masks, test, calibration=calibration if p["bn_recalibrated"] else None)
+            if p["ratio"] == 0 and not p["fine_tuned"]: unpruned[p["bn_recalibrated"]] = acc
+        done[key(p)] = acc
+        if book: book.append({**p, "accuracy": acc})
+    rows = [{**p, "accuracy": done[key(p)]} for p in _points(rankings, sorted(set(ratios)), settings, orders,
+            sorted(set(fine_tune_ratios)), list(rankings) if tune_rankings is None else tune_rankings)]
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+# %% ../nbs/03c_pruning.ipynb #9ce21788
+def curve_auc(curves, low: float = 0.1, high: float = 0.9):
+    "Area under every curve of `curves` over ratios in [low, high], divided by the range: one row per curve."
+    import numpy as np, pandas as pd
+    part = curves[(curves.ratio >= low - 1e-9) & (curves.ratio <= high + 1e-9)]
+    by = ["criterion", "scope", "order", "bn_recalibrated", "fine_tuned", "seed"]
+    area = lambda g: float(np.trapezoid(g.sort_values("ratio").accuracy, g.sort_values("ratio").ratio) / (high - low))
+    rows = [dict(zip(by, k), auc=area(g)) for k, g in part.groupby(by) if len(g) > 1]
+    return pd.DataFrame(rows, columns=by + ["auc"])
+
+def auc_summary(curves, scope: str = "uniform", bn_recalibrated: bool = True, low: float = 0.1, high: float = 0.9):
+    """Per criterion (mean and sd over seeds): area under LeRF, under MoRF, and their gap, for one scope and mode."""
+    import pandas as pd
+    a = curve_auc(curves[~curves.fine_tuned], low, high)
+    a = a[(a.scope == scope) & (a.bn_recalibrated == bn_recalibrated)]
+    wide = a.pivot_table(index=["criterion", "seed"], columns="order", values="auc").reset_index()
+    if "morf" in wide: wide["gap"] = wide["lerf"] - wide["morf"]
+    stats = wide.drop(columns="seed").groupby("criterion")
+    out = stats.mean().add_prefix("auc_").join(stats.std(ddof=1).fillna(0.0).add_prefix("auc_").add_suffix("_sd"))
+    out["seeds"] = stats.size()
+    return out.rename(columns={"auc_gap": "gap", "auc_gap_sd": "gap_sd"})
+
+# %% ../nbs/03c_pruning.ipynb #1c923c35
+def rank_correlation(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    "Mean over the layers both rankings score of Spearman's rank correlation between their scores."
+    from scipy.stats import spearmanr
+    common = [n for n in a if n in b and len(a[n]) > 2]
+    if not common: raise AgicError("the two rankings share no layer with more than two kernels")
+    return float(sum(spearmanr(a[n].float().numpy(), b[n].float().numpy()).statistic for n in common) / len(common))
+
+# %% ../nbs/03c_pruning.ipynb #f9afb7b6
+def bn_sample_check(model: nn.Module, rankings: dict[tuple[str, int], dict], test, images: torch.Tensor, sizes,
+                    ratio: float = 0.5, scope: str = "uniform", order: str = "lerf"):
+    "Accuracy of each ranking's mask at `ratio` with BatchNorm re-estimated on the first n of `images`, n in `sizes`."
+    import pandas as pd
+    rows = [dict(criterion=c, seed=s, n_images=n, accuracy=masked_accuracy(model, keep_masks(r, ratio, scope, order),
+                                                                         test, calibration=images[:n]))
+            for (c, s), r in rankings.items() for n in sizes]
+    return pd.DataFrame(rows)
 
 # %% ../nbs/03c_pruning.ipynb #f71ac5ab
 def prune(model: nn.Module, importance, ratio: float, scope: str, example: torch.Tensor) -> nn.Module:

@@ -13,64 +13,178 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import distributed
-from .core import AgicError, cache_dir, check_range, config_hash, seed_everything, use_all_cores
+from .core import AgicError, cache_dir, check_choice, check_range, config_hash, seed_everything, use_all_cores
 from .encoder import AtGCEncoder
 
 # %% auto #0
-__all__ = ['SANetwork', 'SAConfig', 'sa_loss', 'train_sa', 'KernelImportance', 'kernel_importance', 'SAImportance']
+__all__ = ['HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'SANetwork', 'hard_concrete', 'nested_gates',
+           'GatedCNN', 'SAConfig', 'sa_loss', 'train_sa', 'KernelImportance', 'kernel_importance', 'SAImportance']
 
 # %% ../nbs/03b_scoring.ipynb #5e33207c
 class SANetwork(nn.Module):
     "Scoring-aggregation network: a score in (0,1) for every kernel node, score-weighted aggregation, an MLP head."
-    def __init__(self, encoder: AtGCEncoder, n_classes: int, hidden: int = 128):
+    def __init__(self, encoder: AtGCEncoder, n_classes: int, hidden: int = 128, spread: float | None = None,
+                 freeze_encoder: bool = False):
         super().__init__()
-        self.encoder, H = encoder, encoder.hidden
+        self.encoder, H, self.spread, self.freeze_encoder = encoder, encoder.hidden, spread, freeze_encoder
+        if freeze_encoder: encoder.requires_grad_(False)
         self.kernel_types = [nt for nt in encoder.node_types if nt != "input"]  # the input image is not a kernel
         self.scorer = nn.ModuleDict({nt: nn.Sequential(nn.Linear(H, H), nn.ReLU(), nn.Linear(H, 1)) for nt in self.kernel_types})
         dim = H * len(self.kernel_types) + encoder.node_dim * sum(encoder.sizes[nt] for nt in self.kernel_types)
         self.head = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, n_classes))
 
-    def scores(self, h: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        "Node scores (graphs, size) per kernel node type, from node embeddings."
-        return {nt: torch.sigmoid(self.scorer[nt](h[nt])).squeeze(-1) for nt in self.kernel_types}
+    def node_logits(self, h: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Node logits (graphs, size) per kernel node type, from node embeddings. With a `spread`, standardised within
+        each layer of each graph and scaled by it: only the order within a layer counts, and no logit can drift away."""
+        a = {nt: self.scorer[nt](h[nt]).squeeze(-1) for nt in self.kernel_types}
+        if self.spread is None: return a
+        return {nt: self.spread * (v - v.mean(1, keepdim=True)) / v.std(1, keepdim=True).clamp_min(1e-6) for nt, v in a.items()}
 
     def forward(self, data) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        "Class logits and node scores of a batch of At-GCs."
-        h = self.encoder.nodes(data)
-        s = self.scores(h)
+        "Class logits and node logits of a batch of At-GCs (a node's score is the sigmoid of its logit)."
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            h = self.encoder.nodes(data)
+        a = self.node_logits(h)
+        s = {nt: torch.sigmoid(v) for nt, v in a.items()}
         pooled = [(s[nt][..., None] * h[nt]).mean(1) for nt in self.kernel_types]  # / size, not / sum(s): a 0 removes the node
         aligned = [(s[nt][..., None] * self.encoder.node_readout[nt](h[nt])).flatten(1) for nt in self.kernel_types]
-        return self.head(torch.cat(pooled + aligned, 1)), s
+        return self.head(torch.cat(pooled + aligned, 1)), a
+
+# %% ../nbs/03b_scoring.ipynb #c8b193e4
+HC_LOW, HC_HIGH, HC_TEMPERATURE = -0.1, 1.1, 2 / 3   # hard-concrete stretch and temperature (Louizos et al., 2018)
+
+def hard_concrete(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    "Gates in [0, 1]: hard-concrete samples of `logits` (exactly 0 or 1 with positive probability); noise from the CPU."
+    u = torch.rand(logits.shape, generator=generator).clamp(1e-6, 1 - 1e-6).to(logits.device)
+    s = torch.sigmoid((u.log() - (-u).log1p() + logits) / HC_TEMPERATURE)
+    return (s * (HC_HIGH - HC_LOW) + HC_LOW).clamp(0.0, 1.0)
+
+# %% ../nbs/03b_scoring.ipynb #a96c82df
+def nested_gates(logits: dict[str, torch.Tensor], ratio: float, generator: torch.Generator | None = None
+                 ) -> dict[str, torch.Tensor]:
+    """One gate per kernel for removal ratio `ratio`: in each layer, hard-concrete around the threshold between the
+    kernels a `ratio` LeRF mask would remove (lowest logits) and those it would keep."""
+    out = {}
+    for nt, a in logits.items():
+        drop = min(int(round(ratio * len(a))), len(a) - 1)
+        if drop == 0: out[nt] = torch.ones_like(a); continue
+        low = a.detach().sort().values
+        out[nt] = hard_concrete(a - (low[drop - 1] + low[drop]) / 2, generator)
+    return out
+
+# %% ../nbs/03b_scoring.ipynb #fe62292c
+class GatedCNN:
+    """A frozen copy of `cnn` whose kernels' outputs (after their BatchNorm) are multiplied by gates, one hook per
+    conv; `bn="batch"` normalises the gated forward with the batch's own statistics, as re-estimated BatchNorm would."""
+    def __init__(self, cnn: nn.Module, modules: dict[str, str], bn: str = "batch"):
+        from agic.pruning import kernel_modules
+        self.cnn, self.bn = copy.deepcopy(cnn).eval().requires_grad_(False), check_choice("bn", bn, BN_MODES)
+        self.norms = [m for m in self.cnn.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        for m in self.norms: m.momentum = 0.0   # batch statistics are used, never stored: the reference stays the CNN
+        self.gates: dict[str, torch.Tensor] = {}
+        targets = kernel_modules(self.cnn)
+        for nt, path in modules.items():
+            targets[path][1].register_forward_hook(lambda mod, i, o, nt=nt: o * self.gates[nt].view(1, -1, 1, 1)
+                                                   if nt in self.gates else o)
+
+    def to(self, device): self.cnn.to(device); return self
+
+    @torch.no_grad()
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        "The CNN's own logits (nothing gated, its stored BatchNorm statistics)."
+        return self.cnn(x.contiguous(memory_format=torch.channels_last))
+
+    def __call__(self, x: torch.Tensor, gates: dict[str, torch.Tensor]) -> torch.Tensor:
+        "Logits of the gated CNN on `x`; gradients flow to the gates."
+        self.gates = gates
+        for m in self.norms: m.train(self.bn == "batch")
+        try: return self.cnn(x.contiguous(memory_format=torch.channels_last))
+        finally:
+            self.gates = {}
+            for m in self.norms: m.eval()
 
 # %% ../nbs/03b_scoring.ipynb #3a109ab4
+OBJECTIVES = ["fidelity", "label"]
+BN_MODES = ["batch", "fixed"]
+
 @dataclass
 class SAConfig:
     "Hyper-parameters of SA training (the encoder is fine-tuned with it)."
-    epochs: int = 4
+    objective: str = "fidelity"  # "fidelity": gates in the CNN keep its decision; "label": the last release's objective
+    epochs: int = 20
     lr: float = 1e-3
     batch_size: int = 32
-    sparsity: float = 0.1  # λ of the penalty λ · mean(score)
+    sparsity: float = 0.1        # "label": λ of the penalty λ · mean(score)
+    head_weight: float = 0.1     # "fidelity": weight of the aggregation head's cross-entropy on the CNN's own prediction
+    max_ratio: float = 0.9       # "fidelity": removal ratios are drawn uniformly from [0, max_ratio]
+    morf_weight: float = 1.0     # "fidelity": weight of the term that removes the highest-scored kernels (see below)
+    spread: float = 3.0          # "fidelity": node logits standardised per layer, times this
+    freeze_encoder: bool = True  # "fidelity": the DGI encoder's node embeddings are kept as pretrained
+    bn: str = "batch"            # "fidelity": the gated CNN's BatchNorm uses batch statistics ("batch") or its own ("fixed")
     hidden: int = 128
     seed: int = 0
 
     def __post_init__(self):
+        check_choice("objective", self.objective, OBJECTIVES); check_choice("bn", self.bn, BN_MODES)
         check_range("epochs", self.epochs, 1, 10000, kind=int); check_range("lr", self.lr, 1e-8, 1.0)
         check_range("batch_size", self.batch_size, 1, kind=int); check_range("sparsity", self.sparsity, 0.0, 100.0)
+        check_range("head_weight", self.head_weight, 0.0, 100.0); check_range("morf_weight", self.morf_weight, 0.0, 100.0)
+        check_range("spread", self.spread, 0.01, 100.0); check_range("max_ratio", self.max_ratio, 0.0, 0.99)
         check_range("hidden", self.hidden, 1, 4096, kind=int); check_range("seed", self.seed, 0, kind=int)
 
-def sa_loss(logits: torch.Tensor, scores: dict[str, torch.Tensor], y: torch.Tensor, sparsity: float) -> torch.Tensor:
-    "Cross-entropy plus λ times the mean score over every kernel node of the batch."
-    return F.cross_entropy(logits, y) + sparsity * torch.cat([s.flatten() for s in scores.values()]).mean()
+def sa_loss(logits: torch.Tensor, node_logits: dict[str, torch.Tensor], y: torch.Tensor, sparsity: float) -> torch.Tensor:
+    "The `label` objective: cross-entropy plus λ times the mean score over every kernel node of the batch."
+    return F.cross_entropy(logits, y) + sparsity * torch.sigmoid(torch.cat([a.flatten() for a in node_logits.values()])).mean()
 
+# %% ../nbs/03b_scoring.ipynb #e4e68668
+def _label_step(cfg: SAConfig):
+    "One batch of the last release's objective: the image's class through score-weighted aggregation, λ · mean score."
+    def step(module, b):
+        logits, a = module(b)
+        loss = sa_loss(logits, a, b.y, cfg.sparsity)
+        return loss, {"loss": loss.item() * b.num_graphs, "correct": (logits.argmax(1) == b.y).sum().item(),
+                      "seen": b.num_graphs}
+    return step, lambda t: {"loss": t["loss"] / t["seen"], "train_accuracy": t["correct"] / t["seen"]}
+
+def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generator: torch.Generator):
+    "One batch of the fidelity objective: gates at a drawn ratio must keep the CNN's decision on the batch's images."
+    def step(module, b):
+        logits, a = module(b)
+        x = images[b.image_index.cpu()].to(logits.device)
+        target = gated.reference(x).log_softmax(1)
+        mean = {nt: v.mean(0) for nt, v in a.items()}
+        ratio = float(torch.rand(1, generator=generator)) * cfg.max_ratio
+        out = gated(x, nested_gates(mean, ratio, generator))           # least relevant removed: keep the decision
+        kl = F.kl_div(out.log_softmax(1), target, log_target=True, reduction="batchmean")
+        decision = target.argmax(1)
+        loss = kl + cfg.head_weight * F.cross_entropy(logits, decision)
+        if cfg.morf_weight > 0:                                           # most relevant removed: lose the decision
+            ratio = float(torch.rand(1, generator=generator)) * cfg.max_ratio
+            worst = gated(x, nested_gates({nt: -v for nt, v in mean.items()}, ratio, generator))
+            loss = loss + cfg.morf_weight * worst.softmax(1).gather(1, decision[:, None]).mean()
+        n = b.num_graphs
+        return loss, {"loss": loss.item() * n, "kl": kl.item() * n, "kept": (out.argmax(1) == decision).sum().item(),
+                      "correct": (logits.argmax(1) == decision).sum().item(), "seen": n}
+    return step, lambda t: {"loss": t["loss"] / t["seen"], "kl": t["kl"] / t["seen"],
+                            "gated_agreement": t["kept"] / t["seen"], "train_accuracy": t["correct"] / t["seen"]}
+
+# %% ../nbs/03b_scoring.ipynb #a44b5511
 def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes: int, encoder_tag: str = "",
-             cache: Path | str | None = None, progress: bool = True) -> tuple[SANetwork, dict]:
-    """Train an SA network on `graphs` (with their labels `g.y`) on top of `encoder`, or load it from the cache;
-    checkpointed every epoch and distributed under `torchrun`, like DGI pretraining (`agic.distributed.run_epochs`)."""
+             cache: Path | str | None = None, progress: bool = True, cnn: nn.Module | None = None,
+             splits=None) -> tuple[SANetwork, dict]:
+    """Train an SA network on `graphs` on top of `encoder`, or load it from the cache; checkpointed every epoch and
+    distributed under `torchrun`, like DGI pretraining (`agic.distributed.run_epochs`). The `fidelity` objective
+    needs the `cnn` the store was built from and its data `splits` (the images behind the At-GCs)."""
     key = config_hash({"store": store.manifest["checksum"], "n": len(graphs), "encoder": encoder_tag,
                        "n_classes": n_classes, **asdict(cfg)})
     folder = Path(cache or cache_dir()) / "scoring" / f"sa__{store.manifest['model']}__{key}"
-    seed_everything(cfg.seed)
-    sa = SANetwork(copy.deepcopy(encoder), n_classes, cfg.hidden)
+    if cfg.objective == "fidelity" and (cnn is None or splits is None):
+        raise AgicError("the 'fidelity' SA objective gates the CNN itself: pass cnn= (the store's CNN) and splits= "
+                        "(its data set); or use SAConfig(objective='label')")
+    gen = seed_everything(cfg.seed)
+    fidelity = cfg.objective == "fidelity"
+    sa = SANetwork(copy.deepcopy(encoder), n_classes, cfg.hidden, cfg.spread if fidelity else None,
+                   freeze_encoder=fidelity and cfg.freeze_encoder)
     if (folder / "sa.pt").is_file():
         meta = json.loads((folder / "meta.json").read_text())
         if meta["model_hash"] != store.manifest["model_hash"]:
@@ -78,15 +192,18 @@ def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes
         sa.load_state_dict(torch.load(folder / "sa.pt", weights_only=True))
         return sa.eval(), meta
     use_all_cores()
+    if cfg.objective == "label": step, summarise = _label_step(cfg)
+    else:
+        from agic.store import split_images
+        modules = {l["name"]: l["module"] for l in store.manifest["layers"] if l["name"] in sa.kernel_types}
+        gated = GatedCNN(cnn, modules, cfg.bn).to(distributed.current().device)
+        images = split_images(splits, store.manifest["config"]["split"]).tensors[0]
+        step, summarise = _fidelity_step(cfg, gated, images, gen)
     opt = torch.optim.Adam(sa.parameters(), lr=cfg.lr)
-    def step(module, b):
-        logits, s = module(b)
-        loss = sa_loss(logits, s, b.y, cfg.sparsity)
-        return loss, {"loss": loss.item() * b.num_graphs, "correct": (logits.argmax(1) == b.y).sum().item(), "seen": b.num_graphs}
     start, partial = time.perf_counter(), folder.with_name(folder.name + ".partial")
-    curve = distributed.run_epochs(sa, opt, graphs, cfg.epochs, cfg.batch_size, cfg.seed, step,
-                                   lambda t: {"loss": t["loss"] / t["seen"], "train_accuracy": t["correct"] / t["seen"]},
-                                   partial, find_unused=True,  # the SA network's encoder copy keeps parts its loss skips
+    curve = distributed.run_epochs(sa, opt, graphs, cfg.epochs, cfg.batch_size, cfg.seed, step, summarise, partial,
+                                   generators={"gates": gen},
+                                   find_unused=True,  # the SA network's encoder copy keeps parts its loss skips
                                    desc="train SA network", progress=progress)
     meta = {"model_hash": store.manifest["model_hash"], "store_checksum": store.manifest["checksum"], "n_graphs": len(graphs),
             "config": asdict(cfg), "curve": curve, "seconds": round(time.perf_counter() - start, 1),
@@ -140,8 +257,8 @@ def kernel_importance(sa: SANetwork, store, graphs: list, n_classes: int, batch_
     sa.eval(); device = next(sa.parameters()).device
     scores, labels = {nt: [] for nt in sa.kernel_types}, []
     for b in DataLoader(graphs, batch_size=batch_size):
-        _, s = sa(b.to(device))
-        for nt in scores: scores[nt].append(s[nt].cpu())
+        _, a = sa(b.to(device))
+        for nt in scores: scores[nt].append(torch.sigmoid(a[nt]).cpu())
         labels.append(b.y.cpu())
     y = torch.cat(labels)
     onehot = F.one_hot(y, n_classes).float()                         # (graphs, classes)

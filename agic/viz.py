@@ -13,14 +13,15 @@ import torch
 from .core import AgicError, atomic_write_text
 
 # %% auto #0
-__all__ = ['STYLES', 'VIEWER_CSS', 'VIEWER_JS', 'style_label', 'style_palette', 'ViewGraph', 'image_graph', 'class_graph',
-           'viewer_data', 'atgc_viewer']
+__all__ = ['STYLES', 'VIEWER_CSS', 'VIEWER_JS', 'style_label', 'style_palette', 'plot_pruning_curves', 'plot_rank_correlation',
+           'ViewGraph', 'image_graph', 'class_graph', 'viewer_data', 'atgc_viewer']
 
 # %% ../nbs/06_viz.ipynb #7674ac19
 STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
     # pruning criteria (agic.pruning)
     "sa": ("sa: AGIC's SA network", "#b2182b"),
-    "sa_no_sparsity": ("sa_no_sparsity: SA, no sparsity penalty", "#f4a582"),
+    "sa_v1": ("sa_v1: SA as last released (label objective)", "#f4a582"),
+    "sa_no_sparsity": ("sa_no_sparsity: SA, no sparsity penalty", "#fddbc7"),
     "shap_strength": ("shap_strength: SHAP edge strength, no GNN", "#762a83"),
     "random": ("random (mean ± sd over seeds)", "#7f7f7f"),
     "l1": ("l1: filter L1 norm", "#1f77b4"),
@@ -48,6 +49,45 @@ def style_palette(names) -> dict[str, str]:
     out, spare = {}, iter(greys * 8)
     for n in names: out[n] = STYLES[n][1] if n in STYLES else next(spare)
     return out
+
+# %% ../nbs/06_viz.ipynb #7a550ad6
+def plot_pruning_curves(curves, base: float | None = None, max_loss: float = 0.01, title: str = ""):
+    "LeRF and MoRF curves (rows) of every setting (columns) in `curves` (`agic.pruning.CURVE_COLUMNS`), mean ± sd."
+    import matplotlib.pyplot as plt
+    c = curves[~curves.fine_tuned]
+    settings = list(dict.fromkeys(zip(c.scope, c.bn_recalibrated)))
+    names = list(dict.fromkeys(c.criterion)); palette = style_palette(names)
+    fig, axes = plt.subplots(2, len(settings), figsize=(4.6 * len(settings), 7.4), sharey=True, squeeze=False)
+    for col, (scope, bn) in enumerate(settings):
+        for row, order in enumerate(("lerf", "morf")):
+            ax = axes[row, col]
+            part = c[(c.scope == scope) & (c.bn_recalibrated == bn) & (c.order == order)]
+            for name in names:
+                s = part[part.criterion == name].groupby("ratio").accuracy.agg(["mean", "std"]).reset_index()
+                if s.empty: continue
+                sd = s["std"].fillna(0)
+                ax.plot(100 * s.ratio, 100 * s["mean"], "-" if name.startswith("sa") else ":", marker="o", ms=3,
+                        color=palette[name], lw=2.4 if name == "sa" else 1.3, label=style_label(name))
+                ax.fill_between(100 * s.ratio, 100 * (s["mean"] - sd), 100 * (s["mean"] + sd), color=palette[name], alpha=0.15)
+            if base is not None:
+                ax.axhline(100 * base, c="0.3", lw=0.8, label="unpruned CNN")
+                ax.axhline(100 * (base - max_loss), c="0.3", lw=0.8, ls="--", label=f"unpruned − {100 * max_loss:g} point")
+            ax.set_title(f"{'least' if order == 'lerf' else 'most'} relevant first, {scope} scope, "
+                         f"BN {'re-estimated' if bn else 'as trained'}", fontsize=9)
+            ax.set_xlabel("kernels removed (%)"); ax.set_ylim(0, 100)
+        axes[0, 0].set_ylabel("test accuracy (%)"); axes[1, 0].set_ylabel("test accuracy (%)")
+    axes[0, -1].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title); fig.tight_layout()
+    return fig
+
+# %% ../nbs/06_viz.ipynb #1fb6d023
+def plot_rank_correlation(matrix, title: str = ""):
+    "Heatmap of a square DataFrame of rank correlations between criteria."
+    import matplotlib.pyplot as plt, seaborn as sns
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(matrix), 0.6 + 0.65 * len(matrix)))
+    sns.heatmap(matrix, annot=True, fmt=".2f", vmin=-1, vmax=1, cmap="RdBu_r", ax=ax, cbar_kws={"label": "Spearman ρ"})
+    ax.set_title(title, fontsize=9); fig.tight_layout()
+    return fig
 
 # %% ../nbs/06_viz.ipynb #52ef1b18
 @dataclass

@@ -100,7 +100,9 @@ def test_results_come_back_on_the_cpu(small_store, tmp_path):
     from agic.scoring import SAConfig, train_sa
     store, graphs = small_store
     encoder, meta = pretrain_dgi(store, graphs, EncoderConfig(hidden=8, epochs=1, batch_size=4), cache=tmp_path, progress=False)
-    sa, sa_meta = train_sa(encoder, store, graphs, SAConfig(epochs=1, batch_size=4, hidden=8), 10, cache=tmp_path, progress=False)
+    syn, model = _cnn_and_images()
+    sa, sa_meta = train_sa(encoder, store, graphs, SAConfig(epochs=1, batch_size=4, hidden=8), 10, cache=tmp_path, progress=False,
+                           cnn=model, splits=syn)
     assert {p.device.type for p in [*encoder.parameters(), *sa.parameters()]} == {"cpu"}
     assert meta["device"] == sa_meta["device"] == "cpu"
     assert store.manifest["devices"] == ["cpu"]

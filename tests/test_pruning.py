@@ -1,4 +1,6 @@
 "The pruning experiment (nbs/04_pruning.ipynb) as users run it: papermill, bad parameters, resuming, other architectures."
+import json
+
 import pandas as pd
 import papermill as pm
 import pytest
@@ -43,6 +45,9 @@ def figures(tmp_path, monkeypatch):
     (dict(ratios=0.5), "parameter ratios must be a list, got float 0.5"),
     (dict(scope="per_layer"), "unknown scope 'per_layer'; valid: uniform, global"),
     (dict(n_graphs="many"), "parameter n_graphs must be an integer >= 20, got 'many'"),
+    (dict(random_seeds=[]), "random_seeds must not be empty"),
+    (dict(sa_seeds=[0, -1]), "seeds must be integers >= 0, got -1"),
+    (dict(n_calibration=2), "parameter n_calibration must be an integer >= 8, got 2"),
     (dict(model="vgg_tiny"), "unknown model 'vgg_tiny'"),
     (dict(model="se_net_module:se_net"), "unsupported operation 'mul'"),
 ])
@@ -59,11 +64,19 @@ def test_bad_parameters_fail_with_one_clear_error_and_write_nothing(parameters, 
 def test_quick_run_resumes_from_its_point_log_to_the_same_curves(tmp_path, isolated_cache, figures):
     run(tmp_path, quick=True)
     curves = pd.read_csv(figures / "quick" / "fig_pruning_vgg_small_fashion-mnist.csv")
-    assert set(curves.criterion) == {"sa", "sa_no_sparsity", "random", "l1", "bn", "taylor", "activation", "shap_strength"}
-    assert {"criterion", "scope", "ratio", "fine_tuned", "seed", "accuracy"} <= set(curves.columns)
+    assert set(curves.criterion) == {"sa", "sa_v1", "random", "l1", "bn", "taylor", "activation", "shap_strength"}
+    assert list(curves.columns) == ["criterion", "scope", "order", "bn_recalibrated", "ratio", "fine_tuned", "seed", "accuracy"]
     assert curves.accuracy.between(0, 1).all() and curves.fine_tuned.any() and (~curves.fine_tuned).any()
-    for name in ("fig_pruning", "fig_importance", "tab_pruning", "tab_physical_pruning"):
+    assert set(curves.order) == {"lerf", "morf"} and set(curves.bn_recalibrated) == {True, False}
+    assert set(curves.scope) == {"uniform", "global"}
+    assert set(curves[curves.criterion == "random"].seed) == {0, 1} and set(curves[curves.criterion == "sa"].seed) == {0, 1}
+    for name in ("fig_pruning", "fig_importance", "tab_pruning", "tab_physical_pruning", "fig_rank_correlation"):
         assert list((figures / "quick").glob(f"{name}_vgg_small_fashion-mnist.*")), name
+    summary = json.loads((figures / "quick" / "pruning_summary_vgg_small_fashion-mnist.json").read_text())
+    for key in ("auc_lerf", "auc_lerf_sd", "auc_morf"):
+        assert set(summary[key]) == set(curves.criterion), key
+        assert all(0 <= v <= 1 for v in summary[key].values()), summary[key]
+    assert -1 <= summary["sa_seed_spearman"] <= 1 and -1 <= summary["sa_half_spearman"] <= 1
     # a crash mid-way: keep half the points and a line cut short, then run again
     log = next((isolated_cache / "pruning").glob("*/points.jsonl"))
     lines = log.read_text().splitlines()
