@@ -18,7 +18,7 @@ from .core import AgicError, cache_dir, check_choice, check_range, config_hash, 
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'dense_adjacency', 'AtGCEncoder', 'corrupt_features', 'GraphDGI', 'EncoderConfig', 'build_encoder',
-           'load_graphs', 'pretrain_dgi', 'load_encoder', 'embed', 'linear_probe', 'GraphClassifier',
+           'load_graphs', 'graphs_key', 'pretrain_dgi', 'load_encoder', 'embed', 'linear_probe', 'GraphClassifier',
            'train_classifier', 'predict', 'without_edges', 'constant_features', 'shuffled_edges']
 
 # %% ../nbs/03a_encoder.ipynb #b7a0872f
@@ -152,11 +152,15 @@ def load_graphs(store, indices=None, progress: bool = True) -> list:
     idx = range(len(store)) if indices is None else indices
     return [store[i] for i in tqdm(idx, desc="load At-GCs", disable=not progress, leave=False)]
 
+def graphs_key(graphs: list) -> str:
+    "A digest of which images' At-GCs `graphs` holds, in order: two subsets of one size never share a cached result."
+    return config_hash([int(g.image_index) for g in graphs])
+
 def pretrain_dgi(store, graphs: list, cfg: EncoderConfig, tag: str = "", cache: Path | str | None = None,
                  progress: bool = True) -> tuple[AtGCEncoder, dict]:
     """DGI-pretrain an encoder on `graphs` (training-split At-GCs of `store`), or load it from the cache. Every epoch
     is checkpointed (a killed run resumes); under `torchrun` the ranks share every global batch (`agic.distributed`)."""
-    key = config_hash({"store": store.manifest["checksum"], "n": len(graphs), "tag": tag, **asdict(cfg)})
+    key = config_hash({"store": store.manifest["checksum"], "graphs": graphs_key(graphs), "tag": tag, **asdict(cfg)})
     folder = Path(cache or cache_dir()) / "encoders" / f"dgi__{store.manifest['model']}__{key}"
     if (folder / "encoder.pt").is_file(): return load_encoder(folder, store)
     encoder = build_encoder(store, cfg)

@@ -24,7 +24,7 @@ TP_CRITERIA = ["l1", "bn", "taylor", "activation"]
 __all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'CURVE_COLUMNS', 'PROTOCOL', 'kernel_modules', 'random_scores',
            'tp_scores', 'shap_strength', 'layer_normalised', 'keep_masks', 'masked', 'fraction_removed',
            'recalibrate_bn', 'masked_accuracy', 'fine_tune', 'pruning_curves', 'curve_auc', 'auc_summary',
-           'rank_correlation', 'bn_sample_check', 'prune', 'cost', 'latency']
+           'rank_correlation', 'rankings_key', 'bn_sample_check', 'prune', 'cost', 'latency']
 
 # %% ../nbs/03c_pruning.ipynb #609f852d
 _traced = weakref.WeakKeyDictionary()   # model -> its kernel modules: tracing once per model, not once per curve point
@@ -250,6 +250,15 @@ def rank_correlation(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> 
     common = [n for n in a if n in b and len(a[n]) > 2]
     if not common: raise AgicError("the two rankings share no layer with more than two kernels")
     return float(sum(spearmanr(a[n].float().numpy(), b[n].float().numpy()).statistic for n in common) / len(common))
+
+def rankings_key(rankings: dict) -> str:
+    "A digest of rankings' names and scores: results measured for one set of rankings are never reused for another."
+    import hashlib
+    h = hashlib.sha256()
+    for name, scores in rankings.items():
+        h.update(repr(name).encode())
+        for module, s in scores.items(): h.update(module.encode()); h.update(s.float().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 # %% ../nbs/03c_pruning.ipynb #f9afb7b6
 def bn_sample_check(model: nn.Module, rankings: dict[tuple[str, int], dict], test, images: torch.Tensor, sizes,

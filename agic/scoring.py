@@ -14,7 +14,7 @@ from torch import nn
 
 from . import distributed
 from .core import AgicError, cache_dir, check_choice, check_range, config_hash, seed_everything, use_all_cores
-from .encoder import AtGCEncoder
+from .encoder import AtGCEncoder, graphs_key
 
 # %% auto #0
 __all__ = ['HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'SANetwork', 'hard_concrete', 'nested_gates',
@@ -175,7 +175,7 @@ def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes
     """Train an SA network on `graphs` on top of `encoder`, or load it from the cache; checkpointed every epoch and
     distributed under `torchrun`, like DGI pretraining (`agic.distributed.run_epochs`). The `fidelity` objective
     needs the `cnn` the store was built from and its data `splits` (the images behind the At-GCs)."""
-    key = config_hash({"store": store.manifest["checksum"], "n": len(graphs), "encoder": encoder_tag,
+    key = config_hash({"store": store.manifest["checksum"], "graphs": graphs_key(graphs), "encoder": encoder_tag,
                        "n_classes": n_classes, **asdict(cfg)})
     folder = Path(cache or cache_dir()) / "scoring" / f"sa__{store.manifest['model']}__{key}"
     if cfg.objective == "fidelity" and (cnn is None or splits is None):
