@@ -38,7 +38,8 @@ class SANetwork(nn.Module):
         each layer of each graph and scaled by it: only the order within a layer counts, and no logit can drift away."""
         a = {nt: self.scorer[nt](h[nt]).squeeze(-1) for nt in self.kernel_types}
         if self.spread is None: return a
-        return {nt: self.spread * (v - v.mean(1, keepdim=True)) / v.std(1, keepdim=True).clamp_min(1e-6) for nt, v in a.items()}
+        z = lambda v: ((v - v.mean(1, keepdim=True)) / v.std(1, keepdim=True).clamp_min(1e-6)).nan_to_num(0.0)  # 1 kernel
+        return {nt: self.spread * z(v) for nt, v in a.items()}
 
     def forward(self, data) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         "Class logits and node logits of a batch of At-GCs (a node's score is the sigmoid of its logit)."
