@@ -15,7 +15,7 @@ from .core import AgicError
 
 # %% auto #0
 __all__ = ['DEVICES', 'Dist', 'current', 'pick_device', 'backend_for', 'setup', 'teardown', 'barrier', 'on_main',
-           'mean_over_ranks', 'my_shards', 'global_batches', 'run_epochs', 'finish']
+           'mean_over_ranks', 'sum_over_ranks', 'my_shards', 'global_batches', 'run_epochs', 'finish']
 
 # %% ../nbs/00a_distributed.ipynb #22291902
 @dataclass(frozen=True)
@@ -115,6 +115,13 @@ def mean_over_ranks(value: float) -> float:
     t = torch.tensor([float(value)], dtype=torch.float64, device=d.device)  # NCCL reduces GPU tensors only
     dist.all_reduce(t)
     return float(t.cpu()) / d.world
+
+# %% ../nbs/00a_distributed.ipynb #e120d136
+def sum_over_ranks(t: torch.Tensor) -> torch.Tensor:
+    "The sum of `t` over all ranks, differentiable (`t` itself for one process)."
+    if not current().active: return t
+    from torch.distributed.nn.functional import all_reduce
+    return all_reduce(t)
 
 # %% ../nbs/00a_distributed.ipynb #04a8e844
 def my_shards(n_shards: int, d: Dist | None = None) -> list[int]:

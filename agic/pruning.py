@@ -23,8 +23,8 @@ TP_CRITERIA = ["l1", "bn", "taylor", "activation"]
 # %% auto #0
 __all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'CURVE_COLUMNS', 'PROTOCOL', 'kernel_modules', 'random_scores',
            'tp_scores', 'shap_strength', 'layer_normalised', 'keep_masks', 'masked', 'fraction_removed',
-           'recalibrate_bn', 'masked_accuracy', 'fine_tune', 'pruning_curves', 'curve_auc', 'auc_summary',
-           'rank_correlation', 'rankings_key', 'bn_sample_check', 'prune', 'cost', 'latency']
+           'recalibrate_bn', 'masked_accuracy', 'fine_tune', 'masks_key', 'pruning_curves', 'curve_auc', 'auc_summary',
+           'rank_correlation', 'bn_sample_check', 'prune', 'cost', 'latency']
 
 # %% ../nbs/03c_pruning.ipynb #609f852d
 _traced = weakref.WeakKeyDictionary()   # model -> its kernel modules: tracing once per model, not once per curve point
@@ -193,33 +193,37 @@ def _points(rankings, ratios, settings, orders, fine_tune_ratios, tune_rankings)
                                                  ratio=r, fine_tuned=True, seed=seed)
 
 # %% ../nbs/03c_pruning.ipynb #ceddcf86
+def masks_key(masks: dict[str, torch.Tensor]) -> str:
+    "A digest of keep-masks: what one pruning point measures, whichever ranking chose the kernels."
+    import hashlib
+    h = hashlib.sha256()
+    for module in sorted(masks): h.update(module.encode()); h.update(masks[module].bool().numpy().tobytes())
+    return h.hexdigest()[:16]
+
 def pruning_curves(model: nn.Module, rankings: dict[tuple[str, int], dict], ratios, test, calibration: torch.Tensor,
                    settings=PROTOCOL, orders=ORDERS, fine_tune_ratios=(), tune=None, tune_rankings=None,
                    log: Path | str | None = None, progress: bool = True):
     """Test accuracy of `model` with each ranking's kernels removed, at every ratio, in both orders and every
     (scope, BN re-estimated) setting: a DataFrame with `CURVE_COLUMNS`. `rankings` maps (criterion, seed) to scores;
     BatchNorm statistics are re-estimated on the `calibration` images. At `fine_tune_ratios`, `tune(masks)` gives a
-    fine-tuned copy for each of `tune_rankings` (default: all; least relevant first, BN re-estimated). Points already
-    in `log` (JSON lines) are read back, not measured: a killed run resumes."""
+    fine-tuned copy for each of `tune_rankings` (default: all; least relevant first, BN re-estimated). Each distinct
+    set of masks is measured once; measurements in `log` (JSON lines, keyed by the masks) are read back: a killed run
+    resumes, and a rerun whose scores differ only by rounding measures nothing again."""
     import pandas as pd
-    key = lambda p: tuple(p[c] for c in CURVE_COLUMNS[:-1])
     book = ResultLog(log) if log else None
-    done = {key(p): p["accuracy"] for p in (book.entries if book else [])}
-    todo = [p for p in _points(rankings, sorted(set(ratios)), settings, orders, sorted(set(fine_tune_ratios)),
-                               list(rankings) if tune_rankings is None else tune_rankings) if key(p) not in done]
-    unpruned = {}   # ratio 0 removes nothing: one accuracy per mode, whatever the criterion
-    for p in tqdm(todo, desc="pruning curves", disable=not progress, mininterval=5):
-        masks = keep_masks(rankings[(p["criterion"], p["seed"])], p["ratio"], p["scope"], p["order"])
-        if p["ratio"] == 0 and not p["fine_tuned"] and p["bn_recalibrated"] in unpruned: acc = unpruned[p["bn_recalibrated"]]
-        else:
-            net = tune(masks) if p["fine_tuned"] else model
-            acc = masked_accuracy(net, masks, test, calibration=calibration if p["bn_recalibrated"] else None)
-            if p["ratio"] == 0 and not p["fine_tuned"]: unpruned[p["bn_recalibrated"]] = acc
-        done[key(p)] = acc
-        if book: book.append({**p, "accuracy": acc})
-    rows = [{**p, "accuracy": done[key(p)]} for p in _points(rankings, sorted(set(ratios)), settings, orders,
-            sorted(set(fine_tune_ratios)), list(rankings) if tune_rankings is None else tune_rankings)]
-    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+    done = {(e["masks"], e["bn_recalibrated"], e["fine_tuned"]): e["accuracy"] for e in (book.entries if book else [])
+            if "masks" in e}
+    points = list(_points(rankings, sorted(set(ratios)), settings, orders, sorted(set(fine_tune_ratios)),
+                          list(rankings) if tune_rankings is None else tune_rankings))
+    masks = [keep_masks(rankings[(p["criterion"], p["seed"])], p["ratio"], p["scope"], p["order"]) for p in points]
+    keys = [(masks_key(m), p["bn_recalibrated"], p["fine_tuned"]) for p, m in zip(points, masks)]
+    todo = list({k: i for i, k in reversed(list(enumerate(keys))) if k not in done}.values())[::-1]
+    for i in tqdm(todo, desc="pruning curves", disable=not progress, mininterval=5):
+        p, m = points[i], masks[i]
+        net = tune(m) if p["fine_tuned"] else model
+        done[keys[i]] = masked_accuracy(net, m, test, calibration=calibration if p["bn_recalibrated"] else None)
+        if book: book.append({**p, "masks": keys[i][0], "accuracy": done[keys[i]]})
+    return pd.DataFrame([{**p, "accuracy": done[k]} for p, k in zip(points, keys)], columns=CURVE_COLUMNS)
 
 # %% ../nbs/03c_pruning.ipynb #9ce21788
 def curve_auc(curves, low: float = 0.1, high: float = 0.9):
@@ -250,15 +254,6 @@ def rank_correlation(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> 
     common = [n for n in a if n in b and len(a[n]) > 2]
     if not common: raise AgicError("the two rankings share no layer with more than two kernels")
     return float(sum(spearmanr(a[n].float().numpy(), b[n].float().numpy()).statistic for n in common) / len(common))
-
-def rankings_key(rankings: dict) -> str:
-    "A digest of rankings' names and scores: results measured for one set of rankings are never reused for another."
-    import hashlib
-    h = hashlib.sha256()
-    for name, scores in rankings.items():
-        h.update(repr(name).encode())
-        for module, s in scores.items(): h.update(module.encode()); h.update(s.float().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 # %% ../nbs/03c_pruning.ipynb #f9afb7b6
 def bn_sample_check(model: nn.Module, rankings: dict[tuple[str, int], dict], test, images: torch.Tensor, sizes,

@@ -73,6 +73,19 @@ def nested_gates(logits: dict[str, torch.Tensor], ratio: float, generator: torch
         out[nt] = hard_concrete(a - (low[drop - 1] + low[drop]) / 2, generator)
     return out
 
+# %% ../nbs/03b_scoring.ipynb #9e97330d
+def _global_batch_norm(m: nn.modules.batchnorm._BatchNorm):
+    "A forward for BatchNorm `m` that, in training mode, normalises with the statistics of every rank's part."
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if not m.training: return type(m).forward(m, x)
+        dims, shape = [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
+        n = distributed.sum_over_ranks(torch.tensor(float(x.numel() // x.shape[1]), device=x.device))
+        sums = distributed.sum_over_ranks(torch.cat([x.sum(dims), (x * x).sum(dims)])) / n
+        mean, var = sums[: x.shape[1]], sums[x.shape[1]:] - sums[: x.shape[1]] ** 2
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + m.eps)
+        return y * m.weight.view(shape) + m.bias.view(shape) if m.affine else y
+    return forward
+
 # %% ../nbs/03b_scoring.ipynb #fe62292c
 class GatedCNN:
     """A frozen copy of `cnn` whose kernels' outputs (after their BatchNorm) are multiplied by gates, one hook per
@@ -82,6 +95,8 @@ class GatedCNN:
         self.cnn, self.bn = copy.deepcopy(cnn).eval().requires_grad_(False), check_choice("bn", bn, BN_MODES)
         self.norms = [m for m in self.cnn.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         for m in self.norms: m.momentum = 0.0   # batch statistics are used, never stored: the reference stays the CNN
+        if distributed.current().active:        # under torchrun: the statistics of the global batch, as one process
+            for m in self.norms: m.forward = _global_batch_norm(m)
         self.gates: dict[str, torch.Tensor] = {}
         targets = kernel_modules(self.cnn)
         for nt, path in modules.items():
@@ -153,7 +168,8 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
         logits, a = module(b)
         x = images[b.image_index.cpu()].to(logits.device)
         target = gated.reference(x).log_softmax(1)
-        mean = {nt: v.mean(0) for nt, v in a.items()}
+        n = distributed.sum_over_ranks(torch.tensor(float(b.num_graphs), device=logits.device))
+        mean = {nt: distributed.sum_over_ranks(v.sum(0)) / n for nt, v in a.items()}   # the global batch's mean
         ratio = float(torch.rand(1, generator=generator)) * cfg.max_ratio
         out = gated(x, nested_gates(mean, ratio, generator))           # least relevant removed: keep the decision
         kl = F.kl_div(out.log_softmax(1), target, log_target=True, reduction="batchmean")
