@@ -154,7 +154,7 @@ def _figures(args) -> dict:
 
 def _docs(args) -> dict:
     from agic.docs import build_docs
-    site = build_docs(args.out, progress=not args.quiet)
+    site = build_docs(args.out, progress=not args.quiet, execute=not args.no_execute)
     return {"site": str(site), "index": str(site / "index.html"), "pages": len(list(site.rglob("*.html")))}
 
 def _models(args) -> dict:
@@ -246,6 +246,8 @@ def parser() -> argparse.ArgumentParser:
     dc = sub.add_parser("docs", help="build the docs site offline (nbdev_proc_nbs + MkDocs)")
     dc.add_argument("--out", help="site folder (default <checkout>/_site)")
     dc.add_argument("--quiet", action="store_true", help="no progress output")
+    dc.add_argument("--no-execute", action="store_true",
+                    help="do not run the library notebooks: pages without their own outputs (a quick preview)")
     dc.set_defaults(run=_docs)
     sub.add_parser("models", help="list model names").set_defaults(run=_models)
     return p

@@ -212,13 +212,16 @@ def execute_notebooks(nbs: Path, dst: Path, skip: set[str], progress: bool = Tru
         if old is None: os.environ.pop("IN_TEST", None)
         else: os.environ["IN_TEST"] = old
 
-def build_docs(out: Path | str | None = None, root: Path | str | None = None, progress: bool = True) -> Path:
+def build_docs(out: Path | str | None = None, root: Path | str | None = None, progress: bool = True,
+               execute: bool = True) -> Path:
     """Build the site into `out` (default `_site/`): run the library notebooks for their outputs, process them with
-    `nbdev_proc_nbs` (API docs), render them and `figures/` with MkDocs."""
+    `nbdev_proc_nbs` (API docs), render them and `figures/` with MkDocs. `execute=False` skips the first step: pages
+    without the library notebooks' own outputs, API docs and results unchanged (a quick preview)."""
     root = Path(root or project_root()); out = Path(out or root / "_site").resolve()
     work = Path(tempfile.mkdtemp(prefix="agic-docs-")); src = work / "docs"; src.mkdir()
     experiments_nbs = {p.stem for p in (root / "nbs").glob("*.ipynb") if _is_experiment(json.loads(p.read_text()))}
-    execute_notebooks(root / "nbs", work / "nbs", skip=experiments_nbs, progress=progress)
+    everything = {p.stem for p in (root / "nbs").glob("*.ipynb")}
+    execute_notebooks(root / "nbs", work / "nbs", skip=experiments_nbs if execute else everything, progress=progress)
     p = subprocess.run([str(Path(sys.executable).with_name("nbdev_proc_nbs")), "--path", str(work / "nbs"), "--n_workers", "0", "--force"],
                        cwd=root, capture_output=True, text=True)
     if p.returncode: raise AgicError(f"nbdev_proc_nbs failed: {(p.stderr or p.stdout).strip()[-800:]}")

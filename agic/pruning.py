@@ -257,12 +257,21 @@ def rank_correlation(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> 
 
 # %% ../nbs/03c_pruning.ipynb #f9afb7b6
 def bn_sample_check(model: nn.Module, rankings: dict[tuple[str, int], dict], test, images: torch.Tensor, sizes,
-                    ratio: float = 0.5, scope: str = "uniform", order: str = "lerf"):
-    "Accuracy of each ranking's mask at `ratio` with BatchNorm re-estimated on the first n of `images`, n in `sizes`."
+                    ratio: float = 0.5, scope: str = "uniform", order: str = "lerf", log: Path | str | None = None):
+    """Accuracy of each ranking's mask at `ratio` with BatchNorm re-estimated on the first n of `images`, n in `sizes`;
+    measurements in `log` (JSON lines, keyed by masks and n) are read back."""
     import pandas as pd
-    rows = [dict(criterion=c, seed=s, n_images=n, accuracy=masked_accuracy(model, keep_masks(r, ratio, scope, order),
-                                                                         test, calibration=images[:n]))
-            for (c, s), r in rankings.items() for n in sizes]
+    book = ResultLog(log) if log else None
+    done = {(e["masks"], e["n_images"]): e["accuracy"] for e in (book.entries if book else [])}
+    rows = []
+    for (c, s), r in rankings.items():
+        masks = keep_masks(r, ratio, scope, order)
+        for n in sizes:
+            key = (masks_key(masks), n)
+            if key not in done:
+                done[key] = masked_accuracy(model, masks, test, calibration=images[:n])
+                if book: book.append({"masks": key[0], "n_images": n, "accuracy": done[key]})
+            rows.append(dict(criterion=c, seed=s, n_images=n, accuracy=done[key]))
     return pd.DataFrame(rows)
 
 # %% ../nbs/03c_pruning.ipynb #f71ac5ab

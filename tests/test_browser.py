@@ -28,9 +28,10 @@ def browser():
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    "The docs site, built by `agic docs` (what `make docs` runs), served over HTTP on 127.0.0.1."
+    """The docs site, built by `agic docs` (what `make docs` runs, less running the library notebooks: `nbdev_test`
+    has run them in the same `make test`), served over HTTP on 127.0.0.1."""
     out = tmp_path_factory.mktemp("site") / "_site"
-    p = run_agic("docs", "--out", out, "--quiet", timeout=900)
+    p = run_agic("docs", "--out", out, "--quiet", "--no-execute", timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
     handler = functools.partial(QuietHandler, directory=str(out))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
