@@ -19,10 +19,10 @@ setup:
 	$(BIN)/pip install -e ".[dev]"
 	$(BIN)/agic data --dataset fashion-mnist
 
-## test: notebook tests (nbdev_test), then pytest (which prints the test count)
+## test: notebook tests (nbdev_test), then pytest (which prints the test count). nbdev_test runs one notebook at a
+## time (two torch processes on two cores slow each other down many times over) and leaves out the pruning experiment,
+## which tests/test_pruning.py runs with papermill (quick, resumed, resnet18, bad parameters)
 test:
-	# one at a time: two torch processes on two cores slow each other down many times over; the pruning experiment is
-	# run by tests/test_pruning.py with papermill (quick, resumed, resnet18, bad parameters), not a fifth time here
 	$(BIN)/nbdev_test --n_workers 1 --skip_file_re '^04_pruning'
 	$(BIN)/pytest tests
 
