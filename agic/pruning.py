@@ -217,7 +217,10 @@ def pruning_curves(model: nn.Module, rankings: dict[tuple[str, int], dict], rati
                           list(rankings) if tune_rankings is None else tune_rankings))
     masks = [keep_masks(rankings[(p["criterion"], p["seed"])], p["ratio"], p["scope"], p["order"]) for p in points]
     keys = [(masks_key(m), p["bn_recalibrated"], p["fine_tuned"]) for p, m in zip(points, masks)]
-    todo = list({k: i for i, k in reversed(list(enumerate(keys))) if k not in done}.values())[::-1]
+    first = {}                                          # each set of masks not yet measured: its first point
+    for i, k in enumerate(keys):
+        if k not in done: first.setdefault(k, i)
+    todo = list(first.values())
     for i in tqdm(todo, desc="pruning curves", disable=not progress, mininterval=5):
         p, m = points[i], masks[i]
         net = tune(m) if p["fine_tuned"] else model
