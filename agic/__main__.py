@@ -163,7 +163,7 @@ def _models(args) -> dict:
 
 def parser() -> argparse.ArgumentParser:
     "The `agic` argument parser."
-    from agic.training import TrainConfig
+    from agic.training import PRECISIONS, TrainConfig
     d = TrainConfig()
     def model_options(q):  # every command that uses a trained model names it the same way
         q.add_argument("--model", default=d.model, help=f"zoo name, torchvision name or package.module:factory (default {d.model})")
@@ -181,6 +181,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", dest="batch_size", type=int, help=f"batch size (default {d.batch_size})")
     t.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
     t.add_argument("--train-limit", dest="train_limit", type=int, help="train on the first N training images only")
+    t.add_argument("--no-augment", dest="augment", action="store_const", const=False,
+                   help="no random shifts and flips (default: augment)")
+    t.add_argument("--precision", choices=PRECISIONS, help=f"bf16: bfloat16 autocast while training (default {d.precision})")
     t.add_argument("--cache", help="cache folder (default $AGIC_CACHE or <checkout>/cache)")
     t.add_argument("--force", action="store_true", help="retrain even if a checkpoint is cached")
     t.set_defaults(run=_train)

@@ -12,14 +12,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .core import AgicError, atomic_dir, cache_dir, check_range, config_hash, seed_everything, use_all_cores
+from .core import AgicError, atomic_dir, cache_dir, check_choice, check_range, config_hash, seed_everything, use_all_cores
 from .data import DatasetInfo, Splits, augment, load_dataset, make_loader
 from .models import build_model
 
 # %% auto #0
-__all__ = ['TrainConfig', 'save_checkpoint', 'load_state_dict', 'load_checkpoint', 'evaluate', 'Trained', 'train']
+__all__ = ['PRECISIONS', 'TrainConfig', 'save_checkpoint', 'load_state_dict', 'load_checkpoint', 'evaluate', 'Trained', 'train']
 
 # %% ../nbs/02a_training.ipynb #14ba15b6
+PRECISIONS = ["fp32", "bf16"]
+
 @dataclass
 class TrainConfig:
     "Everything that determines a trained model; its hash names the checkpoint."
@@ -34,6 +36,7 @@ class TrainConfig:
     augment: bool = True            # random shifts (and flips where they keep the class)
     train_limit: int | None = None  # train on the first N training images only (quick runs)
     seed: int = 0                   # initial weights, batch order, augmentation
+    precision: str = "fp32"         # "bf16": bfloat16 autocast while training (weights stay float32)
 
     def __post_init__(self):
         check_range("epochs", self.epochs, 1, 1000, kind=int)
@@ -43,6 +46,7 @@ class TrainConfig:
         check_range("weight_decay", self.weight_decay, 0.0, 1.0)
         check_range("label_smoothing", self.label_smoothing, 0.0, 0.99)
         check_range("seed", self.seed, 0, 2**32 - 1, kind=int)
+        check_choice("precision", self.precision, PRECISIONS)
         if self.train_limit is not None: check_range("train_limit", self.train_limit, 1, kind=int)
         for name in ("model", "dataset"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
@@ -52,7 +56,9 @@ class TrainConfig:
     def key(self) -> str:
         "Folder name: readable model and data set, then the hash of every setting."
         slug = lambda s: re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_")[:40]
-        return f"{slug(self.model)}__{slug(self.dataset)}__{config_hash(asdict(self))}"
+        later = {"precision": "fp32"}   # settings added later hash only when set: older checkpoints keep their names
+        settings = {k: v for k, v in asdict(self).items() if later.get(k, object()) != v}
+        return f"{slug(self.model)}__{slug(self.dataset)}__{config_hash(settings)}"
 
 # %% ../nbs/02a_training.ipynb #ca1cfdea
 def save_checkpoint(model: nn.Module, metrics: dict, folder: Path) -> Path:
@@ -131,8 +137,9 @@ def _fit(model: nn.Module, splits: Splits, cfg: TrainConfig, progress: bool) -> 
         loader = make_loader(train_ds, cfg.batch_size, shuffle=True, seed=cfg.seed * 1000 + epoch, drop_last=len(train_ds) >= cfg.batch_size)
         for x, y in loader:
             if cfg.augment: x = augment(x, splits.info, g)
-            loss = nn.functional.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y,
-                                               label_smoothing=cfg.label_smoothing)
+            with torch.autocast(x.device.type, torch.bfloat16, enabled=cfg.precision == "bf16"):
+                loss = nn.functional.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y,
+                                                   label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
             total += loss.item(); bar.update()
         history.append({"epoch": epoch + 1, "loss": total / steps, "val_accuracy": evaluate(model, splits.val)})
