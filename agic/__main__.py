@@ -183,7 +183,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--train-limit", dest="train_limit", type=int, help="train on the first N training images only")
     t.add_argument("--no-augment", dest="augment", action="store_const", const=False,
                    help="no random shifts and flips (default: augment)")
-    t.add_argument("--precision", choices=PRECISIONS, help=f"bf16: bfloat16 autocast while training (default {d.precision})")
+    t.add_argument("--precision", choices=PRECISIONS,
+                   help=f"bf16: bfloat16 autocast while training (default {d.precision})")
     t.add_argument("--cache", help="cache folder (default $AGIC_CACHE or <checkout>/cache)")
     t.add_argument("--force", action="store_true", help="retrain even if a checkpoint is cached")
     t.set_defaults(run=_train)

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .core import AgicError, atomic_dir, cache_dir, check_choice, check_range, config_hash, seed_everything, use_all_cores
+from .core import (AgicError, atomic_dir, cache_dir, check_choice, check_range, config_hash, seed_everything,
+                       use_all_cores)
 from .data import DatasetInfo, Splits, augment, load_dataset, make_loader
 from .models import build_model
 
