@@ -181,8 +181,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", dest="batch_size", type=int, help=f"batch size (default {d.batch_size})")
     t.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
     t.add_argument("--train-limit", dest="train_limit", type=int, help="train on the first N training images only")
-    t.add_argument("--no-augment", dest="augment", action="store_const", const=False,
-                   help="no random shifts and flips (default: augment)")
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction,
+                   help=f"random shifts and flips while training (default: {'' if d.augment else 'no '}augment)")
     t.add_argument("--precision", choices=PRECISIONS,
                    help=f"bf16: bfloat16 autocast while training (default {d.precision})")
     t.add_argument("--cache", help="cache folder (default $AGIC_CACHE or <checkout>/cache)")

@@ -146,14 +146,17 @@ def _save_atomic(obj, path: Path) -> None:
 
 def run_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, graphs: list, epochs: int, batch_size: int,
                loader_seed: int, step, summarise, checkpoint: Path, generators: dict | None = None,
-               drop_last: bool = False, find_unused: bool = False, desc: str = "train", progress: bool = True) -> list[dict]:
+               drop_last: bool = False, find_unused: bool = False, desc: str = "train", progress: bool = True,
+               collate=None) -> list[dict]:
     """Train `model` over `graphs` for `epochs`, resuming from `checkpoint` (a folder) if it holds finished epochs.
     `step(module, batch) -> (loss, sums)` does one batch; `summarise(sums) -> dict` turns an epoch's sums (added over
     batches and ranks) into its curve entry. `generators` (name -> torch.Generator) are saved and restored per rank.
-    The model and every batch go to this process's device (`setup(device=...)`); the model stays there."""
+    The model and every batch go to this process's device (`setup(device=...)`); the model stays there. A batch is
+    `collate(indices)`: by default the PyG batch of those graphs; anything with a length and `.to(device)` works."""
     from torch_geometric.data import Batch
     from tqdm.auto import tqdm
     d, generators = current(), generators or {}
+    collate = collate or (lambda idx: Batch.from_data_list([graphs[i] for i in idx]))
     device = torch.device(d.device)
     checkpoint = Path(checkpoint); checkpoint.mkdir(parents=True, exist_ok=True)
     order = torch.Generator().manual_seed(loader_seed)  # on the CPU: the same batches on every device
@@ -180,7 +183,7 @@ def run_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, graphs: list,
     for epoch in range(start, epochs):
         module.train(); sums = {}
         for idx in batches():
-            loss, stats = step(module, Batch.from_data_list([graphs[i] for i in idx]).to(device))
+            loss, stats = step(module, collate(idx).to(device))
             opt.zero_grad(); loss.backward(); opt.step()
             for k, v in stats.items(): sums[k] = sums.get(k, 0.0) + float(v)
             bar.update()

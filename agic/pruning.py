@@ -22,9 +22,9 @@ TP_CRITERIA = ["l1", "bn", "taylor", "activation"]
 
 # %% auto #0
 __all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'CURVE_COLUMNS', 'PROTOCOL', 'kernel_modules', 'random_scores',
-           'tp_scores', 'shap_strength', 'layer_normalised', 'keep_masks', 'masked', 'fraction_removed',
-           'recalibrate_bn', 'masked_accuracy', 'fine_tune', 'masks_key', 'pruning_curves', 'curve_auc', 'auc_summary',
-           'rank_correlation', 'bn_sample_check', 'prune', 'cost', 'latency']
+           'tp_scores', 'shap_strength', 'layer_normalised', 'keep_masks', 'masked', 'fraction_removed', 'slice_plan',
+           'sliced', 'recalibrate_bn', 'masked_accuracy', 'fine_tune', 'masks_key', 'pruning_curves', 'curve_auc',
+           'auc_summary', 'rank_correlation', 'bn_sample_check', 'prune', 'cost', 'latency']
 
 # %% ../nbs/03c_pruning.ipynb #609f852d
 _traced = weakref.WeakKeyDictionary()   # model -> its kernel modules: tracing once per model, not once per curve point
@@ -126,33 +126,108 @@ def fraction_removed(masks: dict[str, torch.Tensor]) -> float:
     "Share of all kernels that the masks remove."
     return 1 - sum(int(m.sum()) for m in masks.values()) / sum(len(m) for m in masks.values())
 
+# %% ../nbs/03c_pruning.ipynb #48579e5a
+_CHANNELWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Sigmoid, nn.Tanh,
+                nn.Dropout, nn.Identity)                                              # per element: also after a flatten
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)  # per channel: before a flatten only
+
+def _readers(gm, node) -> list[tuple[str, str]] | None:
+    """The convs ("conv") and flatten-fed linears ("linear") that read the channels of fx `node` through per-channel
+    ops only, as (kind, module path); None if anything else reads them (an addition, a concatenation, the output)."""
+    found, stack = [], [(u, False) for u in node.users]
+    while stack:
+        u, flat = stack.pop()
+        m = gm.get_submodule(u.target) if u.op == "call_module" else None
+        fn = u.target if u.op == "call_function" else None
+        if isinstance(m, nn.Conv2d) and m.groups == 1 and not flat: found.append(("conv", u.target)); continue
+        if isinstance(m, nn.Linear) and flat: found.append(("linear", u.target)); continue
+        if isinstance(m, _CHANNELWISE) or fn in (F.relu, torch.relu): stack += [(v, flat) for v in u.users]
+        elif (isinstance(m, _POOLS) or fn in (F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d)) and not flat:
+            stack += [(v, False) for v in u.users]
+        elif not flat and ((isinstance(m, nn.Flatten) and m.start_dim == 1 and m.end_dim == -1)
+                           or (fn is torch.flatten and u.args[1:] == (1,) and not u.kwargs)):
+            stack += [(v, True) for v in u.users]
+        else: return None
+    return found or None
+
+# %% ../nbs/03c_pruning.ipynb #8e75faee
+_plans = weakref.WeakKeyDictionary()   # model -> its slice plan: traced once per model
+
+def slice_plan(model: nn.Module) -> dict[str, tuple[str | None, list[tuple[str, str]]]]:
+    "Conv path -> (its BatchNorm's path, its readers) for every conv whose kernels `sliced` can remove outright."
+    if model not in _plans:
+        gm, layers, _ = trace_layers(model)
+        nodes, paths = {n.name: n for n in gm.graph.nodes}, {m: p for p, m in model.named_modules()}
+        plan = {l.module_name: (paths[l.bn] if l.bn is not None else None, _readers(gm, nodes[l.out_node]))
+                for l in layers[1:]}
+        _plans[model] = {name: p for name, p in plan.items() if p[1] is not None}
+    return _plans[model]
+
+# %% ../nbs/03c_pruning.ipynb #83ef7c2c
+def _keep_rows(module: nn.Module, names, idx: torch.Tensor, dim: int = 0) -> None:
+    "Keep entries `idx` along `dim` of the named parameters and buffers of `module` (in place)."
+    for name in names:
+        t = getattr(module, name, None)
+        if t is None: continue
+        kept = t.detach().index_select(dim, idx).clone()
+        setattr(module, name, nn.Parameter(kept, t.requires_grad) if isinstance(t, nn.Parameter) else kept)
+
+def sliced(model: nn.Module, masks: dict[str, torch.Tensor]) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """A copy of `model` without the kernels `masks` removes wherever that is exact (`slice_plan`), and the masks
+    still to apply with `masked`: together the same function as `masked(model, masks)`, at a fraction of the cost."""
+    plan, net, rest = slice_plan(model), copy.deepcopy(model), {}
+    for name, keep in masks.items():
+        if name not in plan: rest[name] = keep; continue   # `masked` checks these
+        conv, (bn_path, readers) = net.get_submodule(name), plan[name]
+        if len(keep) != conv.out_channels:
+            raise AgicError(f"mask for {name} has {len(keep)} entries, the conv has {conv.out_channels} kernels")
+        if keep.all(): continue
+        idx = keep.bool().nonzero().flatten()
+        _keep_rows(conv, ("weight", "bias"), idx); conv.out_channels = len(idx)
+        if bn_path:
+            bn = net.get_submodule(bn_path); bn.num_features = len(idx)
+            _keep_rows(bn, ("weight", "bias", "running_mean", "running_var"), idx)
+        for kind, path in readers:
+            reader = net.get_submodule(path)
+            if kind == "conv": _keep_rows(reader, ("weight",), idx, 1); reader.in_channels = len(idx)
+            else:   # a linear after a flatten: each channel is a block of in_features / channels inputs
+                per = reader.in_features // len(keep)
+                _keep_rows(reader, ("weight",), (idx[:, None] * per + torch.arange(per)).flatten(), 1)
+                reader.in_features = len(idx) * per
+    return net.to(memory_format=torch.channels_last).eval(), rest
+
 # %% ../nbs/03c_pruning.ipynb #47e21a9d
 _workspace = weakref.WeakKeyDictionary()   # model -> a copy to re-estimate in: copied and traced once, not once per point
 
 @torch.no_grad()
+def _reestimate(net: nn.Module, masks: dict[str, torch.Tensor], images: torch.Tensor, batch_size: int) -> nn.Module:
+    "`net` (in place) with its BatchNorm statistics re-estimated on `images`, `masks` in place."
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    with masked(net, masks):   # (tracing the model for its kernels puts it in eval mode: BatchNorm is switched after)
+        for bn in norms: bn.reset_running_stats(); bn.momentum = None; bn.train()   # momentum None: the plain average
+        for x in images.split(batch_size): net(x.contiguous(memory_format=torch.channels_last))
+    return net.eval()
+
 def recalibrate_bn(model: nn.Module, masks: dict[str, torch.Tensor], images: torch.Tensor,
                    batch_size: int = 256) -> nn.Module:
     """A copy of `model` whose BatchNorm running statistics are re-estimated on `images` (training images) with the
-    masks in place: adaptive BN, no weight changes (one copy per model, reused and overwritten by the next call). Removing kernels shifts the statistics every later BatchNorm sees;
-    without re-estimation a criterion is rewarded for removing kernels that shift them least, not for what the CNN needs."""
+    masks in place: adaptive BN, no weight changes (one copy per model, reused and overwritten by the next call).
+    Removing kernels shifts the statistics every later BatchNorm sees; without re-estimation a criterion is rewarded
+    for removing kernels that shift them least, not for what the CNN needs."""
     if model not in _workspace: _workspace[model] = copy.deepcopy(model)
     work = _workspace[model]
     work.load_state_dict(model.state_dict())   # the model's current weights; the statistics are re-estimated below
-    model = work.eval()
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    with masked(model, masks):   # (tracing the model for its kernels puts it in eval mode: BatchNorm is switched after)
-        for bn in norms: bn.reset_running_stats(); bn.momentum = None; bn.train()   # momentum None: the plain average
-        for x in images.split(batch_size): model(x.contiguous(memory_format=torch.channels_last))
-    return model.eval()
+    return _reestimate(work, masks, images, batch_size)
 
 @torch.no_grad()
 def masked_accuracy(model: nn.Module, masks: dict[str, torch.Tensor], ds, batch_size: int = 500,
                     calibration: torch.Tensor | None = None) -> float:
-    """Accuracy on `ds` (a TensorDataset) with the masked kernels removed; with `calibration` images, after their
-    BatchNorm statistics are re-estimated on them (`recalibrate_bn`)."""
+    """Accuracy on `ds` (a TensorDataset) with the masked kernels removed (`sliced`, the rest masked); with
+    `calibration` images, after BatchNorm statistics are re-estimated on them (as `recalibrate_bn` does)."""
     from agic.training import evaluate
-    if calibration is not None: model = recalibrate_bn(model, masks, calibration)
-    with masked(model, masks): return evaluate(model, ds, batch_size)
+    net, rest = sliced(model, masks)
+    if calibration is not None: _reestimate(net, rest, calibration, 256)
+    with masked(net, rest): return evaluate(net, ds, batch_size)
 
 def fine_tune(model: nn.Module, masks: dict[str, torch.Tensor], splits, epochs: int = 1, n_images: int | None = 5000,
               lr: float = 0.01, batch_size: int = 128, seed: int = 0, progress: bool = False) -> nn.Module:

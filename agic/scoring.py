@@ -17,8 +17,9 @@ from .core import AgicError, cache_dir, check_choice, check_range, config_hash, 
 from .encoder import AtGCEncoder, graphs_key
 
 # %% auto #0
-__all__ = ['HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'SANetwork', 'hard_concrete', 'nested_gates',
-           'GatedCNN', 'SAConfig', 'sa_loss', 'train_sa', 'KernelImportance', 'kernel_importance', 'SAImportance']
+__all__ = ['HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'SANetwork', 'Embedded', 'embed', 'hard_concrete',
+           'nested_gates', 'GatedCNN', 'SAConfig', 'sa_loss', 'train_sa', 'KernelImportance', 'kernel_importance',
+           'SAImportance']
 
 # %% ../nbs/03b_scoring.ipynb #5e33207c
 class SANetwork(nn.Module):
@@ -43,13 +44,38 @@ class SANetwork(nn.Module):
 
     def forward(self, data) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         "Class logits and node logits of a batch of At-GCs (a node's score is the sigmoid of its logit)."
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
-            h = self.encoder.nodes(data)
+        if isinstance(data, Embedded): h = data.h   # a frozen encoder's embeddings, computed once (`embed`)
+        else:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder): h = self.encoder.nodes(data)
         a = self.node_logits(h)
         s = {nt: torch.sigmoid(v) for nt, v in a.items()}
         pooled = [(s[nt][..., None] * h[nt]).mean(1) for nt in self.kernel_types]  # / size, not / sum(s): a 0 removes the node
         aligned = [(s[nt][..., None] * self.encoder.node_readout[nt](h[nt])).flatten(1) for nt in self.kernel_types]
         return self.head(torch.cat(pooled + aligned, 1)), a
+
+# %% ../nbs/03b_scoring.ipynb #08284e9d
+@dataclass
+class Embedded:
+    "At-GCs already through an encoder: node embeddings (graphs, size, hidden) per node type, and their images' facts."
+    h: dict[str, torch.Tensor]
+    image_index: torch.Tensor   # index of each At-GC's image in its split
+    y: torch.Tensor             # each image's label
+
+    @property
+    def num_graphs(self) -> int: return len(self.y)
+    def __len__(self) -> int: return len(self.y)
+    def __getitem__(self, idx) -> Embedded:
+        return Embedded({nt: v[idx] for nt, v in self.h.items()}, self.image_index[idx], self.y[idx])
+    def to(self, device) -> Embedded:
+        return Embedded({nt: v.to(device) for nt, v in self.h.items()}, self.image_index.to(device), self.y.to(device))
+
+@torch.no_grad()
+def embed(encoder: AtGCEncoder, graphs: list, batch_size: int = 128) -> Embedded:
+    "Every At-GC of `graphs` through `encoder` (node embeddings), in batches."
+    from torch_geometric.data import Batch
+    parts = [encoder.nodes(Batch.from_data_list(graphs[i:i + batch_size])) for i in range(0, len(graphs), batch_size)]
+    return Embedded({nt: torch.cat([p[nt] for p in parts]) for nt in parts[0]},
+                    torch.cat([g.image_index.view(-1) for g in graphs]), torch.cat([g.y.view(-1) for g in graphs]))
 
 # %% ../nbs/03b_scoring.ipynb #c8b193e4
 HC_LOW, HC_HIGH, HC_TEMPERATURE = -0.1, 1.1, 2 / 3   # hard-concrete stretch and temperature (Louizos et al., 2018)
@@ -216,12 +242,14 @@ def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes
         gated = GatedCNN(cnn, modules, cfg.bn).to(distributed.current().device)
         images = split_images(splits, store.manifest["config"]["split"]).tensors[0]
         step, summarise = _fidelity_step(cfg, gated, images, gen)
+    data = embed(sa.encoder, graphs) if sa.freeze_encoder else graphs   # frozen: embeddings computed once
+    collate = data.__getitem__ if sa.freeze_encoder else None
     opt = torch.optim.Adam(sa.parameters(), lr=cfg.lr)
     start, partial = time.perf_counter(), folder.with_name(folder.name + ".partial")
-    curve = distributed.run_epochs(sa, opt, graphs, cfg.epochs, cfg.batch_size, cfg.seed, step, summarise, partial,
+    curve = distributed.run_epochs(sa, opt, data, cfg.epochs, cfg.batch_size, cfg.seed, step, summarise, partial,
                                    generators={"gates": gen},
                                    find_unused=True,  # the SA network's encoder copy keeps parts its loss skips
-                                   desc="train SA network", progress=progress)
+                                   desc="train SA network", progress=progress, collate=collate)
     meta = {"model_hash": store.manifest["model_hash"], "store_checksum": store.manifest["checksum"], "n_graphs": len(graphs),
             "config": asdict(cfg), "curve": curve, "seconds": round(time.perf_counter() - start, 1),
             "processes": distributed.current().world, "device": distributed.current().device}

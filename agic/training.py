@@ -28,16 +28,16 @@ class TrainConfig:
     "Everything that determines a trained model; its hash names the checkpoint."
     model: str = "vgg_small"        # zoo name, torchvision name or package.module:factory
     dataset: str = "fashion-mnist"  # see agic.data.DATASETS
-    epochs: int = 8
+    epochs: int = 5
     batch_size: int = 128
     lr: float = 0.1                 # peak learning rate of the one-cycle schedule
     momentum: float = 0.9
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
-    augment: bool = True            # random shifts (and flips where they keep the class)
+    augment: bool = False           # random shifts (and flips where they keep the class)
     train_limit: int | None = None  # train on the first N training images only (quick runs)
     seed: int = 0                   # initial weights, batch order, augmentation
-    precision: str = "fp32"         # "bf16": bfloat16 autocast while training (weights stay float32)
+    precision: str = "bf16"         # "bf16": bfloat16 autocast while training (weights stay float32); "fp32"
 
     def __post_init__(self):
         check_range("epochs", self.epochs, 1, 1000, kind=int)
