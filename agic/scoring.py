@@ -17,9 +17,9 @@ from .core import AgicError, cache_dir, check_choice, check_range, config_hash, 
 from .encoder import AtGCEncoder, graphs_key
 
 # %% auto #0
-__all__ = ['HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'SANetwork', 'Embedded', 'embed', 'hard_concrete',
-           'nested_gates', 'GatedCNN', 'SAConfig', 'sa_loss', 'train_sa', 'KernelImportance', 'kernel_importance',
-           'SAImportance']
+__all__ = ['HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'RATIO_MODES', 'SANetwork', 'Embedded', 'embed',
+           'hard_concrete', 'nested_gates', 'GatedCNN', 'SAConfig', 'sa_loss', 'train_sa', 'KernelImportance',
+           'kernel_importance', 'SAImportance']
 
 # %% ../nbs/03b_scoring.ipynb #5e33207c
 class SANetwork(nn.Module):
@@ -87,13 +87,14 @@ def hard_concrete(logits: torch.Tensor, generator: torch.Generator | None = None
     return (s * (HC_HIGH - HC_LOW) + HC_LOW).clamp(0.0, 1.0)
 
 # %% ../nbs/03b_scoring.ipynb #a96c82df
-def nested_gates(logits: dict[str, torch.Tensor], ratio: float, generator: torch.Generator | None = None
-                 ) -> dict[str, torch.Tensor]:
-    """One gate per kernel for removal ratio `ratio`: in each layer, hard-concrete around the threshold between the
-    kernels a `ratio` LeRF mask would remove (lowest logits) and those it would keep."""
+def nested_gates(logits: dict[str, torch.Tensor], ratio: float | dict[str, float],
+                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """One gate per kernel for removal ratio `ratio` (one for every layer, or one per layer): in each layer,
+    hard-concrete around the threshold between the kernels a LeRF mask would remove (lowest logits) and the rest."""
     out = {}
     for nt, a in logits.items():
-        drop = min(int(round(ratio * len(a))), len(a) - 1)
+        r = ratio[nt] if isinstance(ratio, dict) else ratio
+        drop = min(int(round(r * len(a))), len(a) - 1)
         if drop == 0: out[nt] = torch.ones_like(a); continue
         low = a.detach().sort().values
         out[nt] = hard_concrete(a - (low[drop - 1] + low[drop]) / 2, generator)
@@ -148,6 +149,7 @@ class GatedCNN:
 # %% ../nbs/03b_scoring.ipynb #3a109ab4
 OBJECTIVES = ["fidelity", "label"]
 BN_MODES = ["batch", "fixed"]
+RATIO_MODES = ["shared", "per_layer"]
 
 @dataclass
 class SAConfig:
@@ -159,6 +161,7 @@ class SAConfig:
     sparsity: float = 0.1        # "label": λ of the penalty λ · mean(score)
     head_weight: float = 0.1     # "fidelity": weight of the aggregation head's cross-entropy on the CNN's own prediction
     max_ratio: float = 0.9       # "fidelity": removal ratios are drawn uniformly from [0, max_ratio]
+    ratios: str = "shared"       # "fidelity": one ratio drawn for all layers ("shared") or one per layer ("per_layer")
     morf_weight: float = 1.0     # "fidelity": weight of the term that removes the highest-scored kernels (see below)
     spread: float = 3.0          # "fidelity": node logits standardised per layer, times this
     freeze_encoder: bool = True  # "fidelity": the DGI encoder's node embeddings are kept as pretrained
@@ -168,6 +171,7 @@ class SAConfig:
 
     def __post_init__(self):
         check_choice("objective", self.objective, OBJECTIVES); check_choice("bn", self.bn, BN_MODES)
+        check_choice("ratios", self.ratios, RATIO_MODES)
         check_range("epochs", self.epochs, 1, 10000, kind=int); check_range("lr", self.lr, 1e-8, 1.0)
         check_range("batch_size", self.batch_size, 1, kind=int); check_range("sparsity", self.sparsity, 0.0, 100.0)
         check_range("head_weight", self.head_weight, 0.0, 100.0); check_range("morf_weight", self.morf_weight, 0.0, 100.0)
@@ -190,26 +194,33 @@ def _label_step(cfg: SAConfig):
 
 def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generator: torch.Generator):
     "One batch of the fidelity objective: gates at a drawn ratio must keep the CNN's decision on the batch's images."
+    def draw(layers) -> float | dict[str, float]:
+        if cfg.ratios == "shared": return float(torch.rand(1, generator=generator)) * cfg.max_ratio
+        return {nt: float(r) * cfg.max_ratio for nt, r in zip(layers, torch.rand(len(layers), generator=generator))}
     def step(module, b):
         logits, a = module(b)
         x = images[b.image_index.cpu()].to(logits.device)
         target = gated.reference(x).log_softmax(1)
         n = distributed.sum_over_ranks(torch.tensor(float(b.num_graphs), device=logits.device))
         mean = {nt: distributed.sum_over_ranks(v.sum(0)) / n for nt, v in a.items()}   # the global batch's mean
-        ratio = float(torch.rand(1, generator=generator)) * cfg.max_ratio
-        out = gated(x, nested_gates(mean, ratio, generator))           # least relevant removed: keep the decision
+        out = gated(x, nested_gates(mean, draw(mean), generator))     # least relevant removed: keep the decision
         kl = F.kl_div(out.log_softmax(1), target, log_target=True, reduction="batchmean")
         decision = target.argmax(1)
         loss = kl + cfg.head_weight * F.cross_entropy(logits, decision)
         if cfg.morf_weight > 0:                                           # most relevant removed: lose the decision
-            ratio = float(torch.rand(1, generator=generator)) * cfg.max_ratio
-            worst = gated(x, nested_gates({nt: -v for nt, v in mean.items()}, ratio, generator))
+            worst = gated(x, nested_gates({nt: -v for nt, v in mean.items()}, draw(mean), generator))
             loss = loss + cfg.morf_weight * worst.softmax(1).gather(1, decision[:, None]).mean()
         n = b.num_graphs
         return loss, {"loss": loss.item() * n, "kl": kl.item() * n, "kept": (out.argmax(1) == decision).sum().item(),
                       "correct": (logits.argmax(1) == decision).sum().item(), "seen": n}
     return step, lambda t: {"loss": t["loss"] / t["seen"], "kl": t["kl"] / t["seen"],
                             "gated_agreement": t["kept"] / t["seen"], "train_accuracy": t["correct"] / t["seen"]}
+
+# %% ../nbs/03b_scoring.ipynb #c530922d
+def _hashed(cfg: SAConfig) -> dict:
+    "The settings that name a trained SA network: those added later count only when set (older caches keep names)."
+    later = {"ratios": "shared"}
+    return {k: v for k, v in asdict(cfg).items() if later.get(k, object()) != v}
 
 # %% ../nbs/03b_scoring.ipynb #a44b5511
 def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes: int, encoder_tag: str = "",
@@ -219,7 +230,7 @@ def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes
     distributed under `torchrun`, like DGI pretraining (`agic.distributed.run_epochs`). The `fidelity` objective
     needs the `cnn` the store was built from and its data `splits` (the images behind the At-GCs)."""
     key = config_hash({"store": store.manifest["checksum"], "graphs": graphs_key(graphs), "encoder": encoder_tag,
-                       "n_classes": n_classes, **asdict(cfg)})
+                       "n_classes": n_classes, **_hashed(cfg)})
     folder = Path(cache or cache_dir()) / "scoring" / f"sa__{store.manifest['model']}__{key}"
     if cfg.objective == "fidelity" and (cnn is None or splits is None):
         raise AgicError("the 'fidelity' SA objective gates the CNN itself: pass cnn= (the store's CNN) and splits= "
