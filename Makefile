@@ -29,7 +29,7 @@ test:
 ## main job: the pruning experiment, end to end, on the default CNN (vgg_small, Fashion-MNIST) -> figures/
 prune:
 	mkdir -p runs
-	$(BIN)/papermill nbs/04_pruning.ipynb runs/pruning_vgg_small.ipynb
+	AGIC_PROGRESS=lines $(BIN)/papermill --log-output --no-progress-bar nbs/04_pruning.ipynb runs/pruning_vgg_small.ipynb
 
 ## every table and figure of figures/ from figures.yml (papermill runs into runs/), and figures/README.md
 figures:

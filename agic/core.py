@@ -13,7 +13,8 @@ import torch
 
 # %% auto #0
 __all__ = ['AgicError', 'check_choice', 'check_range', 'project_root', 'cache_dir', 'figures_dir', 'seed_everything',
-           'use_all_cores', 'config_hash', 'file_sha256', 'atomic_dir', 'atomic_write_text', 'ResultLog']
+           'use_all_cores', 'config_hash', 'file_sha256', 'atomic_dir', 'atomic_write_text', 'ResultLog',
+           'progress_bar']
 
 # %% ../nbs/00_core.ipynb #9374f745
 class AgicError(Exception):
@@ -130,3 +131,21 @@ class ResultLog:
         "Record one finished result (flushed to disk before returning)."
         with open(self.path, "a") as f: f.write(json.dumps(entry) + "\n"); f.flush(); os.fsync(f.fileno())
         self.entries.append(entry)
+
+# %% ../nbs/00_core.ipynb #35161b52
+class _Lines:
+    "A stream for tqdm that turns every redraw into one plain line (logs and executed notebooks keep no frames)."
+    def __init__(self, stream): self.stream = stream
+    def write(self, s: str):
+        s = s.replace("\r", "").strip()
+        if s: self.stream.write(s + "\n")
+    def flush(self): self.stream.flush()
+
+def progress_bar(*args, **kwargs):
+    "A tqdm bar: `tqdm.auto`'s, or with `AGIC_PROGRESS=lines` one line at most every 30 s (and the last)."
+    if os.environ.get("AGIC_PROGRESS") != "lines":
+        from tqdm.auto import tqdm
+        return tqdm(*args, **kwargs)
+    import sys
+    from tqdm.std import tqdm
+    return tqdm(*args, **{**kwargs, "file": _Lines(sys.stderr), "mininterval": 30, "ascii": True, "ncols": 100})

@@ -154,7 +154,7 @@ def run_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, graphs: list,
     The model and every batch go to this process's device (`setup(device=...)`); the model stays there. A batch is
     `collate(indices)`: by default the PyG batch of those graphs; anything with a length and `.to(device)` works."""
     from torch_geometric.data import Batch
-    from tqdm.auto import tqdm
+    from agic.core import progress_bar
     d, generators = current(), generators or {}
     collate = collate or (lambda idx: Batch.from_data_list([graphs[i] for i in idx]))
     device = torch.device(d.device)
@@ -179,7 +179,7 @@ def run_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, graphs: list,
                                                         find_unused_parameters=find_unused) if d.active else model)
     batches = lambda: global_batches(len(graphs), batch_size, order, d, drop_last)
     per_epoch = len(global_batches(len(graphs), batch_size, torch.Generator(), d, drop_last))
-    bar = tqdm(total=epochs * per_epoch, initial=start * per_epoch, desc=desc, unit="batch", disable=not (progress and d.main))
+    bar = progress_bar(total=epochs * per_epoch, initial=start * per_epoch, desc=desc, unit="batch", disable=not (progress and d.main))
     for epoch in range(start, epochs):
         module.train(); sums = {}
         for idx in batches():

@@ -193,14 +193,15 @@ def execute_notebooks(nbs: Path, dst: Path, skip: set[str], progress: bool = Tru
     from execnb.nbio import read_nb, write_nb
     from execnb.shell import CaptureShell
     from fastcore.xtras import working_directory
-    from tqdm.auto import tqdm
+    from agic.core import progress_bar
     def skip_cell(cell):
         # written in two parts: nbdev_test skips any cell whose source holds the call it looks for
         return cell.cell_type != "code" or "nbdev_export" + "(" in cell.source or directives(cell.source)[0].get("eval") == "false"
     dst.mkdir(parents=True, exist_ok=True)
-    old = os.environ.get("IN_TEST"); os.environ["IN_TEST"] = "1"
+    old = {k: os.environ.get(k) for k in ("IN_TEST", "AGIC_PROGRESS")}
+    os.environ.update(IN_TEST="1", AGIC_PROGRESS="lines")   # progress as a few plain lines on the pages
     try:
-        for path in tqdm(sorted(nbs.glob("*.ipynb")), desc="executing notebooks", unit="nb", disable=not progress):
+        for path in progress_bar(sorted(nbs.glob("*.ipynb")), desc="executing notebooks", unit="nb", disable=not progress):
             nb = read_nb(path)
             if path.stem not in skip:
                 shell = CaptureShell(path)
@@ -209,8 +210,9 @@ def execute_notebooks(nbs: Path, dst: Path, skip: set[str], progress: bool = Tru
                 except Exception: raise AgicError(f"{path.name} failed while building the docs:\n{shell.prettytb(fname=path)[-1500:]}") from None
             write_nb(nb, dst / path.name)
     finally:
-        if old is None: os.environ.pop("IN_TEST", None)
-        else: os.environ["IN_TEST"] = old
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
 
 def build_docs(out: Path | str | None = None, root: Path | str | None = None, progress: bool = True,
                execute: bool = True) -> Path:

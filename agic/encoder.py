@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from .core import progress_bar
 
 from . import distributed
 from .core import AgicError, cache_dir, check_choice, check_range, config_hash, seed_everything, use_all_cores
@@ -150,7 +150,7 @@ def build_encoder(store, cfg: EncoderConfig) -> AtGCEncoder:
 def load_graphs(store, indices=None, progress: bool = True) -> list:
     "The store's graphs (or a subset) as a list of HeteroData, read once."
     idx = range(len(store)) if indices is None else indices
-    return [store[i] for i in tqdm(idx, desc="load At-GCs", disable=not progress, leave=False)]
+    return [store[i] for i in progress_bar(idx, desc="load At-GCs", disable=not progress, leave=False)]
 
 def graphs_key(graphs: list) -> str:
     "A digest of which images' At-GCs `graphs` holds, in order: two subsets of one size never share a cached result."
@@ -233,7 +233,7 @@ def train_classifier(encoder: AtGCEncoder, graphs: list, labels: torch.Tensor, n
     loader = DataLoader(graphs, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * len(loader))
-    for _ in tqdm(range(epochs), desc="train At-GC classifier", disable=not progress, leave=False):
+    for _ in progress_bar(range(epochs), desc="train At-GC classifier", disable=not progress, leave=False):
         model.train()
         for b in loader:
             loss = F.cross_entropy(model(b), b.y)

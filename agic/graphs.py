@@ -16,8 +16,8 @@ from .core import AgicError, check_range
 
 # %% auto #0
 __all__ = ['ACTIVATION_MODULES', 'ACTIVATION_FUNCTIONS', 'IDENTITY_MODULES', 'LINEAR_MODULES', 'LINEAR_FUNCTIONS',
-           'ADD_FUNCTIONS', 'NODE_FEATURES', 'Layer', 'bn_affine', 'trace_layers', 'Term', 'Value', 'grad_at',
-           'AtGCBatch', 'AtGCBuilder']
+           'ADD_FUNCTIONS', 'SUB_FUNCTIONS', 'NODE_FEATURES', 'Layer', 'bn_affine', 'trace_layers', 'Term', 'Value',
+           'grad_at', 'AtGCBatch', 'AtGCBuilder']
 
 # %% ../nbs/03_graphs.ipynb #918dc15c
 ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Softplus)
@@ -26,6 +26,7 @@ IDENTITY_MODULES = (nn.Dropout, nn.Dropout2d, nn.AlphaDropout, nn.Identity)
 LINEAR_MODULES = (nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Upsample)
 LINEAR_FUNCTIONS = (F.avg_pool2d, F.adaptive_avg_pool2d, F.interpolate)
 ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add)
+SUB_FUNCTIONS = (operator.sub, operator.isub, torch.sub, torch.rsub)   # differences: linear, like sums
 
 @dataclass
 class Layer:
@@ -68,7 +69,7 @@ def _kind(gm: fx.GraphModule, node: fx.Node) -> str:
     if node.op == "call_module":
         m = gm.get_submodule(node.target)
         if isinstance(m, nn.Conv2d): return "conv"
-        if isinstance(m, nn.BatchNorm2d): return "bn"
+        if isinstance(m, nn.BatchNorm2d): return "bn" if m.track_running_stats else "unsupported"
         if isinstance(m, ACTIVATION_MODULES): return "act"
         if isinstance(m, IDENTITY_MODULES): return "identity"
         if isinstance(m, LINEAR_MODULES): return "linear"
@@ -76,7 +77,7 @@ def _kind(gm: fx.GraphModule, node: fx.Node) -> str:
         return "unsupported"
     if node.op == "call_function":
         if node.target in ACTIVATION_FUNCTIONS: return "act"
-        if node.target in ADD_FUNCTIONS: return "add"
+        if node.target in ADD_FUNCTIONS + SUB_FUNCTIONS: return "add"
         if node.target is torch.cat:
             dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
             return "cat" if dim in (1, -3) else "unsupported"
@@ -84,7 +85,7 @@ def _kind(gm: fx.GraphModule, node: fx.Node) -> str:
         if node.target in LINEAR_FUNCTIONS: return "linear"
         if node.target is F.dropout: return "identity"
     if node.op == "call_method" and node.target in ("relu", "sigmoid", "tanh"): return "act"
-    if node.op == "call_method" and node.target in ("add", "add_"): return "add"
+    if node.op == "call_method" and node.target in ("add", "add_", "sub", "sub_"): return "add"
     return "unsupported"
 
 # %% ../nbs/03_graphs.ipynb #0c2c92b6
@@ -125,6 +126,11 @@ def trace_layers(model: nn.Module) -> tuple[fx.GraphModule, list[Layer], dict[st
             needed.add(n.name); stack.extend(n.all_input_nodes)
     for n in nodes:
         if n.name in needed and kinds[n.name] == "unsupported":
+            m = gm.get_submodule(n.target) if n.op == "call_module" else None
+            if isinstance(m, nn.BatchNorm2d):
+                raise AgicError(f"{_describe(gm, n)} keeps no running statistics (track_running_stats=False), so it "
+                                "normalises every batch by the batch itself and an image's attribution would depend on "
+                                "the others; the At-GC builder needs BatchNorm with running statistics")
             raise AgicError(f"unsupported {_describe(gm, n)} lies between convs; the At-GC builder passes attribution "
                             "through BatchNorm, activations, max/avg pooling, upsampling, dropout, identity, residual "
                             "additions and channel concatenations only (see agic.graphs)")
@@ -166,9 +172,23 @@ def _non_inplace(model: nn.Module) -> nn.Module:
 def _call(gm: fx.GraphModule, node: fx.Node, args, kwargs):
     if node.op == "call_module": return gm.get_submodule(node.target)(*args, **kwargs)
     if node.op == "call_method": return getattr(args[0], node.target)(*args[1:], **kwargs)
-    target = operator.add if node.target is operator.iadd else node.target
+    target = {operator.iadd: operator.add, operator.isub: operator.sub}.get(node.target, node.target)
     if "inplace" in kwargs: kwargs = {**kwargs, "inplace": False}
     return target(*args, **kwargs)
+
+def _operands(gm: fx.GraphModule, node: fx.Node) -> list[tuple[object, float]]:
+    """The two operands of an addition or subtraction, each with its factor: a + αb, a − αb, or b − αa (`rsub`).
+    The same tensor may be both (`h + h`): a sum of terms, never a set of inputs."""
+    args, kw = list(node.args), node.kwargs
+    a = args[0] if args else kw.get("input")
+    b = args[1] if len(args) > 1 else kw.get("other")
+    alpha = kw.get("alpha", 1)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise AgicError(f"{_describe(gm, node)}: only additions and subtractions of tensors and numbers with a number "
+                        f"alpha are supported, got alpha={alpha!r}")
+    if node.target is torch.rsub: return [(b, 1.0), (a, -float(alpha))]
+    if node.target in SUB_FUNCTIONS or node.target in ("sub", "sub_"): return [(a, 1.0), (b, -float(alpha))]
+    return [(a, 1.0), (b, float(alpha))]
 
 def grad_at(fn, z: torch.Tensor) -> torch.Tensor:
     "The elementwise derivative of activation `fn` at `z`."
@@ -189,6 +209,54 @@ def _select(t: torch.Tensor, chan: torch.Tensor, dim: int) -> torch.Tensor:
     "`t.index_select(dim, chan)`, without a copy when `chan` is every channel in order."
     if len(chan) == t.shape[dim] and bool((chan == torch.arange(len(chan), device=chan.device)).all()): return t
     return t.index_select(dim, chan)
+def _sum_terms(gm: fx.GraphModule, node: fx.Node, env: dict, out: torch.Tensor) -> list:
+    "The terms of a sum or difference: each operand's terms times its factor; a number shifts nothing."
+    terms = []
+    for operand, f in _operands(gm, node):
+        if not isinstance(operand, fx.Node): continue   # a constant: the images and the references move alike
+        value = env[operand.name]
+        if value.x.shape != out.shape:
+            raise AgicError(f"{_describe(gm, node)} broadcasts a {tuple(value.x.shape)} tensor to {tuple(out.shape)}; "
+                            "additions of same-shaped maps are supported")
+        terms += [t if f == 1.0 else t.map(lambda d, f=f: d * f) for t in value.terms]
+    return terms
+def _pool_argmax(gm: fx.GraphModule, node: fx.Node, args, kwargs, t: torch.Tensor) -> torch.Tensor:
+    "Where max-pooling `node` takes each output from in `t`: flat positions within each channel's map."
+    if node.op == "call_module":
+        m = gm.get_submodule(node.target)
+        return F.max_pool2d(t, m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode, return_indices=True)[1]
+    return F.max_pool2d(t, *args[1:], **{**kwargs, "return_indices": True})[1]
+
+def _maxpool_terms(gm: fx.GraphModule, node: fx.Node, args, kwargs, inp: Value, out: torch.Tensor,
+                   ref: torch.Tensor) -> list[Term]:
+    """DeepLIFT's max-pool rule as `shap.DeepExplainer` applies it. An output's difference from a reference,
+    y − y_ref, splits into max(y, y_ref) − y_ref at the image's arg-max and y − max(y, y_ref) at the reference's; each
+    kernel takes its share of the input's difference at that position (none where it is below 1e-7). A channel fed by
+    one kernel takes all of y − y_ref."""
+    chans = torch.cat([t.in_chan for t in inp.terms])
+    if len(chans.unique()) == len(chans):
+        whole = out[None] - ref[:, None]
+        return [Term(t.source, t.src_chan, t.in_chan, _select(whole, t.in_chan, 2)) for t in inp.terms]
+    cross = torch.maximum(out[None], ref[:, None])                                    # (R, N, C, h, w)
+    at_x, at_ref = _pool_argmax(gm, node, args, kwargs, inp.x), _pool_argmax(gm, node, args, kwargs, inp.ref)
+    din = inp.x[None] - inp.ref[:, None]                                              # (R, N, C, H, W)
+    R, N = din.shape[:2]
+    def pooled(t: Term) -> torch.Tensor:
+        d = _select(din, t.in_chan, 2)
+        share = torch.where(d.abs() < 1e-7, torch.zeros_like(d), t.delta / d).flatten(3)
+        pick = lambda idx: share.gather(3, _select(idx, t.in_chan, 2).flatten(3).expand(R, N, -1, -1))
+        up, down = _select(cross - ref[:, None], t.in_chan, 2), _select(out[None] - cross, t.in_chan, 2)
+        return up * pick(at_x[None]).view_as(up) + down * pick(at_ref[:, None]).view_as(up)
+    return [t.map(lambda d, t=t: pooled(t)) for t in inp.terms]
+
+def _explicit_padding(conv: nn.Conv2d) -> tuple[tuple[int, int], tuple[int, ...]]:
+    """`conv`'s padding as numbers, and what to pad its input with first where they cannot say it: "same" with an
+    odd total, which PyTorch pads one more at the bottom and the right."""
+    if not isinstance(conv.padding, str): return tuple(conv.padding), ()
+    if conv.padding == "valid": return (0, 0), ()
+    total = [d * (k - 1) for d, k in zip(conv.dilation, conv.kernel_size)]
+    if all(t % 2 == 0 for t in total): return (total[0] // 2, total[1] // 2), ()
+    return (0, 0), (total[1] // 2, total[1] - total[1] // 2, total[0] // 2, total[0] - total[0] // 2)
 
 # %% ../nbs/03_graphs.ipynb #1152613f
 NODE_FEATURES = ["map_mean", "map_std", "map_max", "map_active", "map_entropy",
@@ -334,15 +402,8 @@ class AtGCBuilder:
                 elif kind == "linear":
                     apply = lambda d: call_on(d.flatten(0, 1)).unflatten(0, d.shape[:2])
                     v = Value(out, ref, [t.map(apply) for t in ins[0].terms])
-                elif kind == "maxpool":
-                    chans = torch.cat([t.in_chan for t in ins[0].terms])
-                    if len(chans.unique()) != len(chans):
-                        raise AgicError(f"{_describe(self.gm, n)} pools a sum of several kernels' maps; max-pooling is "
-                                        "supported where each channel comes from one kernel")
-                    whole = out[None] - ref[:, None]
-                    v = Value(out, ref, [Term(t.source, t.src_chan, t.in_chan, _select(whole, t.in_chan, 2)) for t in ins[0].terms])
-                elif kind == "add":
-                    v = Value(out, ref, [t for a in ins for t in a.terms])
+                elif kind == "maxpool": v = Value(out, ref, _maxpool_terms(self.gm, n, args, kwargs, ins[0], out, ref))
+                elif kind == "add": v = Value(out, ref, _sum_terms(self.gm, n, env, out))
                 elif kind == "cat":
                     terms, offset = [], 0
                     for a in n.args[0]:
@@ -376,12 +437,14 @@ class AtGCBuilder:
         D, kk = w.shape[0], w.shape[2] * w.shape[3]
         per = max(1, self.chunk // R)
         phi = delta.new_empty(N, w.shape[1], D)
+        padding, extra = _explicit_padding(conv)
         for n0 in range(0, N, per):
             d = delta[:, n0:n0 + per]                               # (R, n, E, H, W)
+            if extra: d = F.pad(d, extra)
             n = d.shape[1]
             mp = m[:, n0:n0 + per] if m is not None else d.new_ones(R, n, D, *out_hw)
             G = torch.nn.grad.conv2d_weight(d.reshape(R, n * E, *d.shape[3:]), (n * D, w.shape[1], *w.shape[2:]),
-                                            mp.reshape(R, n * D, *out_hw), conv.stride, conv.padding, conv.dilation,
+                                            mp.reshape(R, n * D, *out_hw), conv.stride, padding, conv.dilation,
                                             groups=n * groups).view(n, D, w.shape[1], kk)
             phi[n0:n0 + per] = G.mul_(w.flatten(2)).sum(-1).transpose(1, 2).div_(R)  # mean over references
         return phi

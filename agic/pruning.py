@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from .core import progress_bar
 
 from .core import AgicError, ResultLog, check_choice, check_range, seed_everything
 from .graphs import trace_layers
@@ -71,7 +71,7 @@ def shap_strength(store, indices=None, progress: bool = True) -> dict[str, torch
     "Mean over a store's At-GCs of each kernel's summed |SHAP| on its incoming and outgoing edges (no GNN)."
     total = {l: torch.zeros(store.sizes[l]) for l in store.layers}
     idx = range(len(store)) if indices is None else indices
-    for i in tqdm(idx, desc="SHAP node strength", disable=not progress, leave=False):
+    for i in progress_bar(idx, desc="SHAP node strength", disable=not progress, leave=False):
         for (src, dst), m in store.dense_edges(i).items():
             a = m.abs(); total[src] += a.sum(1); total[dst] += a.sum(0)
     modules = {l["name"]: l["module"] for l in store.manifest["layers"]}
@@ -244,7 +244,7 @@ def fine_tune(model: nn.Module, masks: dict[str, torch.Tensor], splits, epochs: 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     with masked(model, masks):
         model.train()
-        bar = tqdm(total=steps, desc="fine-tune", disable=not progress, leave=False)
+        bar = progress_bar(total=steps, desc="fine-tune", disable=not progress, leave=False)
         for epoch in range(epochs):
             for x, y in make_loader(ds, batch_size, shuffle=True, seed=seed * 1000 + epoch, drop_last=len(ds) >= batch_size):
                 loss = F.cross_entropy(model(augment(x, splits.info, g).contiguous(memory_format=torch.channels_last)), y)
@@ -296,7 +296,7 @@ def pruning_curves(model: nn.Module, rankings: dict[tuple[str, int], dict], rati
     for i, k in enumerate(keys):
         if k not in done: first.setdefault(k, i)
     todo = list(first.values())
-    for i in tqdm(todo, desc="pruning curves", disable=not progress, mininterval=5):
+    for i in progress_bar(todo, desc="pruning curves", disable=not progress, mininterval=5):
         p, m = points[i], masks[i]
         net = tune(m) if p["fine_tuned"] else model
         done[keys[i]] = masked_accuracy(net, m, test, calibration=calibration if p["bn_recalibrated"] else None)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_reproduce.ipynb #1cd86c62
 from __future__ import annotations
-import datetime, json, re, subprocess, sys, time
+import datetime, json, os, re, subprocess, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,11 +85,21 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 # %% ../nbs/07_reproduce.ipynb #855cda7f
 def _execute(run: Run, root: Path, log) -> None:
+    "One run, its output (progress as plain lines, `AGIC_PROGRESS=lines`) into `log` as it comes."
+    before = os.environ.get("AGIC_PROGRESS")
+    os.environ["AGIC_PROGRESS"] = "lines"   # the kernels and commands it starts inherit it
+    try: _execute_run(run, root, log)
+    finally:
+        if before is None: os.environ.pop("AGIC_PROGRESS")
+        else: os.environ["AGIC_PROGRESS"] = before
+
+def _execute_run(run: Run, root: Path, log) -> None:
     if run.notebook:
         import papermill
         try:
             papermill.execute_notebook(str(root / run.notebook), str(root / "runs" / f"{run.name}.ipynb"), parameters=run.parameters,
-                                       cwd=str(root), progress_bar=False, stdout_file=log, stderr_file=log)
+                                       cwd=str(root), progress_bar=False, stdout_file=log, stderr_file=log,
+                                       log_output=False)
         except papermill.PapermillExecutionError as e:
             raise AgicError(f"run {run.name} ({run.what}) failed in cell {e.exec_count}: {e.ename}: {e.evalue}; "
                             f"the executed notebook is runs/{run.name}.ipynb") from None
@@ -100,7 +110,7 @@ def _execute(run: Run, root: Path, log) -> None:
 def run_plan(plan: list[Run], root: Path | str | None = None, only: list[str] | None = None, progress: bool = True) -> dict:
     """Run `plan` (or the runs named in `only`) from the project root; update `figures/provenance.json` and
     `figures/README.md` after every run. Returns the record."""
-    from tqdm.auto import tqdm
+    from agic.core import progress_bar
     root = Path(root or project_root()); figs = root / "figures"; figs.mkdir(exist_ok=True)
     if only:
         unknown = sorted(set(only) - {r.name for r in plan})
@@ -108,7 +118,7 @@ def run_plan(plan: list[Run], root: Path | str | None = None, only: list[str] | 
         plan = [r for r in plan if r.name in only]
     record = json.loads((figs / RECORD).read_text()) if (figs / RECORD).is_file() else {}
     commit = git_commit(root)
-    bar = tqdm(plan, desc="figures", unit="run", disable=not progress)
+    bar = progress_bar(plan, desc="figures", unit="run", disable=not progress)
     for run in bar:
         bar.set_postfix_str(run.name)
         before, start = _snapshot(figs), time.perf_counter()

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from .core import progress_bar
 
 from . import distributed
 from .core import AgicError, atomic_write_text, check_choice, check_range, file_sha256
@@ -207,7 +207,7 @@ def build_store(out: Path | str, model: torch.nn.Module, splits, cfg: StoreConfi
     todo = [s for s in distributed.my_shards(n_shards, d) if not _shard_done(out, s)]
     size = lambda s: min(cfg.shard_size, cfg.n - s * cfg.shard_size)
     x, y = images_all.tensors
-    bar = tqdm(total=sum(size(s) for s in distributed.my_shards(n_shards, d)),
+    bar = progress_bar(total=sum(size(s) for s in distributed.my_shards(n_shards, d)),
                initial=sum(size(s) for s in distributed.my_shards(n_shards, d)) - sum(size(s) for s in todo),
                desc=f"At-GCs of {model_name} ({cfg.split})" + (f", rank {d.rank}/{d.world}" if d.active else ""),
                unit="graph", disable=not progress, position=d.rank if d.active else None)

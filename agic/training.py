@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from .core import progress_bar
 
 from .core import (AgicError, atomic_dir, cache_dir, check_choice, check_range, config_hash, seed_everything,
                        use_all_cores)
@@ -132,7 +132,7 @@ def _fit(model: nn.Module, splits: Splits, cfg: TrainConfig, progress: bool) -> 
                           weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.25)
     history = []
-    bar = tqdm(total=cfg.epochs * steps, desc=f"train {cfg.model} on {cfg.dataset}", disable=not progress, unit="batch")
+    bar = progress_bar(total=cfg.epochs * steps, desc=f"train {cfg.model} on {cfg.dataset}", disable=not progress, unit="batch")
     for epoch in range(cfg.epochs):
         model.train(); total = 0.0
         loader = make_loader(train_ds, cfg.batch_size, shuffle=True, seed=cfg.seed * 1000 + epoch, drop_last=len(train_ds) >= cfg.batch_size)
@@ -145,6 +145,8 @@ def _fit(model: nn.Module, splits: Splits, cfg: TrainConfig, progress: bool) -> 
             total += loss.item(); bar.update()
         history.append({"epoch": epoch + 1, "loss": total / steps, "val_accuracy": evaluate(model, splits.val)})
         bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", val=f"{history[-1]['val_accuracy']:.4f}")
+        if progress: bar.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]['loss']:.3f}, "
+                               f"validation accuracy {history[-1]['val_accuracy']:.4f}")
     bar.close()
     return history
 
