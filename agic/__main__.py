@@ -47,7 +47,7 @@ def _data(args) -> dict:
 
 def _graphs(args) -> dict | None:
     from agic import distributed
-    from agic.store import GraphStore, StoreConfig, build_store, default_store_path
+    from agic.store import GraphStore, StoreConfig, build_store, default_store_path, finished_graphs
     if args.checksum:
         store = GraphStore(args.checksum)
         return {"store": str(store.path), "n_graphs": len(store), "checksum": store.checksum()}
@@ -57,11 +57,11 @@ def _graphs(args) -> dict | None:
                       threshold=args.threshold, output=args.output, shard_size=args.shard_size)
     tcfg, splits, trained = _trained(args)
     out = args.out or default_store_path(tcfg.key, cfg)
-    finished_before = sum(json.loads(p.read_text()).get("n", 0) for p in Path(out).glob("shard-*.json")) if Path(out).is_dir() else 0
+    d = distributed.current()
+    finished_before = finished_graphs(out) if d.main else 0   # intact shards only: a damaged one is built again
     start = time.perf_counter()
     build_store(out, trained.model, splits, cfg, tcfg.model, progress=not args.quiet)
     seconds = time.perf_counter() - start
-    d = distributed.current()
     if not d.main: return None                      # rank 0 reports for the whole job
     store = GraphStore(out)
     if args.figure:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #d01e8627
 from __future__ import annotations
-import contextlib, hashlib, json, os, random, shutil, tempfile
+import contextlib, hashlib, json, os, pickle, random, re, shutil, tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -13,8 +13,8 @@ import torch
 
 # %% auto #0
 __all__ = ['AgicError', 'check_choice', 'check_range', 'project_root', 'cache_dir', 'figures_dir', 'seed_everything',
-           'use_all_cores', 'config_hash', 'file_sha256', 'atomic_dir', 'atomic_write_text', 'ResultLog',
-           'progress_bar']
+           'use_all_cores', 'config_hash', 'file_sha256', 'atomic_dir', 'atomic_write_text', 'ResultLog', 'read_json',
+           'load_tensors', 'progress_bar']
 
 # %% ../nbs/00_core.ipynb #9374f745
 class AgicError(Exception):
@@ -131,6 +131,53 @@ class ResultLog:
         "Record one finished result (flushed to disk before returning)."
         with open(self.path, "a") as f: f.write(json.dumps(entry) + "\n"); f.flush(); os.fsync(f.fileno())
         self.entries.append(entry)
+
+# %% ../nbs/00_core.ipynb #f585e81b
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+               type(None): "null"}
+
+def _first_line(e: BaseException) -> str:
+    "An exception in a few words: its type and the first line of its message."
+    return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}"
+
+def read_json(path: Path | str, what: str, fix: str, kind: type = dict, keys: Iterable[str] = ()) -> Any:
+    """The JSON value in `path`, a `kind` (an object) holding every one of `keys`; else one `AgicError` that names
+    `what` and its path, says what is wrong and what to do (`fix`): missing, unreadable, not JSON, of another type."""
+    path = Path(path)
+    try: value = json.loads(path.read_bytes())
+    except FileNotFoundError: raise AgicError(f"{what} {path} does not exist; {fix}") from None
+    except OSError as e: raise AgicError(f"cannot read {what} {path}: {e.strerror or e}; {fix}") from None
+    except ValueError as e:   # JSONDecodeError: cut short or not JSON; UnicodeDecodeError: binary bytes
+        raise AgicError(f"{what} {path} is damaged (not valid JSON: {_first_line(e)}); {fix}") from None
+    if not isinstance(value, kind):
+        found, wanted = _JSON_TYPES.get(type(value), type(value).__name__), _JSON_TYPES.get(kind, kind.__name__)
+        raise AgicError(f"{what} {path} is damaged (it holds a JSON {found}, not a JSON {wanted}); {fix}")
+    if (missing := [k for k in keys if k not in value]):
+        raise AgicError(f"{what} {path} is damaged (it has no {', '.join(map(repr, missing))}); {fix}")
+    return value
+
+# %% ../nbs/00_core.ipynb #b28fc0ce
+def load_tensors(path: Path | str, what: str, fix: str, expected: str = "a dict of tensors",
+                 keys: Iterable[str] = ()) -> dict:
+    """The dict in torch file `path` (tensors, numbers, lists), read onto the CPU with `weights_only=True` and holding
+    every one of `keys`; else one `AgicError` that names `what` and its path, says what is wrong (missing, truncated or
+    corrupt, pickled Python objects, not `expected`) and what to do (`fix`). A pickle is refused, never run."""
+    path = Path(path)
+    if not path.is_file(): raise AgicError(f"{what} {path} does not exist; {fix}")
+    try:
+        value = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if (found := re.search(r"GLOBAL (\S+)", str(e))):  # the safe unpickler met a class or function
+            raise AgicError(f"{what} {path} holds pickled Python objects ({found.group(1)}), not {expected}; agic "
+                            f"refuses to unpickle them (that could run arbitrary code); {fix}") from None
+        raise AgicError(f"{what} {path} is truncated or corrupt (not a readable torch file); {fix}") from None
+    except Exception as e:  # a damaged file can fail anywhere in torch's readers: every failure is the same news
+        raise AgicError(f"{what} {path} is truncated or corrupt ({_first_line(e)}); {fix}") from None
+    if not isinstance(value, dict):
+        raise AgicError(f"{what} {path} is not {expected} (it holds a {type(value).__name__}); {fix}")
+    if (missing := [k for k in keys if k not in value]):
+        raise AgicError(f"{what} {path} is damaged (it has no {', '.join(map(repr, missing))}); {fix}")
+    return value
 
 # %% ../nbs/00_core.ipynb #35161b52
 class _Lines:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .core import AgicError
+from .core import AgicError, load_tensors
 
 # %% auto #0
 __all__ = ['DEVICES', 'Dist', 'current', 'pick_device', 'backend_for', 'setup', 'teardown', 'barrier', 'on_main',
@@ -166,15 +166,20 @@ def run_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, graphs: list,
     # must not leave the state of one epoch next to the random draws of the next
     rng_file = lambda e: checkpoint / f"rng-{d.rank}-of-{d.world}-epoch-{e}.pt"
     model.to(device)   # in place: the optimizer keeps its parameters
+    fix = f"delete the folder {checkpoint} to start this run over (its finished epochs are lost)"
     if state_file.is_file():
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"]); opt.load_state_dict(state["optimizer"]); order.set_state(state["order"])
-        curve, start = state["curve"], int(state["epoch"])
-        if rng_file(start).is_file():   # resumed with as many ranks as before: every random draw continues where it stopped
-            rng = torch.load(rng_file(start), weights_only=True)
-            torch.set_rng_state(rng["torch"])
-            if device.type == "cuda" and "cuda" in rng: torch.cuda.set_rng_state(rng["cuda"], device)  # GPU dropout
-            for name, g in generators.items(): g.set_state(rng[name])
+        state = load_tensors(state_file, "resume file", fix, keys=("model", "optimizer", "order", "curve", "epoch"))
+        try:
+            model.load_state_dict(state["model"]); opt.load_state_dict(state["optimizer"])
+            order.set_state(state["order"]); curve, start = list(state["curve"]), int(state["epoch"])
+            if rng_file(start).is_file():   # resumed with as many ranks as before: every random draw continues
+                rng = load_tensors(rng_file(start), "resume file", fix, keys=("torch", *generators))
+                torch.set_rng_state(rng["torch"])
+                if device.type == "cuda" and "cuda" in rng: torch.cuda.set_rng_state(rng["cuda"], device)  # GPU dropout
+                for name, g in generators.items(): g.set_state(rng[name])
+        except (TypeError, ValueError, RuntimeError) as e:   # readable, but not this run's model, optimizer, generators
+            raise AgicError(f"the resume files in {checkpoint} do not fit this run ({type(e).__name__}: "
+                            f"{(str(e).splitlines() or [''])[0][:160]}); {fix}") from None
     module = (torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                                         find_unused_parameters=find_unused) if d.active else model)
     batches = lambda: global_batches(len(graphs), batch_size, order, d, drop_last)

@@ -14,7 +14,8 @@ from torch import nn
 from .core import progress_bar
 
 from . import distributed
-from .core import AgicError, cache_dir, check_choice, check_range, config_hash, seed_everything, use_all_cores
+from .core import (AgicError, cache_dir, check_choice, check_range, config_hash, load_tensors, read_json,
+                       seed_everything, use_all_cores)
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'dense_adjacency', 'AtGCEncoder', 'corrupt_features', 'GraphDGI', 'EncoderConfig', 'build_encoder',
@@ -187,15 +188,22 @@ def pretrain_dgi(store, graphs: list, cfg: EncoderConfig, tag: str = "", cache: 
 
 # %% ../nbs/03a_encoder.ipynb #de128769
 def load_encoder(folder: Path | str, store) -> tuple[AtGCEncoder, dict]:
-    "A pretrained encoder from `folder`, for the graphs of `store`; refused if it was trained on another CNN's graphs."
+    """A pretrained encoder from `folder`, for the graphs of `store`; refused if it was trained on another CNN's graphs,
+    or if its files are damaged (then deleting `folder` lets the next run pretrain it again)."""
     folder = Path(folder)
     if not (folder / "encoder.pt").is_file(): raise AgicError(f"no pretrained encoder in {folder}")
-    meta = json.loads((folder / "meta.json").read_text())
+    fix = f"delete the folder {folder} and run again to pretrain the encoder anew"
+    meta = read_json(folder / "meta.json", "record of the pretrained encoder", fix, keys=("model_hash", "config"))
     if meta["model_hash"] != store.manifest["model_hash"]:
         raise AgicError(f"encoder {folder} was pretrained on At-GCs of another CNN (model hash {meta['model_hash']}); "
                         f"the graphs of {store.path} come from model hash {store.manifest['model_hash']}")
-    encoder = build_encoder(store, EncoderConfig(**meta["config"]))
-    encoder.load_state_dict(torch.load(folder / "encoder.pt", weights_only=True))
+    state = load_tensors(folder / "encoder.pt", "pretrained encoder", fix, expected="a plain state dict")
+    try:
+        encoder = build_encoder(store, EncoderConfig(**meta["config"]))
+        encoder.load_state_dict(state)
+    except (TypeError, RuntimeError) as e:   # a record, or weights, of another shape than an encoder's
+        raise AgicError(f"pretrained encoder {folder / 'encoder.pt'} does not fit its record meta.json "
+                        f"({type(e).__name__}: {str(e)[:160]}); {fix}") from None
     return encoder.eval(), meta
 
 # %% ../nbs/03a_encoder.ipynb #6671351d

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import distributed
-from .core import AgicError, cache_dir, check_choice, check_range, config_hash, seed_everything, use_all_cores
+from .core import (AgicError, cache_dir, check_choice, check_range, config_hash, load_tensors, read_json,
+                       seed_everything, use_all_cores)
 from .encoder import AtGCEncoder, graphs_key
 
 # %% auto #0
@@ -240,10 +241,15 @@ def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes
     sa = SANetwork(copy.deepcopy(encoder), n_classes, cfg.hidden, cfg.spread if fidelity else None,
                    freeze_encoder=fidelity and cfg.freeze_encoder)
     if (folder / "sa.pt").is_file():
-        meta = json.loads((folder / "meta.json").read_text())
+        fix = f"delete the folder {folder} and run again to train the SA network anew"
+        meta = read_json(folder / "meta.json", "record of the SA network", fix, keys=("model_hash",))
         if meta["model_hash"] != store.manifest["model_hash"]:
             raise AgicError(f"SA network {folder} was trained on At-GCs of another CNN (model hash {meta['model_hash']})")
-        sa.load_state_dict(torch.load(folder / "sa.pt", weights_only=True))
+        state = load_tensors(folder / "sa.pt", "SA network", fix, expected="a plain state dict")
+        try: sa.load_state_dict(state)
+        except RuntimeError as e:   # weights of another shape than this SA network's
+            raise AgicError(f"SA network {folder / 'sa.pt'} does not fit its settings "
+                            f"({(str(e).splitlines() or [''])[0][:160]}); {fix}") from None
         return sa.eval(), meta
     use_all_cores()
     if cfg.objective == "label": step, summarise = _label_step(cfg)
@@ -299,10 +305,13 @@ class KernelImportance:
         "Load a saved importance; refused if it belongs to a CNN other than `model_hash`."
         path = Path(path)
         if not path.is_file() or not path.with_suffix(".json").is_file(): raise AgicError(f"no kernel importance at {path}")
-        meta = json.loads(path.with_suffix(".json").read_text())
+        fix = "compute it again and save it there (kernel_importance(...).save(path))"
+        meta = read_json(path.with_suffix(".json"), "record of the kernel importance", fix,
+                         keys=("layers", "modules", "model_hash", "n_graphs"))
         if model_hash is not None and meta["model_hash"] != model_hash:
             raise AgicError(f"kernel importance {path} belongs to model hash {meta['model_hash']}, not {model_hash}")
-        t = torch.load(path, weights_only=True)
+        t = load_tensors(path, "kernel importance", fix,
+                         keys=[f"{kind}/{l}" for kind in ("overall", "per_class") for l in meta["layers"]])
         return cls(meta["layers"], meta["modules"], {l: t[f"overall/{l}"] for l in meta["layers"]},
                    {l: t[f"per_class/{l}"] for l in meta["layers"]}, meta["model_hash"], meta["n_graphs"])
 

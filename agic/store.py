@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_graphs_store.ipynb #2a9c7fef
 from __future__ import annotations
-import hashlib, json, os
+import hashlib, json, os, re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,14 +12,14 @@ import torch
 from .core import progress_bar
 
 from . import distributed
-from .core import AgicError, atomic_write_text, check_choice, check_range, file_sha256
+from .core import AgicError, atomic_write_text, check_choice, check_range, file_sha256, load_tensors, read_json
 from .graphs import NODE_FEATURES, AtGCBatch, AtGCBuilder
 
 N_MAP_FEATURES = 5  # NODE_FEATURES[:5] come from the image's feature maps, the rest from the kernel's parameters
 
 # %% auto #0
 __all__ = ['N_MAP_FEATURES', 'STORE_FORMAT', 'SPLITS', 'StoreConfig', 'default_store_path', 'split_images', 'reference_images',
-           'sparsify', 'graph_slice', 'graph_digest', 'build_store', 'GraphStore', 'plot_atgc']
+           'sparsify', 'graph_slice', 'graph_digest', 'finished_graphs', 'build_store', 'GraphStore', 'plot_atgc']
 
 # %% ../nbs/03_graphs_store.ipynb #885fd1c1
 STORE_FORMAT = 1
@@ -142,12 +142,29 @@ def _identity(builder: AtGCBuilder, model_hash: str, model_name: str, dataset: s
                         "param_features": [[round(v, 7) for v in row] for row in builder.param_features[l.name].tolist()]}
                        for l in builder.layers]}
 
-def _shard_done(folder: Path, s: int) -> bool:
-    "A shard is finished when its sidecar exists and the shard's bytes still match it."
+_SIDECAR_KEYS = ("sha256", "n", "images", "labels", "digests", "feature_sum", "feature_sumsq")
+_REBUILD_SHARD = "delete it and its .json sidecar, then run the same 'agic graphs' command again to rebuild it"
+
+def _finished_sidecar(folder: Path, s: int) -> dict | None:
+    """The sidecar of shard `s` if the shard is finished: the sidecar is whole and the shard's bytes still match it.
+    A damaged shard or sidecar (cut short, not JSON, of another shape) is unfinished: the next build makes it again."""
     pt, meta = folder / f"shard-{s:05d}.pt", folder / f"shard-{s:05d}.json"
-    if not (pt.is_file() and meta.is_file()): return False
-    try: return json.loads(meta.read_text())["sha256"] == file_sha256(pt)
-    except (ValueError, KeyError): return False
+    if not (pt.is_file() and meta.is_file()): return None
+    try: info = json.loads(meta.read_bytes())
+    except ValueError: return None   # JSONDecodeError: cut short or not JSON; UnicodeDecodeError: binary bytes
+    whole = isinstance(info, dict) and all(k in info for k in _SIDECAR_KEYS) and isinstance(info["n"], int)
+    return info if whole and info["sha256"] == file_sha256(pt) else None
+
+def _shard_done(folder: Path, s: int) -> bool:
+    "A shard is finished when its sidecar is whole and the shard's bytes still match it."
+    return _finished_sidecar(folder, s) is not None
+
+def finished_graphs(folder: Path | str) -> int:
+    "How many graphs the finished shards in `folder` hold: what a resumed build keeps (a damaged shard is made again)."
+    folder = Path(folder)
+    if not folder.is_dir(): return 0
+    shards = [int(m.group(1)) for p in folder.glob("shard-*.json") if (m := re.fullmatch(r"shard-(\d+)\.json", p.name))]
+    return sum(info["n"] for s in shards if (info := _finished_sidecar(folder, s)))
 
 def _write_shard(folder: Path, s: int, tensors: dict, device: str = "cpu") -> None:
     """Write shard `s` and then its sidecar; a full disk or an unwritable folder raises one `AgicError` and leaves
@@ -173,7 +190,8 @@ def _write_shard(folder: Path, s: int, tensors: dict, device: str = "cpu") -> No
 def _open_store(out: Path, identity: dict) -> None:
     "Check that `out` is this store's folder (or a new one) and record the store's identity in it."
     if (out / "store.json").is_file():
-        old = json.loads((out / "store.json").read_text())
+        old = read_json(out / "store.json", "graph store identity file", f"the store in {out} cannot be trusted: "
+                        "delete that folder and run the same command again to build it anew")
         if old != identity:
             diff = [k for k in identity if old.get(k) != identity[k]]
             raise AgicError(f"{out} holds a graph store built with other settings ({', '.join(diff)} differ: "
@@ -229,7 +247,7 @@ def _edge_scale(out: Path, identity: dict, n_shards: int) -> dict[str, float]:
     "Mean |value| of the kept edges into each layer: SHAP values of early layers (large maps) dwarf later ones."
     total, count = {}, {}
     for s in range(n_shards):
-        shard = torch.load(out / f"shard-{s:05d}.pt", weights_only=True)
+        shard = load_tensors(out / f"shard-{s:05d}.pt", "shard", _REBUILD_SHARD)
         for key, t in shard.items():
             kind, _, layer = key.partition("/")
             if kind in ("val", "dense"):
@@ -238,7 +256,8 @@ def _edge_scale(out: Path, identity: dict, n_shards: int) -> dict[str, float]:
     return {l: total[l] / max(count[l], 1) for l in total}
 
 def _write_manifest(out: Path, identity: dict, n_shards: int) -> Path:
-    metas = [json.loads((out / f"shard-{s:05d}.json").read_text()) for s in range(n_shards)]
+    metas = [read_json(out / f"shard-{s:05d}.json", "shard sidecar", "run the same command again to rebuild that shard",
+                       keys=_SIDECAR_KEYS) for s in range(n_shards)]
     n = sum(m["n"] for m in metas)
     stats = {}
     for layer in identity["layers"]:  # per node type: map features over every stored graph, parameters over kernels
@@ -266,15 +285,23 @@ class GraphStore(torch.utils.data.Dataset):
         if not (self.path / "manifest.json").is_file():
             hint = " (unfinished: run the same build again to resume it)" if (self.path / "store.json").is_file() else ""
             raise AgicError(f"{self.path} is not a finished graph store: no manifest.json{hint}")
-        self.manifest = json.loads((self.path / "manifest.json").read_text())
-        self.layers = [l["name"] for l in self.manifest["layers"]]
-        self.sizes = {l["name"]: l["size"] for l in self.manifest["layers"]}
-        self.sources = {l["name"]: l["sources"] for l in self.manifest["layers"]}
-        self.params = {l["name"]: torch.tensor(l["param_features"]) for l in self.manifest["layers"]}
-        self.starts = [0]
-        for s in self.manifest["shards"]: self.starts.append(self.starts[-1] + s["n"])
+        fix = "run the same 'agic graphs' command (or build_store call) again to rewrite it"
+        self.manifest = read_json(self.path / "manifest.json", "graph store manifest", fix,
+                                  keys=("model", "model_hash", "dataset", "config", "layers", "n_graphs", "shards",
+                                        "feature_stats", "edge_scale", "checksum"))
+        try:
+            self.layers = [l["name"] for l in self.manifest["layers"]]
+            self.sizes = {l["name"]: l["size"] for l in self.manifest["layers"]}
+            self.sources = {l["name"]: l["sources"] for l in self.manifest["layers"]}
+            self.params = {l["name"]: torch.tensor(l["param_features"]) for l in self.manifest["layers"]}
+            self.starts = [0]
+            for s in self.manifest["shards"]: self.starts.append(self.starts[-1] + s["n"])
+            self._stats = {k: (torch.tensor(v["mean"]), torch.tensor(v["std"]).clamp_min(1e-6))
+                           for k, v in self.manifest["feature_stats"].items()}
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:   # valid JSON, but not a manifest's shape
+            raise AgicError(f"graph store manifest {self.path / 'manifest.json'} is damaged ({type(e).__name__}: "
+                            f"{str(e)[:160]}); {fix}") from None
         self._cache: tuple[int, dict] | None = None
-        self._stats = {k: (torch.tensor(v["mean"]), torch.tensor(v["std"]).clamp_min(1e-6)) for k, v in self.manifest["feature_stats"].items()}
 
     def __len__(self) -> int: return self.manifest["n_graphs"]
     def __repr__(self):
@@ -290,7 +317,7 @@ class GraphStore(torch.utils.data.Dataset):
         if not path.is_file() or file_sha256(path) != info["sha256"]:
             raise AgicError(f"shard {path} is missing or corrupt (SHA-256 differs from the manifest); "
                             "rebuild it by running the same 'agic graphs' command again")
-        self._cache = (s, torch.load(path, weights_only=True))
+        self._cache = (s, load_tensors(path, "shard", _REBUILD_SHARD))
         return self._cache[1]
 
     def graph(self, i: int) -> dict[str, torch.Tensor]:

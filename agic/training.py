@@ -4,7 +4,7 @@
 
 # %% ../nbs/02a_training.ipynb #62f7469f
 from __future__ import annotations
-import json, pickle, re, time
+import json, re, time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -12,8 +12,8 @@ import torch
 from torch import nn
 from .core import progress_bar
 
-from .core import (AgicError, atomic_dir, cache_dir, check_choice, check_range, config_hash, seed_everything,
-                       use_all_cores)
+from .core import (AgicError, atomic_dir, cache_dir, check_choice, check_range, config_hash, load_tensors,
+                       seed_everything, use_all_cores)
 from .data import DatasetInfo, Splits, augment, load_dataset, make_loader
 from .models import build_model
 
@@ -74,19 +74,11 @@ def load_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     path = Path(path)
     if path.is_dir(): path = path / "model.pt"
     if not path.is_file(): raise AgicError(f"checkpoint {path} does not exist; train the model first (agic train ...)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if (found := re.search(r"GLOBAL (\S+)", str(e))):  # the safe unpickler met a class or function
-            raise AgicError(f"checkpoint {path} holds pickled Python objects ({found.group(1)}), not a plain state "
-                            f"dict; agic refuses to unpickle them (that could run arbitrary code). "
-                            f"Save model.state_dict() instead.") from None
-        raise AgicError(f"checkpoint {path} is truncated or corrupt (not a readable torch file)") from None
-    except Exception as e:  # a damaged file can fail anywhere in torch's readers: every failure is the same news
-        raise AgicError(f"checkpoint {path} is truncated or corrupt ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]})") from None
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        raise AgicError(f"checkpoint {path} is not a state dict (a dict of parameter names to tensors); "
-                        f"it holds {type(state).__name__}")
+    state = load_tensors(path, "checkpoint", "train the model again (agic train --force), or save its "
+                         "model.state_dict() there", expected="a plain state dict")
+    if (bad := [k for k, v in state.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))]):
+        raise AgicError(f"checkpoint {path} is not a state dict (a dict of parameter names to tensors): its entry "
+                        f"{bad[0]!r} holds a {type(state[bad[0]]).__name__}")
     return state
 
 def load_checkpoint(model: nn.Module, path: Path | str) -> nn.Module:

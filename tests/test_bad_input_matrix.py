@@ -2,7 +2,7 @@
 one clear message, a non-zero exit, and nothing partial left behind.
 
 One row per case: where it enters, what is given, and a piece of the message it must print."""
-import os, subprocess, sys
+import json, os, pickle, shutil, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ import torch
 from conftest import ROOT
 
 SYN = ["--model", "vgg_small", "--dataset", "synthetic", "--epochs", "1", "--quiet"]
+GRAPHS = ["graphs", *SYN, "--split", "train", "--images", "32", "--refs", "2", "--topk", "4", "--shard-size", "16"]
 
 
 def agic(*args, cwd=ROOT):
@@ -38,7 +39,34 @@ def made(tmp_path_factory):
     (root / "empty-images").mkdir()
     (root / "broken.yml").write_text("runs: [{name: a, notebook: nbs/04_pruning.ipynb, parameters: {modle: x}}]")
     (root / "not-yaml.yml").write_text("runs: [1")
+    damaged_stores(root)
     return root
+
+
+def damaged_stores(root: Path) -> None:
+    "Copies of the finished store, each with one damaged file: what a full disk, a killed copy or a hand edit leaves."
+    from agic.core import file_sha256
+    def copy(name):
+        shutil.copytree(root / "store", root / name); return root / name
+    manifest = (root / "store" / "manifest.json").read_bytes()
+    (copy("cut-manifest") / "manifest.json").write_bytes(manifest[:len(manifest) // 2])
+    (copy("pickled-manifest") / "manifest.json").write_bytes(pickle.dumps(json.loads(manifest)))
+    (copy("array-manifest") / "manifest.json").write_text("[1, 2]")
+    identity = (root / "store" / "store.json").read_bytes()
+    (copy("cut-identity") / "store.json").write_bytes(identity[:len(identity) // 2])
+    store = copy("pickled-shard")   # pickled Python objects behind SHA-256s that match: refused all the same
+    torch.save({"label": Payload(str(root / "payload-ran"))}, store / "shard-00000.pt")
+    sha = file_sha256(store / "shard-00000.pt")
+    sidecar, records = json.loads((store / "shard-00000.json").read_text()), json.loads(manifest)
+    sidecar["sha256"] = records["shards"][0]["sha256"] = sha
+    (store / "shard-00000.json").write_text(json.dumps(sidecar))
+    (store / "manifest.json").write_text(json.dumps(records))
+
+
+class Payload:
+    "A pickle that, if ever unpickled, creates a file: the proof that loading never runs it."
+    def __init__(self, marker): self.marker = marker
+    def __reduce__(self): return (Path.touch, (Path(self.marker),))
 
 
 # (id, entry point, arguments, piece of the one-line message)
@@ -55,6 +83,14 @@ CLI = [
     ("empty-dataset", ["data", "--dataset", "folder:{made}/empty-images"], "empty-images"),
     ("not-a-store", ["graphs", "--checksum", "{made}/empty-images"], "is not a finished graph store: no manifest.json"),
     ("corrupt-shard", ["graphs", "--checksum", "{made}/corrupt"], "shard-00001.pt is missing or corrupt"),
+    ("manifest-cut-short", ["graphs", "--checksum", "{made}/cut-manifest"],
+     "cut-manifest/manifest.json is damaged (not valid JSON: JSONDecodeError"),
+    ("manifest-pickled", ["graphs", "--checksum", "{made}/pickled-manifest"],
+     "pickled-manifest/manifest.json is damaged (not valid JSON: UnicodeDecodeError"),
+    ("manifest-array", ["graphs", "--checksum", "{made}/array-manifest"],
+     "manifest.json is damaged (it holds a JSON array, not a JSON object); run the same 'agic graphs' command"),
+    ("shard-pickled", ["graphs", "--checksum", "{made}/pickled-shard"],
+     "shard-00000.pt holds pickled Python objects ("),
     ("store-of-another-model", ["pretrain", *SYN, "--store", "{made}/resnet8-store"], "holds At-GCs of another CNN (resnet8"),
     ("store-other-settings", ["graphs", *SYN, "--split", "train", "--images", "32", "--refs", "4", "--topk", "4",
                               "--shard-size", "16", "--out", "{made}/store"], "holds a graph store built with other settings (config"),
@@ -71,6 +107,27 @@ CLI = [
 
 @pytest.mark.parametrize("args, message", [c[1:] for c in CLI], ids=[c[0] for c in CLI])
 def test_command_line_refuses(args, message, made, isolated_cache):
+    refuses(args, message, made, isolated_cache)
+
+
+# a build resumed in a damaged store (the CNN is the one the stores were built from: `made`'s cached checkpoint)
+DAMAGED_BUILDS = [
+    ("identity-cut-short", [*GRAPHS, "--out", "{made}/cut-identity"],
+     "cut-identity/store.json is damaged (not valid JSON: JSONDecodeError"),
+    ("shard-pickled-build", [*GRAPHS, "--out", "{made}/pickled-shard"],
+     "), not a dict of tensors; agic refuses to unpickle them (that could run arbitrary code); delete it and its .json "
+     "sidecar, then run the same 'agic graphs' command again"),
+]
+
+
+@pytest.mark.parametrize("args, message", [c[1:] for c in DAMAGED_BUILDS], ids=[c[0] for c in DAMAGED_BUILDS])
+def test_build_refuses_damaged_store(args, message, made, isolated_cache):
+    shutil.copytree(made / "cache", isolated_cache)
+    refuses(args, message, made, isolated_cache)
+
+
+def refuses(args, message, made, isolated_cache):
+    "`agic ARGS` exits with 2 and one line holding `message`, and writes nothing (no pickle of `made` ran)."
     args = [a.replace("{made}", str(made)) for a in args]
     before = files(made)
     p = agic(*args)
@@ -122,3 +179,73 @@ def test_loaders_refuse(made, tmp_path):
         with pytest.raises(AgicError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")): call()
     assert files(made) + files(tmp_path) == before
 
+
+
+# (id, file of the store, how it is damaged, graphs the same command builds again)
+REPAIRS = [
+    ("sidecar-not-json", "shard-00001.json", lambda b: b"{not json", 16),
+    ("sidecar-array", "shard-00001.json", lambda b: b"[1, 2]", 16),
+    ("sidecar-pickled", "shard-00001.json", lambda b: pickle.dumps(json.loads(b)), 16),
+    ("manifest-cut-short", "manifest.json", lambda b: b[:len(b) // 2], 0),
+    ("manifest-pickled", "manifest.json", lambda b: pickle.dumps(json.loads(b)), 0),
+]
+
+
+@pytest.mark.parametrize("name, damage, rebuilt", [c[1:] for c in REPAIRS], ids=[c[0] for c in REPAIRS])
+def test_same_command_repairs_the_store(name, damage, rebuilt, made, tmp_path, isolated_cache):
+    "A damaged sidecar or manifest: the same 'agic graphs' command again makes what was damaged, and counts it."
+    shutil.copytree(made / "cache", isolated_cache)                 # the trained CNN, not trained again
+    store = tmp_path / "store"
+    shutil.copytree(made / "store", store)
+    checksum = json.loads((store / "manifest.json").read_text())["checksum"]
+    (store / name).write_bytes(damage((store / name).read_bytes()))
+    p = agic(*GRAPHS, "--out", store)
+    assert p.returncode == 0, p.stderr[-2000:]
+    result = json.loads(p.stdout.splitlines()[-1])
+    assert (result["graphs_built"], result["n_graphs"], result["checksum"]) == (rebuilt, 32, checksum), result
+    p = agic("graphs", "--checksum", store)                          # every shard read back and verified
+    assert p.returncode == 0 and json.loads(p.stdout)["checksum"] == checksum, p.stderr[-2000:]
+
+
+def test_damaged_caches_refuse(made, tmp_path):
+    """Damaged cached results (a pretrained encoder, an SA network) and a damaged saved kernel importance: one
+    AgicError each, naming the file and what to do; a pickle in them is refused, never run."""
+    from agic.core import AgicError
+    from agic.encoder import EncoderConfig, load_graphs, pretrain_dgi
+    from agic.scoring import KernelImportance, SAConfig, train_sa
+    from agic.store import GraphStore
+    store = GraphStore(made / "store")
+    graphs = load_graphs(store, progress=False)
+    ecfg, sa_cfg = EncoderConfig(hidden=8, epochs=1, batch_size=16), SAConfig("label", epochs=1, batch_size=16)
+    encoder, _ = pretrain_dgi(store, graphs, ecfg, cache=tmp_path, progress=False)
+    train_sa(encoder, store, graphs, sa_cfg, 10, cache=tmp_path, progress=False)
+    imp = KernelImportance(["a"], {"a": "a"}, {"a": torch.ones(2)}, {"a": torch.ones(1, 2)}, "hash", 1)
+    imp.save(tmp_path / "imp.pt")
+    (enc,), (sa,) = (tmp_path / "encoders").iterdir(), (tmp_path / "scoring").iterdir()
+    load = {"encoder": lambda: pretrain_dgi(store, graphs, ecfg, cache=tmp_path, progress=False),
+            "sa": lambda: train_sa(encoder, store, graphs, sa_cfg, 10, cache=tmp_path, progress=False),
+            "importance": lambda: KernelImportance.load(tmp_path / "imp.pt")}
+    marker = tmp_path / "payload-ran"
+    cut = lambda f: f.write_bytes(f.read_bytes()[:len(f.read_bytes()) // 2])
+    pickled = lambda f: torch.save({"w": Payload(str(marker))}, f)
+    array = lambda f: f.write_text("[1, 2]")
+    cases = [  # (file, damage, what loads it, pieces of the message)
+        (enc / "meta.json", cut, "encoder", ["meta.json is damaged (not valid JSON", f"delete the folder {enc}"]),
+        (enc / "meta.json", array, "encoder", ["meta.json is damaged (it holds a JSON array, not a JSON object)"]),
+        (enc / "encoder.pt", cut, "encoder", ["encoder.pt is truncated or corrupt", "pretrain the encoder anew"]),
+        (enc / "encoder.pt", pickled, "encoder", ["encoder.pt holds pickled Python objects", "refuses to unpickle"]),
+        (sa / "meta.json", cut, "sa", ["meta.json is damaged (not valid JSON", f"delete the folder {sa}"]),
+        (sa / "sa.pt", cut, "sa", ["sa.pt is truncated or corrupt", "train the SA network anew"]),
+        (sa / "sa.pt", pickled, "sa", ["sa.pt holds pickled Python objects", "refuses to unpickle"]),
+        (tmp_path / "imp.json", array, "importance", ["imp.json is damaged (it holds a JSON array", "compute it"]),
+        (tmp_path / "imp.pt", cut, "importance", ["imp.pt is truncated or corrupt", "compute it again"]),
+        (tmp_path / "imp.pt", pickled, "importance", ["imp.pt holds pickled Python objects", "refuses to unpickle"]),
+    ]
+    for path, damage, what, pieces in cases:
+        whole = path.read_bytes()
+        damage(path)
+        with pytest.raises(AgicError) as e: load[what]()
+        assert all(p in str(e.value) for p in pieces), (path.name, str(e.value))
+        assert not marker.exists()
+        path.write_bytes(whole)
+    load["encoder"](); load["sa"](); load["importance"]()           # whole again: read back from the cache
