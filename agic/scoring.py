@@ -18,20 +18,22 @@ from .core import (AgicError, cache_dir, check_choice, check_range, config_hash,
 from .encoder import AtGCEncoder, graphs_key
 
 # %% auto #0
-__all__ = ['HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'RATIO_MODES', 'SANetwork', 'Embedded', 'embed',
-           'hard_concrete', 'nested_gates', 'GatedCNN', 'SAConfig', 'sa_loss', 'train_sa', 'KernelImportance',
-           'kernel_importance', 'SAImportance']
+__all__ = ['HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'RATIO_MODES', 'SCORER_INITS', 'SANetwork',
+           'Embedded', 'embed', 'hard_concrete', 'nested_gates', 'GatedCNN', 'SAConfig', 'sa_loss', 'train_sa',
+           'KernelImportance', 'kernel_importance', 'SAImportance']
 
 # %% ../nbs/03b_scoring.ipynb #5e33207c
 class SANetwork(nn.Module):
     "Scoring-aggregation network: a score in (0,1) for every kernel node, score-weighted aggregation, an MLP head."
     def __init__(self, encoder: AtGCEncoder, n_classes: int, hidden: int = 128, spread: float | None = None,
-                 freeze_encoder: bool = False):
+                 freeze_encoder: bool = False, zero_scores: bool = False):
         super().__init__()
         self.encoder, H, self.spread, self.freeze_encoder = encoder, encoder.hidden, spread, freeze_encoder
         if freeze_encoder: encoder.requires_grad_(False)
         self.kernel_types = [nt for nt in encoder.node_types if nt != "input"]  # the input image is not a kernel
         self.scorer = nn.ModuleDict({nt: nn.Sequential(nn.Linear(H, H), nn.ReLU(), nn.Linear(H, 1)) for nt in self.kernel_types})
+        if zero_scores:   # every kernel starts tied: an order is learned from the objective, never kept from the init
+            for m in self.scorer.values(): nn.init.zeros_(m[-1].weight); nn.init.zeros_(m[-1].bias)
         dim = H * len(self.kernel_types) + encoder.node_dim * sum(encoder.sizes[nt] for nt in self.kernel_types)
         self.head = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, n_classes))
 
@@ -151,6 +153,7 @@ class GatedCNN:
 OBJECTIVES = ["fidelity", "label"]
 BN_MODES = ["batch", "fixed"]
 RATIO_MODES = ["shared", "per_layer"]
+SCORER_INITS = ["random", "zero"]
 
 @dataclass
 class SAConfig:
@@ -163,6 +166,7 @@ class SAConfig:
     head_weight: float = 0.1     # "fidelity": weight of the aggregation head's cross-entropy on the CNN's own prediction
     max_ratio: float = 0.9       # "fidelity": removal ratios are drawn uniformly from [0, max_ratio]
     ratios: str = "shared"       # "fidelity": one ratio drawn for all layers ("shared") or one per layer ("per_layer")
+    scorer_init: str = "random"  # the scorers' last layer: "random" (PyTorch's default) or "zero" (every kernel tied)
     morf_weight: float = 1.0     # "fidelity": weight of the term that removes the highest-scored kernels (see below)
     spread: float = 3.0          # "fidelity": node logits standardised per layer, times this
     freeze_encoder: bool = True  # "fidelity": the DGI encoder's node embeddings are kept as pretrained
@@ -172,7 +176,7 @@ class SAConfig:
 
     def __post_init__(self):
         check_choice("objective", self.objective, OBJECTIVES); check_choice("bn", self.bn, BN_MODES)
-        check_choice("ratios", self.ratios, RATIO_MODES)
+        check_choice("ratios", self.ratios, RATIO_MODES); check_choice("scorer_init", self.scorer_init, SCORER_INITS)
         check_range("epochs", self.epochs, 1, 10000, kind=int); check_range("lr", self.lr, 1e-8, 1.0)
         check_range("batch_size", self.batch_size, 1, kind=int); check_range("sparsity", self.sparsity, 0.0, 100.0)
         check_range("head_weight", self.head_weight, 0.0, 100.0); check_range("morf_weight", self.morf_weight, 0.0, 100.0)
@@ -220,7 +224,7 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
 # %% ../nbs/03b_scoring.ipynb #c530922d
 def _hashed(cfg: SAConfig) -> dict:
     "The settings that name a trained SA network: those added later count only when set (older caches keep names)."
-    later = {"ratios": "shared"}
+    later = {"ratios": "shared", "scorer_init": "random"}
     return {k: v for k, v in asdict(cfg).items() if later.get(k, object()) != v}
 
 # %% ../nbs/03b_scoring.ipynb #a44b5511
@@ -239,7 +243,7 @@ def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes
     gen = seed_everything(cfg.seed)
     fidelity = cfg.objective == "fidelity"
     sa = SANetwork(copy.deepcopy(encoder), n_classes, cfg.hidden, cfg.spread if fidelity else None,
-                   freeze_encoder=fidelity and cfg.freeze_encoder)
+                   freeze_encoder=fidelity and cfg.freeze_encoder, zero_scores=cfg.scorer_init == "zero")
     if (folder / "sa.pt").is_file():
         fix = f"delete the folder {folder} and run again to train the SA network anew"
         meta = read_json(folder / "meta.json", "record of the SA network", fix, keys=("model_hash",))
