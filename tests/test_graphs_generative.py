@@ -2,10 +2,12 @@
 (convs with random stride, dilation, groups, padding and bias; BatchNorm with random statistics; every activation and
 pooling; residual sums and differences with repeats, alphas and numbers; concatenations; chains and branches; odd
 channel counts and image sizes) and of operations it must refuse. Every model is either built exactly, in float64
-(completeness <= 1e-6 relative on every layer, and equal to shap.DeepExplainer on one target layer of every fifth
-model), or refused with one AgicError that names the operation; never anything else.
+(completeness <= 1e-6 relative on every layer, and equal to shap.DeepExplainer on one target layer of every second
+model), or refused with one AgicError that names the operation; never anything else. Completeness is relative to the
+size of the difference from the references, with a floor of 1e-6 of the layer's outputs: behind an `h - h` the
+difference is exactly 0 and only rounding is left.
 
-CI runs a seeded share of 60 models; the full run (500 models, about two minutes):
+CI runs a seeded share of 60 models; the full run (500 models, about 15 seconds):
 
     AGIC_GENERATIVE_MODELS=500 pytest tests/test_graphs_generative.py -s
 """
@@ -71,6 +73,7 @@ def random_bn(c, rng, track=True):
 def conv_step(rng, c_in, h, w, shap_only):
     "A conv (random geometry) with maybe a BatchNorm and an activation; its output shape."
     k = rng.choice([1, 2, 3, 5]); d = rng.choice([1, 1, 2]); s = rng.choice([1, 1, 2])
+    if d * (k - 1) >= min(h, w) + 4: k, d = 1, 1          # a map too small for this kernel: a 1x1 conv
     span = d * (k - 1)
     pads = [p for p in (0, 1, 2) if h + 2 * p - span >= 1 and w + 2 * p - span >= 1]
     pad = rng.choice(pads + (["same"] if s == 1 else []) + (["valid"] if 0 in pads else []))
@@ -180,7 +183,9 @@ def shap_check(model, batch, images, refs, rng):
     for name, v in zip(sources, values):
         expected = torch.as_tensor(np.asarray(v)).sum((2, 3))      # (N, C_src, D): per-channel sums
         if expected.dim() == 2: expected = expected[..., None]    # a one-kernel target: shap drops the output axis
-        error = relative_error(batch.edges[(name, target.name)], expected)
+        got = batch.edges[(name, target.name)]   # relative to the target's outputs where the values cancel to 0
+        scale = max(expected.abs().max().item(), 1e-6 * batch.outputs[target.name].abs().max().item(), 1e-12)
+        error = (got - expected).abs().max().item() / scale
         if error > 1e-5: return f"shap differs on {name} -> {target.name}: {error:.2e}"
     return None
 
@@ -197,20 +202,23 @@ def check(seed):
         return f"failed: refused ({refused}) with {str(e)[:160]}"
     except Exception as e: return f"failed: {type(e).__name__}: {str(e)[:160]}"
     if refused: return f"failed: built a model with {refused} between convs"
-    for layer in batch.layers[1:]:
+    for layer in batch.layers[1:]:   # relative to the layer's outputs: a difference of h - h is 0 up to rounding
         want = batch.outputs[layer] - batch.ref_outputs[layer]
-        if relative_error(batch.incoming(layer), want) > 1e-6:
-            return f"failed: completeness {relative_error(batch.incoming(layer), want):.2e} on {layer}"
-    if shap_only and seed % 5 == 0:
+        scale = max(want.abs().max().item(), 1e-6 * batch.outputs[layer].abs().max().item(), 1e-12)
+        error = (batch.incoming(layer) - want).abs().max().item() / scale
+        if error > 1e-6: return f"failed: completeness {error:.2e} on {layer}"
+    if shap_only and seed % 2 == 0:
         why = shap_check(model, batch, images, refs, rng)
-        if why: return "failed: " + why
+        return "failed: " + why if why else "exact, equal to shap"
     return "exact"
 
 
 def test_random_architectures_are_built_exactly_or_refused_clearly():
     outcomes = {seed: check(seed) for seed in range(N_MODELS)}
     counts = {k: sum(o.startswith(k) for o in outcomes.values()) for k in ("exact", "refused", "failed")}
-    print(f"\n{N_MODELS} random models: {counts['exact']} exact, {counts['refused']} refused, {counts['failed']} failed")
+    shap_checked = sum(o == "exact, equal to shap" for o in outcomes.values())
+    print(f"\n{N_MODELS} random models: {counts['exact']} exact ({shap_checked} of them also equal to shap.DeepExplainer), "
+          f"{counts['refused']} refused, {counts['failed']} failed")
     failed = {s: o for s, o in outcomes.items() if o.startswith("failed")}
     assert not failed, list(failed.items())[:5]
-    assert counts["exact"] >= 0.6 * N_MODELS and counts["refused"] >= 1
+    assert counts["exact"] >= 0.6 * N_MODELS and counts["refused"] >= 1 and shap_checked >= N_MODELS // 20
