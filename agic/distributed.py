@@ -184,7 +184,8 @@ def run_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, graphs: list,
                                                         find_unused_parameters=find_unused) if d.active else model)
     batches = lambda: global_batches(len(graphs), batch_size, order, d, drop_last)
     per_epoch = len(global_batches(len(graphs), batch_size, torch.Generator(), d, drop_last))
-    bar = progress_bar(total=epochs * per_epoch, initial=start * per_epoch, desc=desc, unit="batch", disable=not (progress and d.main))
+    bar = progress_bar(total=epochs * per_epoch, initial=start * per_epoch, desc=desc, unit="batch",
+                       disable=not (progress and d.main))
     for epoch in range(start, epochs):
         module.train(); sums = {}
         for idx in batches():

@@ -201,7 +201,8 @@ def execute_notebooks(nbs: Path, dst: Path, skip: set[str], progress: bool = Tru
     old = {k: os.environ.get(k) for k in ("IN_TEST", "AGIC_PROGRESS")}
     os.environ.update(IN_TEST="1", AGIC_PROGRESS="lines")   # progress as a few plain lines on the pages
     try:
-        for path in progress_bar(sorted(nbs.glob("*.ipynb")), desc="executing notebooks", unit="nb", disable=not progress):
+        notebooks = sorted(nbs.glob("*.ipynb"))
+        for path in progress_bar(notebooks, desc="executing notebooks", unit="nb", disable=not progress):
             nb = read_nb(path)
             if path.stem not in skip:
                 shell = CaptureShell(path)

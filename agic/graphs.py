@@ -224,7 +224,8 @@ def _pool_argmax(gm: fx.GraphModule, node: fx.Node, args, kwargs, t: torch.Tenso
     "Where max-pooling `node` takes each output from in `t`: flat positions within each channel's map."
     if node.op == "call_module":
         m = gm.get_submodule(node.target)
-        return F.max_pool2d(t, m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode, return_indices=True)[1]
+        return F.max_pool2d(t, m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode,
+                            return_indices=True)[1]
     return F.max_pool2d(t, *args[1:], **{**kwargs, "return_indices": True})[1]
 
 def _maxpool_terms(gm: fx.GraphModule, node: fx.Node, args, kwargs, inp: Value, out: torch.Tensor,

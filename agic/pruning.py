@@ -128,7 +128,7 @@ def fraction_removed(masks: dict[str, torch.Tensor]) -> float:
 
 # %% ../nbs/03c_pruning.ipynb #48579e5a
 _CHANNELWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Sigmoid, nn.Tanh,
-                nn.Dropout, nn.Identity)                                              # per element: also after a flatten
+                nn.Dropout, nn.Identity)                             # per element: also after a flatten
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)  # per channel: before a flatten only
 
 def _readers(gm, node) -> list[tuple[str, str]] | None:

@@ -49,7 +49,8 @@ class SANetwork(nn.Module):
         "Class logits and node logits of a batch of At-GCs (a node's score is the sigmoid of its logit)."
         if isinstance(data, Embedded): h = data.h   # a frozen encoder's embeddings, computed once (`embed`)
         else:
-            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder): h = self.encoder.nodes(data)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+                h = self.encoder.nodes(data)
         a = self.node_logits(h)
         s = {nt: torch.sigmoid(v) for nt, v in a.items()}
         pooled = [(s[nt][..., None] * h[nt]).mean(1) for nt in self.kernel_types]  # / size, not / sum(s): a 0 removes the node

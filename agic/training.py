@@ -124,7 +124,8 @@ def _fit(model: nn.Module, splits: Splits, cfg: TrainConfig, progress: bool) -> 
                           weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.25)
     history = []
-    bar = progress_bar(total=cfg.epochs * steps, desc=f"train {cfg.model} on {cfg.dataset}", disable=not progress, unit="batch")
+    bar = progress_bar(total=cfg.epochs * steps, desc=f"train {cfg.model} on {cfg.dataset}", disable=not progress,
+                       unit="batch")
     for epoch in range(cfg.epochs):
         model.train(); total = 0.0
         loader = make_loader(train_ds, cfg.batch_size, shuffle=True, seed=cfg.seed * 1000 + epoch, drop_last=len(train_ds) >= cfg.batch_size)

@@ -82,7 +82,8 @@ def conv_step(rng, c_in, h, w, shap_only):
     conv = nn.Conv2d(c_in, c_out, k, s, pad, dilation=d, groups=g, bias=rng.random() < 0.5)
     layers = [conv]
     if rng.random() < 0.7: layers.append(random_bn(c_out, rng))
-    if rng.random() < 0.8: layers.append(rng.choice(SHAP_ACTIVATIONS if shap_only else SHAP_ACTIVATIONS + OTHER_ACTIVATIONS)())
+    acts = SHAP_ACTIVATIONS if shap_only else SHAP_ACTIVATIONS + OTHER_ACTIVATIONS
+    if rng.random() < 0.8: layers.append(rng.choice(acts)())
     if pad == "same": ho, wo = h, w
     else:
         p = 0 if pad == "valid" else pad
@@ -195,7 +196,8 @@ def check(seed):
     model, refused, shap_only, shape = draw(seed)
     rng = random.Random(seed + 10_000)
     g = torch.Generator().manual_seed(seed)
-    images, refs = torch.randn(2, *shape, generator=g, dtype=torch.float64), torch.randn(3, *shape, generator=g, dtype=torch.float64)
+    images = torch.randn(2, *shape, generator=g, dtype=torch.float64)
+    refs = torch.randn(3, *shape, generator=g, dtype=torch.float64)
     try: batch = AtGCBuilder(model, refs, device="cpu")(images)
     except AgicError as e:
         if refused and REFUSED[refused] in str(e): return "refused"
@@ -217,7 +219,8 @@ def test_random_architectures_are_built_exactly_or_refused_clearly():
     outcomes = {seed: check(seed) for seed in range(N_MODELS)}
     counts = {k: sum(o.startswith(k) for o in outcomes.values()) for k in ("exact", "refused", "failed")}
     shap_checked = sum(o == "exact, equal to shap" for o in outcomes.values())
-    print(f"\n{N_MODELS} random models: {counts['exact']} exact ({shap_checked} of them also equal to shap.DeepExplainer), "
+    print(f"\n{N_MODELS} random models: {counts['exact']} exact ({shap_checked} of them also equal to "
+          f"shap.DeepExplainer), "
           f"{counts['refused']} refused, {counts['failed']} failed")
     failed = {s: o for s, o in outcomes.items() if o.startswith("failed")}
     assert not failed, list(failed.items())[:5]

@@ -120,7 +120,8 @@ class Grouped(Case):  # grouped conv, 2 groups, 6 -> 4 channels, dilation 2
 class SumsWithFactors(Case):  # h + h, an alpha, a difference and a number: every operand counted with its factor
     sources, target = ["a_0", "b_0"], "c_0"
     def __init__(self):
-        super().__init__(); self.a, self.b = nn.Sequential(*cbr(1, 3)), nn.Sequential(*cbr(1, 3)); self.c = nn.Sequential(*cbr(3, 4))
+        super().__init__()
+        self.a, self.b, self.c = nn.Sequential(*cbr(1, 3)), nn.Sequential(*cbr(1, 3)), nn.Sequential(*cbr(3, 4))
     def front(self, x): return [self.a(x), self.b(x)]
     def back(self, a, b): return self.c(torch.rsub(a + a, torch.add(a, b, alpha=2).sub(b, alpha=0.5) + 1.5, alpha=0.3))
 
@@ -129,7 +130,8 @@ class PoolAfterSum(Case):  # ResNet-9 style: relu(x + bn(conv(x))), then max-poo
     sources, target = ["stem_0", "conv_0"], "nxt_0"
     def __init__(self):
         super().__init__()
-        self.stem = nn.Sequential(*cbr(1, 4)); self.conv = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4))
+        self.stem = nn.Sequential(*cbr(1, 4))
+        self.conv = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4))
         self.relu, self.pool, self.nxt = nn.ReLU(), nn.MaxPool2d(2), nn.Sequential(*cbr(4, 5))
     def front(self, x):
         s = self.stem(x); return [s, self.conv(s)]
