@@ -195,4 +195,5 @@ def progress_bar(*args, **kwargs):
         return tqdm(*args, **kwargs)
     import sys
     from tqdm.std import tqdm
-    return tqdm(*args, **{**kwargs, "file": _Lines(sys.stderr), "mininterval": 30, "ascii": True, "ncols": 100})
+    return tqdm(*args, **{**kwargs, "file": _Lines(sys.stderr), "mininterval": 30, "maxinterval": 30, "ascii": True,
+                          "ncols": 100})
