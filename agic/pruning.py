@@ -21,10 +21,11 @@ ORDERS = ["lerf", "morf"]   # least relevant first, most relevant first
 TP_CRITERIA = ["l1", "bn", "taylor", "activation"]
 
 # %% auto #0
-__all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'CURVE_COLUMNS', 'PROTOCOL', 'kernel_modules', 'random_scores',
-           'tp_scores', 'shap_strength', 'layer_normalised', 'keep_masks', 'masked', 'fraction_removed', 'slice_plan',
-           'sliced', 'recalibrate_bn', 'masked_accuracy', 'fine_tune', 'masks_key', 'pruning_curves', 'curve_auc',
-           'auc_summary', 'rank_correlation', 'bn_sample_check', 'prune', 'cost', 'latency']
+__all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'BN_BATCH', 'CURVE_COLUMNS', 'PROTOCOL', 'kernel_modules',
+           'random_scores', 'tp_scores', 'shap_strength', 'layer_normalised', 'keep_masks', 'masked',
+           'fraction_removed', 'slice_plan', 'sliced', 'recalibrate_bn', 'masked_accuracy', 'fine_tune', 'masks_key',
+           'pruning_curves', 'curve_auc', 'auc_summary', 'rank_correlation', 'bn_sample_check', 'prune', 'cost',
+           'latency']
 
 # %% ../nbs/03c_pruning.ipynb #609f852d
 _traced = weakref.WeakKeyDictionary()   # model -> its kernel modules: tracing once per model, not once per curve point
@@ -197,10 +198,11 @@ def sliced(model: nn.Module, masks: dict[str, torch.Tensor]) -> tuple[nn.Module,
     return net.to(memory_format=torch.channels_last).eval(), rest
 
 # %% ../nbs/03c_pruning.ipynb #47e21a9d
-_workspace = weakref.WeakKeyDictionary()   # model -> a copy to re-estimate in: copied and traced once, not once per point
+BN_BATCH = 256   # images per forward pass while BatchNorm statistics are re-estimated
 
 @torch.no_grad()
-def _reestimate(net: nn.Module, masks: dict[str, torch.Tensor], images: torch.Tensor, batch_size: int) -> nn.Module:
+def _reestimate(net: nn.Module, masks: dict[str, torch.Tensor], images: torch.Tensor,
+                batch_size: int = BN_BATCH) -> nn.Module:
     "`net` (in place) with its BatchNorm statistics re-estimated on `images`, `masks` in place."
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     with masked(net, masks):   # (tracing the model for its kernels puts it in eval mode: BatchNorm is switched after)
@@ -209,15 +211,12 @@ def _reestimate(net: nn.Module, masks: dict[str, torch.Tensor], images: torch.Te
     return net.eval()
 
 def recalibrate_bn(model: nn.Module, masks: dict[str, torch.Tensor], images: torch.Tensor,
-                   batch_size: int = 256) -> nn.Module:
+                   batch_size: int = BN_BATCH) -> nn.Module:
     """A copy of `model` whose BatchNorm running statistics are re-estimated on `images` (training images) with the
-    masks in place: adaptive BN, no weight changes (one copy per model, reused and overwritten by the next call).
+    masks in place: adaptive BN, no weight changes.
     Removing kernels shifts the statistics every later BatchNorm sees; without re-estimation a criterion is rewarded
     for removing kernels that shift them least, not for what the CNN needs."""
-    if model not in _workspace: _workspace[model] = copy.deepcopy(model)
-    work = _workspace[model]
-    work.load_state_dict(model.state_dict())   # the model's current weights; the statistics are re-estimated below
-    return _reestimate(work, masks, images, batch_size)
+    return _reestimate(copy.deepcopy(model), masks, images, batch_size)
 
 @torch.no_grad()
 def masked_accuracy(model: nn.Module, masks: dict[str, torch.Tensor], ds, batch_size: int = 500,
@@ -226,7 +225,7 @@ def masked_accuracy(model: nn.Module, masks: dict[str, torch.Tensor], ds, batch_
     `calibration` images, after BatchNorm statistics are re-estimated on them (as `recalibrate_bn` does)."""
     from agic.training import evaluate
     net, rest = sliced(model, masks)
-    if calibration is not None: _reestimate(net, rest, calibration, 256)
+    if calibration is not None: _reestimate(net, rest, calibration)
     with masked(net, rest): return evaluate(net, ds, batch_size)
 
 def fine_tune(model: nn.Module, masks: dict[str, torch.Tensor], splits, epochs: int = 1, n_images: int | None = 5000,
