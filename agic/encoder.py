@@ -20,7 +20,8 @@ from .core import (AgicError, cache_dir, check_choice, check_range, config_hash,
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'dense_adjacency', 'AtGCEncoder', 'corrupt_features', 'GraphDGI', 'EncoderConfig', 'build_encoder',
            'load_graphs', 'graphs_key', 'pretrain_dgi', 'load_encoder', 'embed', 'linear_probe', 'GraphClassifier',
-           'train_classifier', 'predict', 'without_edges', 'constant_features', 'shuffled_edges']
+           'train_classifier', 'predict', 'without_edges', 'constant_features', 'shuffled_edges', 'other_class_edges',
+           'without_identity']
 
 # %% ../nbs/03a_encoder.ipynb #b7a0872f
 def dense_adjacency(data, sizes: dict[str, int]) -> dict[tuple, torch.Tensor]:
@@ -277,3 +278,22 @@ def shuffled_edges(graphs: list, seed: int = 0) -> list:
         for nt in g.node_types: h[nt].x = g[nt].x
         h.y = g.y; out.append(h)
     return out
+
+# %% ../nbs/03a_encoder.ipynb #29950580
+def other_class_edges(graphs: list, seed: int = 0) -> list:
+    "Each graph keeps its node features but takes the edges of a random graph of another class (seeded)."
+    y = torch.cat([g.y.view(-1) for g in graphs])
+    if len(y.unique()) < 2: raise AgicError("other_class_edges needs graphs of at least two classes")
+    gen, out = torch.Generator().manual_seed(seed), []
+    for g, label in zip(graphs, y):
+        others = (y != label).nonzero().flatten()
+        h = graphs[int(others[torch.randint(len(others), (1,), generator=gen)])].clone()
+        for nt in g.node_types: h[nt].x = g[nt].x
+        h.y = g.y; out.append(h)
+    return out
+
+def without_identity(encoder: AtGCEncoder) -> AtGCEncoder:
+    "`encoder` with its learned per-kernel embeddings set to zero and frozen (in place): nodes are told apart by edges only."
+    with torch.no_grad():
+        for p in encoder.identity.values(): p.zero_(); p.requires_grad_(False)
+    return encoder

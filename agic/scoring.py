@@ -15,12 +15,12 @@ from torch import nn
 from . import distributed
 from .core import (AgicError, cache_dir, check_choice, check_range, config_hash, load_tensors, read_json,
                        seed_everything, use_all_cores)
-from .encoder import AtGCEncoder, graphs_key
+from .encoder import AtGCEncoder, dense_adjacency, graphs_key
 
 # %% auto #0
 __all__ = ['HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'RATIO_MODES', 'SCORER_INITS', 'SANetwork',
-           'Embedded', 'embed', 'hard_concrete', 'nested_gates', 'GatedCNN', 'SAConfig', 'sa_loss', 'train_sa',
-           'KernelImportance', 'kernel_importance', 'SAImportance']
+           'Embedded', 'node_strength', 'embed', 'hard_concrete', 'nested_gates', 'GatedCNN', 'SAConfig', 'sa_loss',
+           'train_sa', 'KernelImportance', 'kernel_importance', 'SAImportance']
 
 # %% ../nbs/03b_scoring.ipynb #5e33207c
 class SANetwork(nn.Module):
@@ -64,22 +64,36 @@ class Embedded:
     h: dict[str, torch.Tensor]
     image_index: torch.Tensor   # index of each At-GC's image in its split
     y: torch.Tensor             # each image's label
+    strength: dict[str, torch.Tensor] | None = None   # summed |SHAP| of each node's edges (graphs, size) per node type
 
     @property
     def num_graphs(self) -> int: return len(self.y)
     def __len__(self) -> int: return len(self.y)
     def __getitem__(self, idx) -> Embedded:
-        return Embedded({nt: v[idx] for nt, v in self.h.items()}, self.image_index[idx], self.y[idx])
+        pick = lambda d: None if d is None else {nt: v[idx] for nt, v in d.items()}
+        return Embedded(pick(self.h), self.image_index[idx], self.y[idx], pick(self.strength))
     def to(self, device) -> Embedded:
-        return Embedded({nt: v.to(device) for nt, v in self.h.items()}, self.image_index.to(device), self.y.to(device))
+        move = lambda d: None if d is None else {nt: v.to(device) for nt, v in d.items()}
+        return Embedded(move(self.h), self.image_index.to(device), self.y.to(device), move(self.strength))
+
+def node_strength(data, sizes: dict[str, int]) -> dict[str, torch.Tensor]:
+    """Each node's SHAP strength in a batch of At-GCs, (graphs, size) per node type: the summed weight (|SHAP| in the
+    store's per-layer scale) of every edge touching it, over all edge types (so each edge counts once as itself and
+    once as its reverse)."""
+    out = {nt: torch.zeros(data.num_graphs, n) for nt, n in sizes.items()}
+    for (src, _, dst), a in dense_adjacency(data, sizes).items():
+        a = a.abs(); out[src] = out[src] + a.sum(2).cpu(); out[dst] = out[dst] + a.sum(1).cpu()
+    return out
 
 @torch.no_grad()
 def embed(encoder: AtGCEncoder, graphs: list, batch_size: int = 128) -> Embedded:
     "Every At-GC of `graphs` through `encoder` (node embeddings), in batches."
     from torch_geometric.data import Batch
-    parts = [encoder.nodes(Batch.from_data_list(graphs[i:i + batch_size])) for i in range(0, len(graphs), batch_size)]
+    batches = [Batch.from_data_list(graphs[i:i + batch_size]) for i in range(0, len(graphs), batch_size)]
+    parts, strengths = [encoder.nodes(b) for b in batches], [node_strength(b, encoder.sizes) for b in batches]
     return Embedded({nt: torch.cat([p[nt] for p in parts]) for nt in parts[0]},
-                    torch.cat([g.image_index.view(-1) for g in graphs]), torch.cat([g.y.view(-1) for g in graphs]))
+                    torch.cat([g.image_index.view(-1) for g in graphs]), torch.cat([g.y.view(-1) for g in graphs]),
+                    {nt: torch.cat([s[nt] for s in strengths]) for nt in strengths[0]})
 
 # %% ../nbs/03b_scoring.ipynb #c8b193e4
 HC_LOW, HC_HIGH, HC_TEMPERATURE = -0.1, 1.1, 2 / 3   # hard-concrete stretch and temperature (Louizos et al., 2018)
@@ -172,6 +186,7 @@ class SAConfig:
     spread: float = 3.0          # "fidelity": node logits standardised per layer, times this
     freeze_encoder: bool = True  # "fidelity": the DGI encoder's node embeddings are kept as pretrained
     bn: str = "batch"            # "fidelity": the gated CNN's BatchNorm uses batch statistics ("batch") or its own ("fixed")
+    prior_weight: float = 0.5    # "fidelity": weight of the tie-break toward the kernels' SHAP strength (see below)
     hidden: int = 128
     seed: int = 0
 
@@ -181,7 +196,7 @@ class SAConfig:
         check_range("epochs", self.epochs, 1, 10000, kind=int); check_range("lr", self.lr, 1e-8, 1.0)
         check_range("batch_size", self.batch_size, 1, kind=int); check_range("sparsity", self.sparsity, 0.0, 100.0)
         check_range("head_weight", self.head_weight, 0.0, 100.0); check_range("morf_weight", self.morf_weight, 0.0, 100.0)
-        check_range("spread", self.spread, 0.01, 100.0); check_range("max_ratio", self.max_ratio, 0.0, 0.99)
+        check_range("prior_weight", self.prior_weight, 0.0, 100.0); check_range("spread", self.spread, 0.01, 100.0); check_range("max_ratio", self.max_ratio, 0.0, 0.99)
         check_range("hidden", self.hidden, 1, 4096, kind=int); check_range("seed", self.seed, 0, kind=int)
 
 def sa_loss(logits: torch.Tensor, node_logits: dict[str, torch.Tensor], y: torch.Tensor, sparsity: float) -> torch.Tensor:
@@ -198,7 +213,13 @@ def _label_step(cfg: SAConfig):
                       "seen": b.num_graphs}
     return step, lambda t: {"loss": t["loss"] / t["seen"], "train_accuracy": t["correct"] / t["seen"]}
 
-def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generator: torch.Generator):
+def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    "Pearson correlation of two vectors (0 where either is constant)."
+    a, b = a - a.mean(), b - b.mean()
+    return (a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12)
+
+def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generator: torch.Generator,
+                   sizes: dict[str, int] | None = None):
     "One batch of the fidelity objective: gates at a drawn ratio must keep the CNN's decision on the batch's images."
     def draw(layers) -> float | dict[str, float]:
         if cfg.ratios == "shared": return float(torch.rand(1, generator=generator)) * cfg.max_ratio
@@ -216,6 +237,11 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
         if cfg.morf_weight > 0:                                           # most relevant removed: lose the decision
             worst = gated(x, nested_gates({nt: -v for nt, v in mean.items()}, draw(mean), generator))
             loss = loss + cfg.morf_weight * worst.softmax(1).gather(1, decision[:, None]).mean()
+        if cfg.prior_weight > 0:   # tie-break: where gating cannot tell kernels apart, the stronger attribution ranks higher
+            strength = b.strength if isinstance(b, Embedded) else node_strength(b, sizes)
+            target = {nt: distributed.sum_over_ranks(strength[nt].to(logits.device).sum(0)) / n for nt in mean}
+            prior = torch.stack([1 - _pearson(mean[nt], target[nt].log1p()) for nt in mean if len(mean[nt]) > 1])
+            loss = loss + cfg.prior_weight * prior.mean()
         n = b.num_graphs
         return loss, {"loss": loss.item() * n, "kl": kl.item() * n, "kept": (out.argmax(1) == decision).sum().item(),
                       "correct": (logits.argmax(1) == decision).sum().item(), "seen": n}
@@ -225,7 +251,7 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
 # %% ../nbs/03b_scoring.ipynb #c530922d
 def _hashed(cfg: SAConfig) -> dict:
     "The settings that name a trained SA network: those added later count only when set (older caches keep names)."
-    later = {"ratios": "shared", "scorer_init": "random"}
+    later = {"ratios": "shared", "scorer_init": "random", "prior_weight": 0.0}
     return {k: v for k, v in asdict(cfg).items() if later.get(k, object()) != v}
 
 # %% ../nbs/03b_scoring.ipynb #a44b5511
@@ -263,7 +289,7 @@ def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes
         modules = {l["name"]: l["module"] for l in store.manifest["layers"] if l["name"] in sa.kernel_types}
         gated = GatedCNN(cnn, modules, cfg.bn).to(distributed.current().device)
         images = split_images(splits, store.manifest["config"]["split"]).tensors[0]
-        step, summarise = _fidelity_step(cfg, gated, images, gen)
+        step, summarise = _fidelity_step(cfg, gated, images, gen, sa.encoder.sizes)
     data = embed(sa.encoder, graphs) if sa.freeze_encoder else graphs   # frozen: embeddings computed once
     collate = data.__getitem__ if sa.freeze_encoder else None
     opt = torch.optim.Adam(sa.parameters(), lr=cfg.lr)

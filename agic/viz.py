@@ -14,7 +14,7 @@ from .core import AgicError, atomic_write_text
 
 # %% auto #0
 __all__ = ['STYLES', 'VIEWER_CSS', 'VIEWER_JS', 'style_label', 'style_palette', 'plot_pruning_curves', 'plot_rank_correlation',
-           'ViewGraph', 'image_graph', 'class_graph', 'viewer_data', 'atgc_viewer']
+           'plot_low_label', 'ViewGraph', 'image_graph', 'class_graph', 'viewer_data', 'atgc_viewer']
 
 # %% ../nbs/06_viz.ipynb #7674ac19
 STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
@@ -37,6 +37,15 @@ STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
     "edges_only": ("edges_only: node features zeroed", "#2ca02c"),
     "shuffled_edges": ("shuffled_edges: edges of another image", "#ff7f0e"),
     "permuted_labels": ("permuted_labels: chance control", "#c7c7c7"),
+    "pure_topology": ("pure_topology: SHAP edge weights only", "#8c564b"),
+    "other_class_edges": ("other_class_edges: edges of another class", "#e377c2"),
+    # representations of the low-label curves (agic.probes)
+    "dgi": ("dgi: DGI encoder", "#b2182b"),
+    "untrained_encoder": ("untrained_encoder: same encoder, untrained", "#7f7f7f"),
+    "node_features": ("node_features: node features, no edges", "#1f77b4"),
+    "raw_edges": ("raw_edges: SHAP edge weights, no encoder", "#2ca02c"),
+    "edge_pattern": ("edge_pattern: kept edges (1/0), no encoder", "#ff7f0e"),
+    "cnn_penultimate": ("cnn_penultimate: the CNN's own features", "#000000"),
 }
 
 def style_label(name: str) -> str:
@@ -87,6 +96,29 @@ def plot_rank_correlation(matrix, title: str = ""):
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(matrix), 0.6 + 0.65 * len(matrix)))
     sns.heatmap(matrix, annot=True, fmt=".2f", vmin=-1, vmax=1, cmap="RdBu_r", ax=ax, cbar_kws={"label": "Spearman ρ"})
     ax.set_title(title, fontsize=9); fig.tight_layout()
+    return fig
+
+# %% ../nbs/06_viz.ipynb #009db5d3
+def plot_low_label(curve, chance: float | None = None, title: str = ""):
+    "Accuracy vs labels per class (log x) of every representation in `curve`, mean ± sd, one panel per probe."
+    import matplotlib.pyplot as plt
+    probes = list(dict.fromkeys(curve.probe)); names = list(dict.fromkeys(curve.representation))
+    palette = style_palette(names)
+    fig, axes = plt.subplots(1, len(probes), figsize=(5.6 * len(probes), 4.2), sharey=True, squeeze=False)
+    for ax, kind in zip(axes[0], probes):
+        for name in names:
+            s = curve[(curve.probe == kind) & (curve.representation == name)].groupby("labels_per_class").accuracy
+            s = s.agg(["mean", "std"]).reset_index()
+            if s.empty: continue
+            sd = s["std"].fillna(0)
+            ax.plot(s.labels_per_class, s["mean"], marker="o", ms=3, color=palette[name], label=style_label(name),
+                    lw=2.4 if name == "dgi" else 1.3, ls="--" if name == "cnn_penultimate" else "-")
+            ax.fill_between(s.labels_per_class, s["mean"] - sd, s["mean"] + sd, color=palette[name], alpha=0.15)
+        if chance is not None: ax.axhline(chance, c="0.4", ls=":", lw=0.8, label="chance")
+        ax.set_xscale("log"); ax.set_xlabel("labelled At-GCs per class (rightmost: every label)")
+        ax.set_title(f"{kind} probe", fontsize=9)
+    axes[0, 0].set_ylabel("test accuracy"); axes[0, -1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title); fig.tight_layout()
     return fig
 
 # %% ../nbs/06_viz.ipynb #52ef1b18
