@@ -21,11 +21,11 @@ ORDERS = ["lerf", "morf"]   # least relevant first, most relevant first
 TP_CRITERIA = ["l1", "bn", "taylor", "activation"]
 
 # %% auto #0
-__all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'BN_BATCH', 'CURVE_COLUMNS', 'PROTOCOL', 'kernel_modules',
-           'random_scores', 'tp_scores', 'shap_strength', 'layer_normalised', 'keep_masks', 'masked',
+__all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'BN_BATCH', 'CURVE_COLUMNS', 'PROTOCOL', 'SELECTIVITY_FLOOR',
+           'kernel_modules', 'random_scores', 'tp_scores', 'shap_strength', 'layer_normalised', 'keep_masks', 'masked',
            'fraction_removed', 'slice_plan', 'sliced', 'recalibrate_bn', 'masked_accuracy', 'fine_tune', 'masks_key',
            'pruning_curves', 'curve_auc', 'auc_summary', 'rank_correlation', 'bn_sample_check', 'prune', 'cost',
-           'latency']
+           'latency', 'class_accuracy', 'class_activation_scores', 'class_shap_strength', 'class_selectivity']
 
 # %% ../nbs/03c_pruning.ipynb #609f852d
 _traced = weakref.WeakKeyDictionary()   # model -> its kernel modules: tracing once per model, not once per curve point
@@ -229,9 +229,11 @@ def masked_accuracy(model: nn.Module, masks: dict[str, torch.Tensor], ds, batch_
     with masked(net, rest): return evaluate(net, ds, batch_size)
 
 def fine_tune(model: nn.Module, masks: dict[str, torch.Tensor], splits, epochs: int = 1, n_images: int | None = 5000,
-              lr: float = 0.01, batch_size: int = 128, seed: int = 0, progress: bool = False) -> nn.Module:
-    "A copy of `model` trained `epochs` passes over `n_images` training images with the masks in place (SGD, cosine)."
-    from agic.data import augment, make_loader
+              lr: float = 0.01, batch_size: int = 128, seed: int = 0, progress: bool = False,
+              augment: bool = True) -> nn.Module:
+    """A copy of `model` trained `epochs` passes over `n_images` training images with the masks in place (SGD, cosine);
+    `augment`: images shifted (and flipped) as in training; pass the CNN's own recipe (`TrainConfig.augment`)."""
+    from agic.data import augment as shift_flip, make_loader
     check_range("epochs", epochs, 0, 1000, kind=int)
     model = copy.deepcopy(model)
     if epochs == 0: return model.eval()
@@ -246,7 +248,8 @@ def fine_tune(model: nn.Module, masks: dict[str, torch.Tensor], splits, epochs: 
         bar = progress_bar(total=steps, desc="fine-tune", disable=not progress, leave=False)
         for epoch in range(epochs):
             for x, y in make_loader(ds, batch_size, shuffle=True, seed=seed * 1000 + epoch, drop_last=len(ds) >= batch_size):
-                loss = F.cross_entropy(model(augment(x, splits.info, g).contiguous(memory_format=torch.channels_last)), y)
+                x = shift_flip(x, splits.info, g) if augment else x
+                loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
                 opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step(); bar.update()
         bar.close()
     return model.eval()
@@ -383,3 +386,60 @@ def latency(models: dict[str, nn.Module], example_batch: torch.Tensor, repeats: 
         for k, m in models.items():
             t = time.perf_counter(); m(x); times[k].append(1000 * (time.perf_counter() - t))
     return {k: float(torch.tensor(v).median()) for k, v in times.items()}
+
+# %% ../nbs/03c_pruning.ipynb #03076eea
+@torch.no_grad()
+def class_accuracy(model: nn.Module, masks: dict[str, torch.Tensor], ds, n_classes: int,
+                   calibration: torch.Tensor | None = None, batch_size: int = 500) -> torch.Tensor:
+    "Accuracy on the images of each class of `ds` with the masked kernels removed (BN re-estimated on `calibration`)."
+    net, rest = sliced(model, masks)
+    if calibration is not None: _reestimate(net, rest, calibration)
+    x, y = ds.tensors
+    with masked(net, rest):
+        net.eval()
+        pred = torch.cat([net(b.contiguous(memory_format=torch.channels_last)).argmax(1) for b in x.split(batch_size)])
+    right = torch.bincount(y, weights=(pred == y).float(), minlength=n_classes)
+    return right / torch.bincount(y, minlength=n_classes).clamp_min(1)
+
+# %% ../nbs/03c_pruning.ipynb #6498fab4
+@torch.no_grad()
+def class_activation_scores(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, n_classes: int,
+                            batch_size: int = 256) -> dict[str, torch.Tensor]:
+    "Mean |pre-activation| (its BatchNorm's output, or the conv's) of every kernel per class: (n_classes, kernels) per conv."
+    model = model.eval(); convs, now = kernel_modules(model), {}
+    total = {name: torch.zeros(n_classes, conv.out_channels) for name, (conv, _) in convs.items()}
+    hooks = [out.register_forward_hook(lambda m, i, o, name=name: now.__setitem__(name, o.abs().float().mean((2, 3)).cpu()))
+             for name, (_, out) in convs.items()]
+    try:
+        for x, y in zip(images.split(batch_size), labels.split(batch_size)):
+            model(x.contiguous(memory_format=torch.channels_last))
+            for name in total: total[name].index_add_(0, y, now[name])
+    finally:
+        for h in hooks: h.remove()
+    n = torch.bincount(labels, minlength=n_classes).clamp_min(1).float()[:, None]
+    return {name: t / n for name, t in total.items()}
+
+# %% ../nbs/03c_pruning.ipynb #fc89a16c
+def class_shap_strength(store, n_classes: int, progress: bool = True) -> dict[str, torch.Tensor]:
+    "`shap_strength` over the At-GCs of each class: (n_classes, kernels) per conv (NaN rows for a class without graphs)."
+    labels = torch.tensor(store.manifest["labels"])
+    rows = [shap_strength(store, (labels == c).nonzero().flatten().tolist(), progress=False) if (labels == c).any()
+            else None for c in progress_bar(range(n_classes), desc="SHAP strength per class", disable=not progress)]
+    some = next(r for r in rows if r is not None)
+    return {k: torch.stack([r[k] if r is not None else torch.full_like(v, float("nan")) for r in rows]) for k, v in some.items()}
+
+# %% ../nbs/03c_pruning.ipynb #fd95e2bf
+SELECTIVITY_FLOOR = 0.01   # accuracy drop on the other classes below which the denominator stops shrinking
+
+def class_selectivity(model: nn.Module, class_scores: dict[str, torch.Tensor], q: float, test, n_classes: int,
+                      calibration: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+    """Accuracy drops (n_classes masked x n_classes evaluated) when the top-`q` kernels of each class (per layer, by
+    `class_scores`: (n_classes, kernels) per conv) are removed, and the selectivity: mean over classes of the drop on
+    the class over the mean drop on the others (floored at `SELECTIVITY_FLOOR`)."""
+    check_range("q", q, 0.0, 0.999999)
+    base = class_accuracy(model, {}, test, n_classes, calibration)
+    drops = torch.stack([base - class_accuracy(model, keep_masks({k: s[c] for k, s in class_scores.items()}, q,
+                                                                     "uniform", "morf"), test, n_classes, calibration)
+                         for c in range(n_classes)])
+    others = (drops.sum(1) - drops.diag()) / (n_classes - 1)
+    return drops, float((drops.diag() / others.clamp_min(SELECTIVITY_FLOOR)).mean())

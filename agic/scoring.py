@@ -318,9 +318,9 @@ class KernelImportance:
     model_hash: str
     n_graphs: int
 
-    def by_module(self) -> dict[str, torch.Tensor]:
-        "Overall importance keyed by the conv's module path (what pruning needs)."
-        return {self.modules[l]: self.overall[l] for l in self.layers}
+    def by_module(self, per_class: bool = False) -> dict[str, torch.Tensor]:
+        "Overall importance (or the (n_classes, size) per-class one) keyed by the conv's module path (what pruning needs)."
+        return {self.modules[l]: (self.per_class if per_class else self.overall)[l] for l in self.layers}
 
     def save(self, path: Path | str) -> Path:
         "Tensors in `path` (.pt, plain tensors), everything else in the JSON beside it; written atomically."

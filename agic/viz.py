@@ -14,7 +14,8 @@ from .core import AgicError, atomic_write_text
 
 # %% auto #0
 __all__ = ['STYLES', 'VIEWER_CSS', 'VIEWER_JS', 'style_label', 'style_palette', 'plot_pruning_curves', 'plot_rank_correlation',
-           'plot_low_label', 'ViewGraph', 'image_graph', 'class_graph', 'viewer_data', 'atgc_viewer']
+           'plot_low_label', 'plot_selectivity', 'ViewGraph', 'image_graph', 'class_graph', 'viewer_data',
+           'atgc_viewer']
 
 # %% ../nbs/06_viz.ipynb #7674ac19
 STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
@@ -118,6 +119,22 @@ def plot_low_label(curve, chance: float | None = None, title: str = ""):
         ax.set_xscale("log"); ax.set_xlabel("labelled At-GCs per class (rightmost: every label)")
         ax.set_title(f"{kind} probe", fontsize=9)
     axes[0, 0].set_ylabel("test accuracy"); axes[0, -1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title); fig.tight_layout()
+    return fig
+
+# %% ../nbs/06_viz.ipynb #6a8b2109
+def plot_selectivity(drops, classes: list[str], table, title: str = ""):
+    "Heatmap of a class-masked x class-evaluated drop matrix, beside each criterion's selectivity (points: seeds)."
+    import matplotlib.pyplot as plt, seaborn as sns
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1.15, 1]})
+    sns.heatmap(100 * drops, ax=axes[0], cmap="Reds", annot=True, fmt=".0f", annot_kws={"size": 6},
+                xticklabels=classes, yticklabels=classes, cbar_kws={"label": "accuracy drop (points)"})
+    axes[0].set_xlabel("test images of class"); axes[0].set_ylabel("top kernels of class removed")
+    axes[0].tick_params(labelsize=7)
+    names = list(dict.fromkeys(table.criterion))
+    sns.stripplot(data=table, x="selectivity", y="criterion", hue="q", order=names, dodge=True, ax=axes[1], size=6)
+    axes[1].axvline(1.0, c="0.4", ls=":", lw=0.8); axes[1].set_xscale("log")
+    axes[1].set_xlabel("selectivity: drop on the class / mean drop on the others (log)"); axes[1].set_ylabel("")
     fig.suptitle(title); fig.tight_layout()
     return fig
 
