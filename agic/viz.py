@@ -40,6 +40,7 @@ STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
     "permuted_labels": ("permuted_labels: chance control", "#c7c7c7"),
     "pure_topology": ("pure_topology: SHAP edge weights only", "#8c564b"),
     "other_class_edges": ("other_class_edges: edges of another class", "#e377c2"),
+    "encoder_from_scratch": ("encoder_from_scratch: no pretraining, own edges", "#bcbd22"),
     # representations of the low-label curves (agic.probes)
     "dgi": ("dgi: DGI encoder", "#b2182b"),
     "untrained_encoder": ("untrained_encoder: same encoder, untrained", "#7f7f7f"),
