@@ -12,7 +12,7 @@ from .core import AgicError, ResultLog, check_choice, progress_bar
 
 # %% auto #0
 __all__ = ['PROBES', 'LABELS_PER_CLASS', 'edge_features', 'node_features', 'penultimate_features', 'label_subset', 'probe',
-           'low_label_curve']
+           'effective_rank', 'low_label_curve']
 
 # %% ../nbs/03d_probes.ipynb #c87913bc
 def edge_features(store, indices=None, binary: bool = False, progress: bool = True) -> torch.Tensor:
@@ -74,6 +74,14 @@ def probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, te
              MLPClassifier((128,), alpha=1e-3, max_iter=300, random_state=seed))
     model.fit(scaler.transform(train_x.numpy()), train_y.numpy())
     return float((torch.as_tensor(model.predict(scaler.transform(test_x.numpy()))) == test_y).float().mean())
+
+# %% ../nbs/03d_probes.ipynb #948a3018
+def effective_rank(x: torch.Tensor) -> float:
+    "Participation ratio (Σλ)² / Σλ² of the eigenvalues of the standardised covariance of `x`'s rows."
+    z = (x - x.mean(0)) / x.std(0).clamp_min(1e-8)
+    gram = z.T @ z if z.shape[1] <= z.shape[0] else z @ z.T   # the same non-zero eigenvalues: take the smaller
+    ev = torch.linalg.eigvalsh(gram.double()).clamp_min(0)
+    return float(ev.sum() ** 2 / (ev ** 2).sum())
 
 # %% ../nbs/03d_probes.ipynb #658c92c2
 LABELS_PER_CLASS = (10, 30, 100, 300, None)   # None: every labelled At-GC
