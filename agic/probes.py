@@ -36,7 +36,8 @@ def node_features(store, indices=None, progress: bool = True) -> torch.Tensor:
 def penultimate_features(cnn: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     "The input of `cnn`'s last `nn.Linear` for every image (the features the CNN decides from), on the CPU."
     linears = [m for m in cnn.modules() if isinstance(m, nn.Linear)]
-    if not linears: raise AgicError(f"{type(cnn).__name__} has no nn.Linear layer: its penultimate features are undefined")
+    if not linears:
+        raise AgicError(f"{type(cnn).__name__} has no nn.Linear layer: its penultimate features are undefined")
     out = []
     hook = linears[-1].register_forward_hook(lambda m, i, o: out.append(i[0].flatten(1).float().cpu()))
     try:
@@ -95,8 +96,10 @@ def low_label_curve(representations: dict[str, tuple[torch.Tensor, torch.Tensor]
     check_choice("probe", kind, PROBES)
     for name, (tr, te) in representations.items():
         if len(tr) != len(y_train) or len(te) != len(y_test):
-            raise AgicError(f"representation {name!r}: {len(tr)} train / {len(te)} test rows for {len(y_train)} / {len(y_test)} labels")
-    done = {(e["representation"], e["probe"], e["labels_per_class"], e["seed"]): e for e in (log.entries if log else [])}
+            raise AgicError(f"representation {name!r}: {len(tr)} train / {len(te)} test rows for "
+                            f"{len(y_train)} / {len(y_test)} labels")
+    key_of = lambda e: (e["representation"], e["probe"], e["labels_per_class"], e["seed"])
+    done = {key_of(e): e for e in (log.entries if log else [])}
     every = round(len(y_train) / len(y_train.unique()))
     todo = [(name, n, s) for name in representations for n in per_class for s in (list(seeds) if n else [0])]
     rows = []
