@@ -432,12 +432,14 @@ def class_shap_strength(store, n_classes: int, progress: bool = True) -> dict[st
 SELECTIVITY_FLOOR = 0.01   # accuracy drop on the other classes below which the denominator stops shrinking
 
 def class_selectivity(model: nn.Module, class_scores: dict[str, torch.Tensor], q: float, test, n_classes: int,
-                      calibration: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+                      calibration: torch.Tensor | None = None,
+                      base: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
     """Accuracy drops (n_classes masked x n_classes evaluated) when the top-`q` kernels of each class (per layer, by
     `class_scores`: (n_classes, kernels) per conv) are removed, and the selectivity: mean over classes of the drop on
-    the class over the mean drop on the others (floored at `SELECTIVITY_FLOOR`)."""
+    the class over the mean drop on the others (floored at `SELECTIVITY_FLOOR`). `base`: the unmasked per-class
+    accuracy (`class_accuracy(model, {}, ...)`), measured once for many calls."""
     check_range("q", q, 0.0, 0.999999)
-    base = class_accuracy(model, {}, test, n_classes, calibration)
+    base = class_accuracy(model, {}, test, n_classes, calibration) if base is None else base
     drops = torch.stack([base - class_accuracy(model, keep_masks({k: s[c] for k, s in class_scores.items()}, q,
                                                                      "uniform", "morf"), test, n_classes, calibration)
                          for c in range(n_classes)])
