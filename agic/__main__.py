@@ -116,7 +116,7 @@ def _sa(args) -> dict | None:
     sa_cfg = SAConfig(args.objective, epochs=args.sa_epochs, sparsity=args.sparsity,   # checked before any work
                       batch_size=args.batch_size)
     ecfg, splits, store, graphs, encoder, _, cnn = _encoder(args)
-    _, meta = train_sa(encoder, store, graphs, sa_cfg, splits.info.n_classes, encoder_tag=config_hash(ecfg.__dict__),
+    _, meta = train_sa(encoder, store, graphs, sa_cfg, splits.info.n_classes, encoder_tag=ecfg.tag,
                        progress=not args.quiet, cnn=cnn, splits=splits)
     if not distributed.current().main: return None
     return {"store": str(store.path), "n_graphs": meta["n_graphs"], "curve": meta["curve"],

@@ -18,10 +18,10 @@ from .core import (AgicError, cache_dir, check_choice, check_range, config_hash,
                        seed_everything, use_all_cores)
 
 # %% auto #0
-__all__ = ['CORRUPTIONS', 'dense_adjacency', 'AtGCEncoder', 'corrupt_features', 'GraphDGI', 'EncoderConfig', 'build_encoder',
-           'load_graphs', 'graphs_key', 'pretrain_dgi', 'load_encoder', 'embed', 'linear_probe', 'GraphClassifier',
-           'train_classifier', 'predict', 'without_edges', 'constant_features', 'shuffled_edges', 'other_class_edges',
-           'without_identity']
+__all__ = ['CORRUPTIONS', 'OBJECTIVES', 'dense_adjacency', 'AtGCEncoder', 'corrupt_features', 'GraphDGI', 'augment_view',
+           'GraphContrast', 'EncoderConfig', 'build_encoder', 'load_graphs', 'graphs_key', 'pretrain_dgi',
+           'load_encoder', 'embed', 'linear_probe', 'GraphClassifier', 'train_classifier', 'predict', 'without_edges',
+           'constant_features', 'shuffled_edges', 'other_class_edges', 'without_identity']
 
 # %% ../nbs/03a_encoder.ipynb #b7a0872f
 def dense_adjacency(data, sizes: dict[str, int]) -> dict[tuple, torch.Tensor]:
@@ -124,14 +124,44 @@ class GraphDGI(nn.Module):
         return (F.binary_cross_entropy_with_logits(logits_pos, torch.ones_like(logits_pos)) +
                 F.binary_cross_entropy_with_logits(logits_neg, torch.zeros_like(logits_neg)))
 
+# %% ../nbs/03a_encoder.ipynb #5987a75d
+def augment_view(data, adj: dict, generator: torch.Generator | None = None, drop: float = 0.2) -> tuple[dict, dict]:
+    """A random view of a batch: each edge (dense adjacency `adj`) and each node feature value kept with probability
+    `1 - drop`, the others set to zero. Returns (node features, adjacency) for `AtGCEncoder.nodes`."""
+    keep = lambda t: t * (torch.rand(t.shape, generator=generator, device="cpu") >= drop).to(t.device, t.dtype)
+    return {nt: keep(data[nt].x) for nt in data.node_types}, {et: keep(a) for et, a in adj.items()}
+
+class GraphContrast(nn.Module):
+    "Graph-level contrast of two augmented views of each At-GC (NT-Xent over the batch, a small projection head)."
+    def __init__(self, encoder: AtGCEncoder, drop: float = 0.2, temperature: float = 0.5):
+        super().__init__()
+        self.encoder, self.drop, self.temperature = encoder, drop, temperature
+        self.head = nn.Sequential(nn.Linear(encoder.out_dim, encoder.hidden), nn.ReLU(), nn.Linear(encoder.hidden, encoder.hidden))
+
+    def forward(self, data, generator: torch.Generator | None = None) -> torch.Tensor: return self.loss(data, generator)
+
+    def loss(self, data, generator: torch.Generator | None = None) -> torch.Tensor:
+        if data.num_graphs < 2: raise AgicError("graph contrast needs batches of >= 2 graphs (the others are its negatives)")
+        adj, B = dense_adjacency(data, self.encoder.sizes), data.num_graphs
+        views = [augment_view(data, adj, generator, self.drop) for _ in range(2)]
+        z = torch.cat([F.normalize(self.head(self.encoder.readout(self.encoder.nodes(data, x, adj=a))), dim=1) for x, a in views])
+        sim = (z @ z.T / self.temperature).fill_diagonal_(float("-inf"))   # a view is never its own candidate
+        twin = torch.cat([torch.arange(B, 2 * B), torch.arange(B)]).to(z.device)
+        return F.cross_entropy(sim, twin)
+
 # %% ../nbs/03a_encoder.ipynb #78d0de08
+OBJECTIVES = ("dgi", "contrast")
+
 @dataclass
 class EncoderConfig:
-    "Hyper-parameters of the encoder and its DGI pretraining."
+    "Hyper-parameters of the encoder and its pretraining without labels (DGI by default)."
     hidden: int = 64
     layers: int = 2
     node_dim: int = 2         # numbers per node in the kernel-aligned part of the graph embedding
     corruption: str = "swap"  # DGI corruption: "swap" (another image's features, same kernels) or "shuffle"
+    objective: str = "dgi"    # pretraining: "dgi" (Deep Graph Infomax) or "contrast" (two views of one At-GC, NT-Xent)
+    drop: float = 0.2         # "contrast": share of edges and node feature values removed in each view
+    temperature: float = 0.5  # "contrast": NT-Xent temperature
     epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-3
@@ -142,6 +172,16 @@ class EncoderConfig:
         check_range("epochs", self.epochs, 1, 10000, kind=int); check_range("batch_size", self.batch_size, 1, kind=int)
         check_range("lr", self.lr, 1e-8, 1.0); check_range("seed", self.seed, 0, kind=int)
         check_range("node_dim", self.node_dim, 0, 64, kind=int); check_choice("corruption", self.corruption, CORRUPTIONS)
+        check_choice("objective", self.objective, OBJECTIVES); check_range("drop", self.drop, 0.0, 0.95)
+        check_range("temperature", self.temperature, 1e-3, 100.0)
+
+    def hashed(self) -> dict:
+        "The settings that name a pretrained encoder: those added later count only when set (older caches keep names)."
+        later = {"objective": "dgi", "drop": 0.2, "temperature": 0.5}
+        return {k: v for k, v in asdict(self).items() if later.get(k, object()) != v}
+
+    @property
+    def tag(self) -> str: return config_hash(self.hashed())   # names the encoder in the keys of what is trained on it
 
 def build_encoder(store, cfg: EncoderConfig) -> AtGCEncoder:
     "An untrained encoder shaped for `store`'s node and edge types."
@@ -149,6 +189,7 @@ def build_encoder(store, cfg: EncoderConfig) -> AtGCEncoder:
     g = store[0]
     return AtGCEncoder(g.node_types, g.edge_types, store.sizes, g[g.node_types[0]].x.shape[1], cfg.hidden, cfg.layers, cfg.node_dim)
 
+# %% ../nbs/03a_encoder.ipynb #a3312ad7
 def load_graphs(store, indices=None, progress: bool = True) -> list:
     "The store's graphs (or a subset) as a list of HeteroData, read once."
     idx = range(len(store)) if indices is None else indices
@@ -160,15 +201,17 @@ def graphs_key(graphs: list) -> str:
 
 def pretrain_dgi(store, graphs: list, cfg: EncoderConfig, tag: str = "", cache: Path | str | None = None,
                  progress: bool = True) -> tuple[AtGCEncoder, dict]:
-    """DGI-pretrain an encoder on `graphs` (training-split At-GCs of `store`), or load it from the cache. Every epoch
+    """Pretrain an encoder without labels on `graphs` (training-split At-GCs of `store`) by `cfg.objective` (DGI by
+    default, or graph contrast), or load it from the cache. Every epoch
     is checkpointed (a killed run resumes); under `torchrun` the ranks share every global batch (`agic.distributed`)."""
-    key = config_hash({"store": store.manifest["checksum"], "graphs": graphs_key(graphs), "tag": tag, **asdict(cfg)})
-    folder = Path(cache or cache_dir()) / "encoders" / f"dgi__{store.manifest['model']}__{key}"
+    key = config_hash({"store": store.manifest["checksum"], "graphs": graphs_key(graphs), "tag": tag, **cfg.hashed()})
+    folder = Path(cache or cache_dir()) / "encoders" / f"{cfg.objective}__{store.manifest['model']}__{key}"
     if (folder / "encoder.pt").is_file(): return load_encoder(folder, store)
     encoder = build_encoder(store, cfg)
     use_all_cores()
     gen = seed_everything(cfg.seed)
-    dgi = GraphDGI(encoder, cfg.corruption)
+    dgi = (GraphDGI(encoder, cfg.corruption) if cfg.objective == "dgi" else
+           GraphContrast(encoder, cfg.drop, cfg.temperature))
     opt = torch.optim.Adam(dgi.parameters(), lr=cfg.lr)
     def step(module, batch):
         loss = module(batch, gen)
@@ -176,8 +219,8 @@ def pretrain_dgi(store, graphs: list, cfg: EncoderConfig, tag: str = "", cache: 
     start, partial = time.perf_counter(), folder.with_name(folder.name + ".partial")
     curve = distributed.run_epochs(dgi, opt, graphs, cfg.epochs, cfg.batch_size, cfg.seed, step,
                                    lambda sums: {"loss": sums["loss"] / sums["batches"]}, partial, generators={"corruption": gen},
-                                   drop_last=len(graphs) % cfg.batch_size == 1,  # a lone last graph has no other to swap with
-                                   desc="DGI pretraining", progress=progress)
+                                   drop_last=len(graphs) % cfg.batch_size == 1,  # a lone last graph has no partner
+                                   desc="DGI pretraining" if cfg.objective == "dgi" else "contrastive pretraining", progress=progress)
     meta = {"model_hash": store.manifest["model_hash"], "store_checksum": store.manifest["checksum"], "n_graphs": len(graphs),
             "config": asdict(cfg), "loss_curve": [c["loss"] for c in curve], "seconds": round(time.perf_counter() - start, 1),
             "processes": distributed.current().world, "device": distributed.current().device}
