@@ -4,18 +4,20 @@
 
 # %% ../nbs/06_viz.ipynb #42da5fc5
 from __future__ import annotations
-import html, json, math
+import base64, hashlib, html, io, json, math, os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.fx
 
-from .core import AgicError, atomic_write_text
+from .core import (AgicError, atomic_write_text, cache_dir, check_range, config_hash, load_tensors,
+                       progress_bar)
 
 # %% auto #0
 __all__ = ['STYLES', 'VIEWER_CSS', 'VIEWER_JS', 'style_label', 'style_palette', 'plot_pruning_curves', 'plot_rank_correlation',
-           'plot_low_label', 'plot_selectivity', 'ViewGraph', 'image_graph', 'class_graph', 'viewer_data',
-           'atgc_viewer']
+           'plot_low_label', 'plot_selectivity', 'ViewGraph', 'image_graph', 'class_graph', 'kernel_maps',
+           'receptive_boxes', 'top_activations', 'kernel_patches', 'viewer_data', 'atgc_viewer']
 
 # %% ../nbs/06_viz.ipynb #7674ac19
 STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
@@ -200,6 +202,124 @@ def class_graph(store, label: int, scores: dict[str, torch.Tensor] | None = None
             f"{_class_name(store, label, class_names)}, mean of {len(idx)} images, top-{topk} incoming edges per kernel"
     return ViewGraph(title, dict(store.sizes), kept, scores, _modules(store))
 
+# %% ../nbs/06_viz.ipynb #044b27c8
+class _MapCapture(torch.fx.Interpreter):
+    "Runs a traced CNN and keeps a copy of the named nodes' values (copies: later in-place ops must not change them)."
+    def __init__(self, gm, names):
+        super().__init__(gm); self.names, self.maps = set(names), {}
+    def run_node(self, n):
+        out = super().run_node(n)
+        if n.name in self.names: self.maps[n.name] = out.clone()
+        return out
+
+def kernel_maps(gm, layers: list, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    "The kernel maps (batch, kernels, h, w) of `layers` (from `agic.graphs.trace_layers`) for images `x`."
+    cap = _MapCapture(gm, [l.out_node for l in layers]); cap.run(x)
+    return {l.name: cap.maps[l.out_node] for l in layers}
+
+# %% ../nbs/06_viz.ipynb #a9e9e83e
+def receptive_boxes(gm, layers: list, images: torch.Tensor) -> dict[str, tuple[float, float, float, float]]:
+    """Per layer, where one position of its kernel maps looks in the input: (top, bottom, left, right) offsets of the
+    pixels with a non-zero gradient for the middle position, from that position's scaled centre, united over `images`."""
+    out, (H, W) = {}, images.shape[-2:]
+    for l in layers:
+        x = images.detach().clone().requires_grad_(True)
+        m = kernel_maps(gm, [l], x)[l.name]
+        h, w = m.shape[-2:]
+        (g,) = torch.autograd.grad(m[:, :, h // 2, w // 2].sum(), x)
+        seen = g.abs().sum((0, 1)) > 0
+        if not seen.any(): out[l.name] = (-H, H, -W, W); continue    # no gradient at all: show the whole image
+        rows, cols = seen.any(1).nonzero().flatten(), seen.any(0).nonzero().flatten()
+        cy, cx = (h // 2) * H / h, (w // 2) * W / w
+        out[l.name] = (float(rows[0]) - cy, float(rows[-1]) - cy, float(cols[0]) - cx, float(cols[-1]) - cx)
+    return out
+
+# %% ../nbs/06_viz.ipynb #67430b55
+def top_activations(gm, layers: list, images: torch.Tensor, k: int = 4, batch_size: int = 256,
+                    progress: bool = True) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per layer, each kernel's `k` images with the largest maximum of its kernel map: (values, image indices,
+    (row, column) of the maximum), each (kernels, k, ...), strongest first. One patch per image per kernel."""
+    peaks, where = {l.name: [] for l in layers}, {l.name: [] for l in layers}
+    with torch.no_grad():
+        for s in progress_bar(range(0, len(images), batch_size), desc="kernel patches", disable=not progress, leave=False):
+            for name, m in kernel_maps(gm, layers, images[s:s + batch_size]).items():
+                v, pos = m.flatten(2).max(2)
+                peaks[name].append(v); where[name].append(torch.stack([pos // m.shape[-1], pos % m.shape[-1]], -1))
+    out = {}
+    for name in peaks:
+        v, pos = torch.cat(peaks[name]), torch.cat(where[name])          # (images, kernels), (images, kernels, 2)
+        top, idx = v.T.topk(min(k, len(v)), dim=1)
+        out[name] = (top, idx, pos.permute(1, 0, 2).gather(1, idx[..., None].expand(-1, -1, 2)))
+    return out
+
+# %% ../nbs/06_viz.ipynb #2d2c6eb1
+def _crop(image: torch.Tensor, centre: tuple[float, float], box: tuple, min_crop: int) -> torch.Tensor:
+    "The crop of `image` (C, H, W) around `centre` covering `box` offsets, at least `min_crop` wide, inside the image."
+    H, W = image.shape[-2:]
+    def span(c, lo, hi, size):
+        a, b = int(round(c + lo)), int(round(c + hi)) + 1
+        grow = max(0, min_crop - (b - a)); a, b = a - grow // 2, b + grow - grow // 2
+        a, b = max(0, a), min(size, b)
+        return (a, b) if b > a else (0, size)
+    (t, b), (l, r) = span(centre[0], box[0], box[1], H), span(centre[1], box[2], box[3], W)
+    return image[:, t:b, l:r]
+
+def _strip(crops: list[torch.Tensor], thumb: int, gap: int = 2) -> torch.Tensor:
+    "Crops (C, h, w) in [0, 1], each scaled to thumb x thumb (nearest), side by side on white: (thumb, width, C) uint8."
+    C = crops[0].shape[0]
+    out = torch.full((C, thumb, len(crops) * (thumb + gap) - gap), 255, dtype=torch.uint8)
+    for j, c in enumerate(crops):
+        t = torch.nn.functional.interpolate(c[None].float(), size=(thumb, thumb), mode="nearest")[0]
+        out[:, :, j * (thumb + gap): j * (thumb + gap) + thumb] = (t.clamp(0, 1) * 255).round().to(torch.uint8)
+    return out.permute(1, 2, 0)
+
+# %% ../nbs/06_viz.ipynb #ca6cd036
+def _png_uri(pixels: torch.Tensor) -> str:
+    "A (h, w, C) uint8 image as a base64 PNG data URI."
+    from PIL import Image
+    a = pixels.numpy()
+    buf = io.BytesIO(); Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+def kernel_patches(model: torch.nn.Module, store, images: torch.Tensor, info, per_kernel: int = 4, thumb: int = 28,
+                   min_crop: int = 8, cache: Path | str | None = None, progress: bool = True) -> dict[str, str]:
+    """Each kernel's most-exciting patches of `images` (normalised as the CNN sees them; `info`: their data set's
+    `DatasetInfo`, to show them un-normalised) as one PNG data URI per node id of `store`'s At-GCs; cached."""
+    check_range("per_kernel", per_kernel, 1, 32, kind=int); check_range("thumb", thumb, 4, 256, kind=int)
+    digest = hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+    key = config_hash({"model": store.manifest["model_hash"], "images": digest, "k": per_kernel, "thumb": thumb, "min": min_crop})
+    path = Path(cache or cache_dir()) / "patches" / f"{store.manifest['model']}__{key}.pt"
+    if path.is_file():
+        strips = load_tensors(path, "cached kernel patches", f"delete {path} to compute them again")
+    else:
+        strips = _patch_strips(model, store, images, info, per_kernel, thumb, min_crop, progress)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp"); torch.save(strips, tmp); os.replace(tmp, path)
+    return {f"{name}:{k}": _png_uri(s[k]) for name, s in strips.items() for k in range(len(s))}
+
+# %% ../nbs/06_viz.ipynb #f14a280f
+def _patch_strips(model, store, images, info, per_kernel, thumb, min_crop, progress) -> dict[str, torch.Tensor]:
+    "Per layer of the store, (kernels, thumb, width, C) uint8 strips of each kernel's top patches."
+    from agic.graphs import trace_layers
+    gm, layers, _ = trace_layers(model.eval())
+    layers = [l for l in layers if l.conv is not None]
+    if [l.name for l in layers] != [n for n in store.sizes if n != "input"]:
+        raise AgicError(f"the CNN's conv layers {[l.name for l in layers]} are not the store's "
+                        f"{[n for n in store.sizes if n != 'input']}: give the CNN the store was built from")
+    images = images.detach().float().cpu().contiguous()
+    boxes = receptive_boxes(gm, layers, images[:16])
+    acts = top_activations(gm, layers, images, per_kernel, progress=progress)
+    mean, std = torch.tensor(info.mean).view(-1, 1, 1), torch.tensor(info.std).view(-1, 1, 1)
+    H, W = images.shape[-2:]
+    out = {}
+    for l in layers:
+        _, idx, pos = acts[l.name]
+        h, w = kernel_maps(gm, [l], images[:1])[l.name].shape[-2:]
+        out[l.name] = torch.stack([_strip([_crop(images[i] * std + mean, (float(p[0]) * H / h, float(p[1]) * W / w),
+                                                 boxes[l.name], min_crop) for i, p in zip(idx[k], pos[k])], thumb)
+                                   for k in range(len(idx))])
+    return out
+
 # %% ../nbs/06_viz.ipynb #bb390999
 VIEWER_CSS = """
 body { font: 13px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #222; }
@@ -207,7 +327,10 @@ header { padding: 8px 14px; border-bottom: 1px solid #ddd; display: flex; flex-w
 header h1 { font-size: 15px; margin: 0; flex-basis: 100%; }
 .legend .swatch { display: inline-block; width: 22px; height: 3px; vertical-align: middle; margin: 0 4px 0 10px; }
 #graph-select { max-width: 100%; }
-#atgc { display: block; width: 100%; height: auto; }
+#stage { overflow: auto; max-height: calc(100vh - 90px); cursor: grab; }
+#stage.panning { cursor: grabbing; }
+#atgc { display: block; }
+.zoom button { min-width: 30px; }
 .edge { fill: none; }
 .node { stroke: #333; stroke-width: 0.6; cursor: pointer; }
 .dim { opacity: 0.06 !important; }
@@ -217,6 +340,7 @@ header h1 { font-size: 15px; margin: 0; flex-basis: 100%; }
 #tooltip { position: fixed; pointer-events: none; background: rgba(255,255,255,.96); border: 1px solid #999;
            border-radius: 4px; padding: 6px 8px; font-size: 12px; max-width: 360px; box-shadow: 0 2px 6px rgba(0,0,0,.15); }
 #tooltip table { border-collapse: collapse; } #tooltip td { padding: 0 6px 0 0; }
+#tooltip img.patches { height: 56px; image-rendering: pixelated; margin-top: 2px; }
 """
 
 VIEWER_JS = r"""
@@ -228,7 +352,9 @@ VIEWER_JS = r"""
   const slider = document.getElementById("threshold"), sliderValue = document.getElementById("threshold-value");
   const count = document.getElementById("edge-count"), byScore = document.getElementById("color-by-score");
   const select = document.getElementById("graph-select");
-  let G = null, nodeEls = [], edgeEls = [], selected = null;
+  const stage = document.getElementById("stage");
+  let G = null, nodeEls = [], edgeEls = [], selected = null, zoom = 1, W = 0, Htot = 0;
+  const MAX_SHOWN = 1500;   // the default threshold shows at most this many edges: a deep CNN stays readable
 
   // viridis, 6 stops
   const VIRIDIS = [[68, 1, 84], [65, 68, 135], [42, 120, 142], [34, 168, 132], [122, 209, 81], [253, 231, 37]];
@@ -251,14 +377,16 @@ VIEWER_JS = r"""
     document.getElementById("title").textContent = g.title;
     const layers = g.layers, L = layers.length;
     const maxSize = Math.max.apply(null, layers.map(l => l.size));
-    // fixed drawing size, scaled to the page's width by the viewBox (the viewer also sits in a narrow docs column)
-    const W = Math.max(900, 170 * L), H = Math.max(420, Math.min(720, 5.5 * maxSize)), top = 34, left = 60;
-    svg.setAttribute("viewBox", "0 0 " + W + " " + (H + top + 20));
-    svg.style.maxWidth = W + "px";
+    // drawn at a size that keeps labels and kernels legible (>= 9 units per kernel, 140 per layer), then zoomed:
+    // it starts fitted to the page's width, but never below 80 %; wider graphs scroll and pan (drag) instead
+    const H = Math.max(420, 9 * maxSize), top = 44, left = 70;
+    W = Math.max(900, 140 * L); Htot = H + top + 20;
+    svg.setAttribute("viewBox", "0 0 " + W + " " + Htot);
+    setZoom(Math.max(0.8, Math.min(1.5, (stage.clientWidth - 4) / W)));
     const x = i => left + i * (W - 2 * left) / Math.max(1, L - 1);
     g.pos = g.nodes.map(n => [x(n.layer), top + (n.kernel + 0.5) / layers[n.layer].size * H]);
     layers.forEach((l, i) => {
-      const t = el("text", { x: x(i), y: 16, class: "layer-label" }, svg);
+      const t = el("text", { x: x(i), y: i % 2 ? 32 : 16, class: "layer-label" }, svg);   // two rows: no overlap
       t.textContent = l.name + " (" + l.size + ")";
     });
     // edge strength relative to the strongest edge into the same destination layer
@@ -277,7 +405,7 @@ VIEWER_JS = r"""
         stroke: e[2] > 0 ? "#d62728" : "#1f77b4", "stroke-width": (0.3 + 3 * r).toFixed(2),
         "stroke-opacity": (0.15 + 0.75 * r).toFixed(2) }, edgeGroup);
     });
-    const radius = Math.max(2, Math.min(6, 0.35 * H / maxSize));
+    const radius = Math.max(3.5, Math.min(6, 0.4 * H / maxSize));
     nodeEls = g.nodes.map((n, i) => {
       const c = el("circle", { cx: g.pos[i][0], cy: g.pos[i][1], r: radius, class: "node", "data-id": n.id }, nodeGroup);
       c.addEventListener("mouseenter", ev => showTip(i, ev));
@@ -288,6 +416,8 @@ VIEWER_JS = r"""
     });
     byScore.disabled = !g.has_scores;
     byScore.checked = g.has_scores;
+    const rel = g.rel.filter(r => r > 0).sort((a, b) => b - a);
+    slider.value = rel.length > MAX_SHOWN ? Math.max(0.2, Math.ceil(rel[MAX_SHOWN] * 100 + 1e-9) / 100) : 0.2;
     colourNodes(); applyThreshold();
   }
 
@@ -307,6 +437,27 @@ VIEWER_JS = r"""
     count.dataset.shown = shown;
     if (selected !== null) highlight(selected);
   }
+
+  function setZoom(z) {
+    zoom = Math.max(0.2, Math.min(4, z));
+    svg.setAttribute("width", Math.round(W * zoom)); svg.setAttribute("height", Math.round(Htot * zoom));
+    svg.dataset.zoom = zoom.toFixed(3);
+  }
+
+  let pan = null;   // drag the background to pan; a drag is not a click
+  stage.addEventListener("mousedown", ev => { pan = { x: ev.clientX, y: ev.clientY, l: stage.scrollLeft, t: stage.scrollTop, moved: false }; });
+  window.addEventListener("mousemove", ev => {
+    if (!pan) return;
+    const dx = ev.clientX - pan.x, dy = ev.clientY - pan.y;
+    if (Math.abs(dx) + Math.abs(dy) > 3) { pan.moved = true; stage.classList.add("panning"); }
+    if (pan.moved) { stage.scrollLeft = pan.l - dx; stage.scrollTop = pan.t - dy; }
+  });
+  window.addEventListener("mouseup", () => { setTimeout(() => { pan = null; }, 0); stage.classList.remove("panning"); });
+  stage.addEventListener("wheel", ev => { if (ev.ctrlKey) { ev.preventDefault(); setZoom(zoom * (ev.deltaY < 0 ? 1.15 : 1 / 1.15)); } },
+                         { passive: false });
+  document.getElementById("zoom-in").addEventListener("click", () => setZoom(zoom * 1.25));
+  document.getElementById("zoom-out").addEventListener("click", () => setZoom(zoom / 1.25));
+  document.getElementById("zoom-fit").addEventListener("click", () => setZoom((stage.clientWidth - 4) / W));
 
   function visible(k) { return edgeEls[k].style.display !== "none"; }
 
@@ -352,19 +503,21 @@ VIEWER_JS = r"""
     tip.innerHTML = "<b>" + n.id + "</b><br>layer " + layer.name + (layer.module ? " (<code>" + layer.module + "</code>)" : "") +
       ", kernel " + n.kernel + "<br>SA score: " + score +
       "<br><i>strongest incoming</i><table>" + (strongest(G.inc[i], 0, 3) || "<tr><td>none</td></tr>") + "</table>" +
-      "<i>strongest outgoing</i><table>" + (strongest(G.out[i], 1, 3) || "<tr><td>none</td></tr>") + "</table>";
+      "<i>strongest outgoing</i><table>" + (strongest(G.out[i], 1, 3) || "<tr><td>none</td></tr>") + "</table>" +
+      (DATA.patches[n.id] ? "<i>most-exciting training patches</i><br><img class=\"patches\" alt=\"most-exciting patches of " +
+        n.id + "\" src=\"" + DATA.patches[n.id] + "\">" : "");
     tip.hidden = false; moveTip(ev);
   }
   function moveTip(ev) { tip.style.left = (ev.clientX + 14) + "px"; tip.style.top = (ev.clientY + 10) + "px"; }
 
   slider.addEventListener("input", applyThreshold);
   byScore.addEventListener("change", colourNodes);
-  svg.addEventListener("click", clearHighlight);
+  svg.addEventListener("click", () => { if (!(pan && pan.moved)) clearHighlight(); });
   DATA.graphs.forEach((g, k) => { const o = document.createElement("option"); o.value = k; o.textContent = g.title; select.appendChild(o); });
   select.hidden = DATA.graphs.length < 2;
   select.addEventListener("change", () => load(DATA.graphs[parseInt(select.value, 10)]));
   load(DATA.graphs[0]);
-  window.atgcViewer = { data: DATA, current: () => G, highlight, clearHighlight };
+  window.atgcViewer = { data: DATA, current: () => G, highlight, clearHighlight, setZoom, zoom: () => zoom };
 })();
 """
 
@@ -389,15 +542,18 @@ def viewer_data(g: ViewGraph) -> dict:
     return {"title": g.title, "layers": layers, "nodes": nodes, "edges": edges, "has_scores": g.scores is not None}
 
 # %% ../nbs/06_viz.ipynb #acc7e3ce
-def atgc_viewer(graphs: ViewGraph | list[ViewGraph], path: Path | str, title: str | None = None) -> Path:
+def atgc_viewer(graphs: ViewGraph | list[ViewGraph], path: Path | str, title: str | None = None,
+                patches: dict[str, str] | None = None) -> Path:
     """Write a self-contained HTML viewer of one or several At-GCs to `path` (written atomically); returns the path.
-    Nothing in the file is fetched from the network."""
+    `patches` (node id -> image data URI, e.g. `kernel_patches`) are shown on hover. Nothing is fetched from the network."""
     graphs = [graphs] if isinstance(graphs, ViewGraph) else list(graphs)
     if not graphs or not all(isinstance(g, ViewGraph) for g in graphs):
         raise AgicError("atgc_viewer needs a ViewGraph or a non-empty list of them (see image_graph and class_graph)")
     path = Path(path)
     if path.suffix.lower() not in (".html", ".htm"): raise AgicError(f"the viewer is an HTML file: give a path ending in .html, not {path.name!r}")
-    data = json.dumps({"graphs": [viewer_data(g) for g in graphs]}, separators=(",", ":")).replace("</", "<\\/")
+    if any(not str(u).startswith("data:image/") for u in (patches or {}).values()):
+        raise AgicError("patches must map node ids to data:image/... URIs (agic.viz.kernel_patches makes them)")
+    data = json.dumps({"graphs": [viewer_data(g) for g in graphs], "patches": patches or {}}, separators=(",", ":")).replace("</", "<\\/")
     page_title = html.escape(title or graphs[0].title)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -412,9 +568,11 @@ def atgc_viewer(graphs: ViewGraph | list[ViewGraph], path: Path | str, title: st
   <label><input id="color-by-score" type="checkbox"> colour kernels by SA score</label>
   <span class="legend"><span class="swatch" style="background:#d62728"></span>positive SHAP value<span class="swatch" style="background:#1f77b4"></span>negative
     <span id="score-legend" hidden><span class="swatch" style="background:linear-gradient(90deg,#440154,#21918c,#fde725)"></span>SA score rank in layer (low → high)</span></span>
+  <span class="zoom" aria-label="zoom"><button id="zoom-out" title="zoom out">−</button><button id="zoom-fit"
+    title="fit the page's width">fit</button><button id="zoom-in" title="zoom in">+</button></span>
   <span id="selection"></span>
 </header>
-<svg id="atgc" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="At-GC"></svg>
+<div id="stage"><svg id="atgc" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="At-GC"></svg></div>
 <div id="tooltip" hidden></div>
 <script id="atgc-data" type="application/json">{data}</script>
 <script>{VIEWER_JS}</script>

@@ -153,6 +153,11 @@ def test_viewer_draws_reacts_to_slider_hover_and_click(browser, site):
     assert tip.is_visible()
     text = tip.text_content()
     assert last in text and "SA score: 0." in text and "strongest incoming" in text, text
+    # ... and what the kernel sees: its most-exciting training patches, a decoded image of a few thumbnails
+    assert "most-exciting training patches" in text, text
+    size = page.evaluate("""() => { const i = document.querySelector('#tooltip img.patches');
+                                    return i && i.complete ? [i.naturalWidth, i.naturalHeight] : null; }""")
+    assert size and size[0] > 2 * size[1] > 0, size
     page.screenshot(path=str(SHOTS / "viewer_hover.png"))
     # click: the paths through the kernel stay lit, everything else dims; the background clears it
     page.click(f'circle.node[data-id="{last}"]')
@@ -179,5 +184,34 @@ def test_viewer_draws_reacts_to_slider_hover_and_click(browser, site):
     assert page.text_content("#title") != before and "Class-level" in page.text_content("#title")
     assert page.locator("circle.node").count() == n_nodes
     page.screenshot(path=str(SHOTS / "viewer_class.png"))
+    assert not problems, problems
+    page.close()
+
+
+def test_deep_viewer_is_legible_zooms_and_pans(browser, site):
+    "resnet20 (20 conv layers): labels and kernels at legible sizes, few enough edges by default, zoom and drag-to-pan."
+    out, url = site
+    name = "atgc_viewer_resnet20_fashion-mnist.html"
+    assert (out / "figures" / name).is_file(), f"figures/{name} is missing: make figures writes it (nbs/04_pruning.ipynb)"
+    page, problems = open_page(browser, f"{url}/figures/{name}", shot="viewer_resnet20.png", size=(1400, 900))
+    assert page.locator("circle.node").count() == expected_kernels("resnet20")
+    sizes = page.evaluate("""() => ({
+        label: Math.min(...Array.from(document.querySelectorAll('text.layer-label')).map(t => t.getBoundingClientRect().height)),
+        node: Math.min(...Array.from(document.querySelectorAll('circle.node')).map(c => c.getBoundingClientRect().width)),
+        overlaps: (() => { const r = Array.from(document.querySelectorAll('text.layer-label')).map(t => t.getBoundingClientRect());
+                           return r.filter((a, i) => r.some((b, j) => j !== i && a.left < b.right && b.left < a.right &&
+                                                                 a.top < b.bottom && b.top < a.bottom)).length; })() })""")
+    assert sizes["label"] >= 8 and sizes["node"] >= 5 and sizes["overlaps"] == 0, sizes
+    said, drawn = shown_edges(page)
+    assert said == drawn and 0 < drawn <= 1500, drawn
+    zoom = lambda: float(page.get_attribute("#atgc", "data-zoom"))
+    before = zoom(); page.click("#zoom-in"); assert zoom() > before
+    page.click("#zoom-fit"); assert zoom() < before                        # fitted: all 20 layers in 1400 px
+    page.click("#zoom-in"); page.click("#zoom-in"); page.click("#zoom-in")
+    box = page.locator("#stage").bounding_box()
+    page.mouse.move(box["x"] + 600, box["y"] + 300); page.mouse.down()
+    page.mouse.move(box["x"] + 300, box["y"] + 200, steps=5); page.mouse.up()
+    assert page.evaluate("() => document.getElementById('stage').scrollLeft") > 0          # dragged: panned
+    page.screenshot(path=str(SHOTS / "viewer_resnet20_zoomed.png"))
     assert not problems, problems
     page.close()
