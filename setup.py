@@ -24,6 +24,7 @@ setuptools.setup(
     python_requires=f">={cfg['min_python']}",
     packages=setuptools.find_packages(include=[cfg["lib_path"], cfg["lib_path"] + ".*"]),
     include_package_data=True,
+    package_data={cfg["lib_path"]: ["assets/*.js", "assets/*.css"]},   # the At-GC viewer's script and style
     install_requires=cfg.get("requirements", "").split(),
     extras_require={"dev": cfg.get("dev_requirements", "").split()},
     entry_points={"console_scripts": entry_points, "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
