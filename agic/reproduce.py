@@ -13,7 +13,8 @@ import yaml
 from .core import AgicError, atomic_write_text, project_root
 
 # %% auto #0
-__all__ = ['RECORD', 'INDEX', 'Run', 'load_plan', 'git_commit', 'run_plan', 'write_index']
+__all__ = ['VERDICT_START', 'VERDICT_END', 'RECORD', 'INDEX', 'Run', 'load_plan', 'write_verdicts', 'verdicts_markdown',
+           'sync_verdicts', 'git_commit', 'run_plan', 'write_index']
 
 # %% ../nbs/07_reproduce.ipynb #ce6b0e1e
 @dataclass
@@ -68,6 +69,54 @@ def load_plan(path: Path | str, root: Path | str | None = None) -> list[Run]:
         runs.append(Run(name, nb, params))
     return runs
 
+# %% ../nbs/07_reproduce.ipynb #7978ef92
+VERDICT_START, VERDICT_END = "<!-- verdicts: written by agic figures from figures/verdicts_*.md -->", "<!-- /verdicts -->"
+
+def write_verdicts(rows: list[tuple], title: str, name: str, folder: Path | str) -> list[Path]:
+    """Print and write one run's bars: `rows` of (claim, measured, bar, held) into `verdicts_<name>.csv` and `.md`
+    in `folder`, under the heading `title`."""
+    import csv, io
+    if not rows or any(len(r) != 4 or isinstance(r[3], (str, float, int)) and not isinstance(r[3], bool) for r in rows):
+        raise AgicError("verdict rows are (claim, measured, bar, held) with held True, False or None (not measured)")
+    rows = [(c, m, b, None if h is None else bool(h)) for c, m, b, h in rows]   # numpy's and pandas' booleans too
+    word = lambda held: "n/a" if held is None else "held" if held else "MISSED"
+    for claim, measured, bar, held in rows: print(f"{word(held)}: {claim}: {measured} (bar: {bar})")
+    buf = io.StringIO(); w = csv.writer(buf, lineterminator="\n"); w.writerow(["claim", "measured", "bar", "held"])
+    w.writerows([c, m, b, "" if h is None else str(h).lower()] for c, m, b, h in rows)
+    cell = lambda s: str(s).replace("|", "\\|")
+    md = [f"#### {title}", "", "| claim | measured | bar | verdict |", "|---|---|---|---|"]
+    md += [f"| {cell(c)} | {cell(m)} | {cell(b)} | {'**held**' if h else word(h)} |" for c, m, b, h in rows]
+    folder = Path(folder)
+    return [atomic_write_text(folder / f"verdicts_{name}.csv", buf.getvalue()),
+            atomic_write_text(folder / f"verdicts_{name}.md", "\n".join(md) + "\n")]
+
+# %% ../nbs/07_reproduce.ipynb #ef50f07a
+def verdicts_markdown(figs: Path | str, order: list[str] | None = None) -> str:
+    "Every `verdicts_*.md` of `figs`, one after another: in the order of the run names in `order` they start with."
+    order = list(order or [])
+    rank = lambda p: next((i for i, n in enumerate(order) if p.stem.removeprefix("verdicts_").startswith(n)), len(order))
+    files = sorted(Path(figs).glob("verdicts_*.md"), key=lambda p: (rank(p), p.name))
+    return "\n".join(p.read_text().strip() + "\n" for p in files)
+
+def sync_verdicts(root: Path | str, order: list[str] | None = None) -> bool:
+    """Put the verdict tables of `root/figures` between the markers of `root/nbs/index.ipynb` and render `README.md`
+    from it (what `make readme` runs). Returns whether the home page changed; a home page without markers is left alone."""
+    from execnb.nbio import read_nb, write_nb
+    root = Path(root); index = root / "nbs" / "index.ipynb"
+    if not index.is_file(): return False
+    nb = read_nb(index)
+    cells = [c for c in nb.cells if c.cell_type == "markdown" and VERDICT_START in c.source]
+    if not cells: return False
+    head, rest = cells[0].source.split(VERDICT_START, 1)
+    if VERDICT_END not in rest: raise AgicError(f"{index}: a '{VERDICT_START}' marker without its '{VERDICT_END}'")
+    new = head + VERDICT_START + "\n\n" + verdicts_markdown(root / "figures", order) + "\n" + VERDICT_END + rest.split(VERDICT_END, 1)[1]
+    if new == cells[0].source: return False
+    cells[0].source = new
+    write_nb(nb, index)
+    subprocess.run([sys.executable, "-m", "nbconvert", "--to", "markdown", "nbs/index.ipynb", "--output-dir", ".", "--output",
+                    "README", r"--RegexRemovePreprocessor.patterns=^\#\|\s*hide", "--log-level", "WARN"], cwd=root, check=True)
+    return True
+
 # %% ../nbs/07_reproduce.ipynb #55ce6b4d
 def git_commit(root: Path) -> str:
     "Short commit of `root`, '+dirty' when its sources (not its figures) differ from it; 'unknown' outside git."
@@ -109,9 +158,10 @@ def _execute_run(run: Run, root: Path, log) -> None:
 
 def run_plan(plan: list[Run], root: Path | str | None = None, only: list[str] | None = None, progress: bool = True) -> dict:
     """Run `plan` (or the runs named in `only`) from the project root; update `figures/provenance.json` and
-    `figures/README.md` after every run. Returns the record."""
+    `figures/README.md` after every run, and the home page's verdicts (`sync_verdicts`) at the end. Returns the record."""
     from agic.core import progress_bar
     root = Path(root or project_root()); figs = root / "figures"; figs.mkdir(exist_ok=True)
+    full = plan
     if only:
         unknown = sorted(set(only) - {r.name for r in plan})
         if unknown: raise AgicError(f"no run named {', '.join(unknown)} in the plan; its runs: {', '.join(r.name for r in plan)}")
@@ -136,6 +186,7 @@ def run_plan(plan: list[Run], root: Path | str | None = None, only: list[str] | 
         atomic_write_text(figs / RECORD, json.dumps(record, indent=1) + "\n")
         write_index(record, figs)
         print(f"{run.name}: {seconds} s, wrote {len(made)} files", file=sys.stderr)
+    if sync_verdicts(root, [r.name for r in full]): print("README.md and nbs/index.ipynb: verdicts updated", file=sys.stderr)
     return record
 
 # %% ../nbs/07_reproduce.ipynb #f6d6fbfc
