@@ -93,9 +93,10 @@ def _train_store(args, tcfg, splits, trained):
     return GraphStore(out)
 
 def _encoder(args):
-    "The CNN, its training store and its DGI-pretrained encoder (pretrained now if not cached), as the options name them."
+    "The CNN, its training store and its pretrained encoder (pretrained now if not cached), as the options name them."
     from agic.encoder import EncoderConfig, load_graphs, pretrain_dgi
-    ecfg = EncoderConfig(hidden=args.hidden, epochs=args.dgi_epochs, batch_size=args.batch_size, seed=args.dgi_seed)
+    ecfg = EncoderConfig(hidden=args.hidden, epochs=args.dgi_epochs, batch_size=args.batch_size, seed=args.dgi_seed,
+                         objective=args.pretraining)
     tcfg, splits, trained = _trained(args)
     store = _train_store(args, tcfg, splits, trained)
     graphs = load_graphs(store, progress=False)
@@ -208,18 +209,26 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--figure", help="also draw the first graph into this PNG file")
     g.add_argument("--checksum", metavar="DIR", help="print the content checksum of the store in DIR, and nothing else")
     g.set_defaults(run=_graphs)
+    from agic.encoder import OBJECTIVES as ENCODER_OBJECTIVES, EncoderConfig
     def store_options(q):    # pretrain and sa: the training-split store they learn from
         device_option(q)
         q.add_argument("--store", help="a store built by 'agic graphs --split train' (default: built in the cache from --n/--refs/--topk)")
         q.add_argument("--images", dest="n", type=int, default=1000, help="training images in the store (default 1000)")
         q.add_argument("--refs", type=int, default=16, help="R, DeepSHAP references (default 16)")
         q.add_argument("--topk", type=int, default=8, help="strongest incoming edges kept per node (default 8)")
-        q.add_argument("--hidden", type=int, default=64, help="encoder width (default 64)")
-        q.add_argument("--dgi-epochs", dest="dgi_epochs", type=int, default=3, help="DGI pretraining epochs (default 3)")
-        q.add_argument("--dgi-seed", dest="dgi_seed", type=int, default=0, help="encoder and batch-order seed (default 0)")
-        q.add_argument("--batch-size", dest="batch_size", type=int, default=32,
-                       help="global batch of graphs (default 32); under torchrun each of N processes takes 1/N of it")
-    pt = sub.add_parser("pretrain", help="DGI-pretrain the At-GC encoder (resumable; distributed under torchrun)")
+        e = EncoderConfig   # every default below is the dataclass's: written once
+        q.add_argument("--hidden", type=int, default=e.hidden, help=f"encoder width (default {e.hidden})")
+        q.add_argument("--pretraining", choices=ENCODER_OBJECTIVES, default=e.objective,
+                       help=f"dgi: Deep Graph Infomax, as in the paper; contrast: two views of each At-GC "
+                            f"(default {e.objective})")
+        q.add_argument("--dgi-epochs", "--pretrain-epochs", dest="dgi_epochs", type=int, default=e.epochs,
+                       help=f"pretraining epochs (default {e.epochs})")
+        q.add_argument("--dgi-seed", dest="dgi_seed", type=int, default=e.seed,
+                       help=f"encoder and batch-order seed (default {e.seed})")
+        q.add_argument("--batch-size", dest="batch_size", type=int, default=e.batch_size,
+                       help=f"global batch of graphs (default {e.batch_size}); under torchrun each of N processes "
+                            "takes 1/N of it")
+    pt = sub.add_parser("pretrain", help="pretrain the At-GC encoder without labels (resumable; distributed under torchrun)")
     model_options(pt); store_options(pt)
     pt.set_defaults(run=_pretrain)
     sa = sub.add_parser("sa", help="train the SA network on the pretrained encoder (resumable; distributed under torchrun)")

@@ -136,15 +136,18 @@ class GraphContrast(nn.Module):
     def __init__(self, encoder: AtGCEncoder, drop: float = 0.2, temperature: float = 0.5):
         super().__init__()
         self.encoder, self.drop, self.temperature = encoder, drop, temperature
-        self.head = nn.Sequential(nn.Linear(encoder.out_dim, encoder.hidden), nn.ReLU(), nn.Linear(encoder.hidden, encoder.hidden))
+        h = encoder.hidden
+        self.head = nn.Sequential(nn.Linear(encoder.out_dim, h), nn.ReLU(), nn.Linear(h, h))
 
     def forward(self, data, generator: torch.Generator | None = None) -> torch.Tensor: return self.loss(data, generator)
 
     def loss(self, data, generator: torch.Generator | None = None) -> torch.Tensor:
-        if data.num_graphs < 2: raise AgicError("graph contrast needs batches of >= 2 graphs (the others are its negatives)")
+        if data.num_graphs < 2:
+            raise AgicError("graph contrast needs batches of >= 2 graphs (the others are its negatives)")
         adj, B = dense_adjacency(data, self.encoder.sizes), data.num_graphs
         views = [augment_view(data, adj, generator, self.drop) for _ in range(2)]
-        z = torch.cat([F.normalize(self.head(self.encoder.readout(self.encoder.nodes(data, x, adj=a))), dim=1) for x, a in views])
+        embed_view = lambda x, a: F.normalize(self.head(self.encoder.readout(self.encoder.nodes(data, x, adj=a))), dim=1)
+        z = torch.cat([embed_view(x, a) for x, a in views])
         sim = (z @ z.T / self.temperature).fill_diagonal_(float("-inf"))   # a view is never its own candidate
         twin = torch.cat([torch.arange(B, 2 * B), torch.arange(B)]).to(z.device)
         return F.cross_entropy(sim, twin)
@@ -162,7 +165,7 @@ class EncoderConfig:
     objective: str = "dgi"    # pretraining: "dgi" (Deep Graph Infomax) or "contrast" (two views of one At-GC, NT-Xent)
     drop: float = 0.2         # "contrast": share of edges and node feature values removed in each view
     temperature: float = 0.5  # "contrast": NT-Xent temperature
-    epochs: int = 10
+    epochs: int = 3           # what the experiments use: DGI gains nothing from more (nbs/05a_dgi_ablation.ipynb)
     batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
@@ -220,7 +223,8 @@ def pretrain_dgi(store, graphs: list, cfg: EncoderConfig, tag: str = "", cache: 
     curve = distributed.run_epochs(dgi, opt, graphs, cfg.epochs, cfg.batch_size, cfg.seed, step,
                                    lambda sums: {"loss": sums["loss"] / sums["batches"]}, partial, generators={"corruption": gen},
                                    drop_last=len(graphs) % cfg.batch_size == 1,  # a lone last graph has no partner
-                                   desc="DGI pretraining" if cfg.objective == "dgi" else "contrastive pretraining", progress=progress)
+                                   desc="DGI pretraining" if cfg.objective == "dgi" else "contrastive pretraining",
+                                   progress=progress)
     meta = {"model_hash": store.manifest["model_hash"], "store_checksum": store.manifest["checksum"], "n_graphs": len(graphs),
             "config": asdict(cfg), "loss_curve": [c["loss"] for c in curve], "seconds": round(time.perf_counter() - start, 1),
             "processes": distributed.current().world, "device": distributed.current().device}

@@ -70,7 +70,8 @@ def load_plan(path: Path | str, root: Path | str | None = None) -> list[Run]:
     return runs
 
 # %% ../nbs/07_reproduce.ipynb #7978ef92
-VERDICT_START, VERDICT_END = "<!-- verdicts: written by agic figures from figures/verdicts_*.md -->", "<!-- /verdicts -->"
+VERDICT_START = "<!-- verdicts: written by agic figures from figures/verdicts_*.md -->"
+VERDICT_END = "<!-- /verdicts -->"
 
 def write_verdicts(rows: list[tuple], title: str, name: str, folder: Path | str) -> list[Path]:
     """Print and write one run's bars: `rows` of (claim, measured, bar, held) into `verdicts_<name>.csv` and `.md`
@@ -94,13 +95,14 @@ def write_verdicts(rows: list[tuple], title: str, name: str, folder: Path | str)
 def verdicts_markdown(figs: Path | str, order: list[str] | None = None) -> str:
     "Every `verdicts_*.md` of `figs`, one after another: in the order of the run names in `order` they start with."
     order = list(order or [])
-    rank = lambda p: next((i for i, n in enumerate(order) if p.stem.removeprefix("verdicts_").startswith(n)), len(order))
+    name = lambda p: p.stem.removeprefix("verdicts_")
+    rank = lambda p: next((i for i, n in enumerate(order) if name(p).startswith(n)), len(order))
     files = sorted(Path(figs).glob("verdicts_*.md"), key=lambda p: (rank(p), p.name))
     return "\n".join(p.read_text().strip() + "\n" for p in files)
 
 def sync_verdicts(root: Path | str, order: list[str] | None = None) -> bool:
     """Put the verdict tables of `root/figures` between the markers of `root/nbs/index.ipynb` and render `README.md`
-    from it (what `make readme` runs). Returns whether the home page changed; a home page without markers is left alone."""
+    from it (what `make readme` runs). Returns whether the home page changed; one without markers is left alone."""
     from execnb.nbio import read_nb, write_nb
     root = Path(root); index = root / "nbs" / "index.ipynb"
     if not index.is_file(): return False
@@ -109,12 +111,14 @@ def sync_verdicts(root: Path | str, order: list[str] | None = None) -> bool:
     if not cells: return False
     head, rest = cells[0].source.split(VERDICT_START, 1)
     if VERDICT_END not in rest: raise AgicError(f"{index}: a '{VERDICT_START}' marker without its '{VERDICT_END}'")
-    new = head + VERDICT_START + "\n\n" + verdicts_markdown(root / "figures", order) + "\n" + VERDICT_END + rest.split(VERDICT_END, 1)[1]
+    tables = verdicts_markdown(root / "figures", order)
+    new = head + VERDICT_START + "\n\n" + tables + "\n" + VERDICT_END + rest.split(VERDICT_END, 1)[1]
     if new == cells[0].source: return False
     cells[0].source = new
     write_nb(nb, index)
-    subprocess.run([sys.executable, "-m", "nbconvert", "--to", "markdown", "nbs/index.ipynb", "--output-dir", ".", "--output",
-                    "README", r"--RegexRemovePreprocessor.patterns=^\#\|\s*hide", "--log-level", "WARN"], cwd=root, check=True)
+    subprocess.run([sys.executable, "-m", "nbconvert", "--to", "markdown", "nbs/index.ipynb", "--output-dir", ".",
+                    "--output", "README", r"--RegexRemovePreprocessor.patterns=^\#\|\s*hide", "--log-level", "WARN"],
+                   cwd=root, check=True)
     return True
 
 # %% ../nbs/07_reproduce.ipynb #55ce6b4d
@@ -186,7 +190,8 @@ def run_plan(plan: list[Run], root: Path | str | None = None, only: list[str] | 
         atomic_write_text(figs / RECORD, json.dumps(record, indent=1) + "\n")
         write_index(record, figs)
         print(f"{run.name}: {seconds} s, wrote {len(made)} files", file=sys.stderr)
-    if sync_verdicts(root, [r.name for r in full]): print("README.md and nbs/index.ipynb: verdicts updated", file=sys.stderr)
+    if sync_verdicts(root, [r.name for r in full]):
+        print("README.md and nbs/index.ipynb: verdicts updated", file=sys.stderr)
     return record
 
 # %% ../nbs/07_reproduce.ipynb #f6d6fbfc

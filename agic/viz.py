@@ -221,7 +221,8 @@ def kernel_maps(gm, layers: list, x: torch.Tensor) -> dict[str, torch.Tensor]:
 # %% ../nbs/06_viz.ipynb #a9e9e83e
 def receptive_boxes(gm, layers: list, images: torch.Tensor) -> dict[str, tuple[float, float, float, float]]:
     """Per layer, where one position of its kernel maps looks in the input: (top, bottom, left, right) offsets of the
-    pixels with a non-zero gradient for the middle position, from that position's scaled centre, united over `images`."""
+    pixels with a non-zero gradient for the middle position, from that position's scaled centre, united over
+    `images`."""
     out, (H, W) = {}, images.shape[-2:]
     for l in layers:
         x = images.detach().clone().requires_grad_(True)
@@ -242,7 +243,8 @@ def top_activations(gm, layers: list, images: torch.Tensor, k: int = 4, batch_si
     (row, column) of the maximum), each (kernels, k, ...), strongest first. One patch per image per kernel."""
     peaks, where = {l.name: [] for l in layers}, {l.name: [] for l in layers}
     with torch.no_grad():
-        for s in progress_bar(range(0, len(images), batch_size), desc="kernel patches", disable=not progress, leave=False):
+        starts = range(0, len(images), batch_size)
+        for s in progress_bar(starts, desc="kernel patches", disable=not progress, leave=False):
             for name, m in kernel_maps(gm, layers, images[s:s + batch_size]).items():
                 v, pos = m.flatten(2).max(2)
                 peaks[name].append(v); where[name].append(torch.stack([pos // m.shape[-1], pos % m.shape[-1]], -1))
@@ -288,7 +290,8 @@ def kernel_patches(model: torch.nn.Module, store, images: torch.Tensor, info, pe
     `DatasetInfo`, to show them un-normalised) as one PNG data URI per node id of `store`'s At-GCs; cached."""
     check_range("per_kernel", per_kernel, 1, 32, kind=int); check_range("thumb", thumb, 4, 256, kind=int)
     digest = hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
-    key = config_hash({"model": store.manifest["model_hash"], "images": digest, "k": per_kernel, "thumb": thumb, "min": min_crop})
+    key = config_hash({"model": store.manifest["model_hash"], "images": digest, "k": per_kernel, "thumb": thumb,
+                       "min": min_crop})
     path = Path(cache or cache_dir()) / "patches" / f"{store.manifest['model']}__{key}.pt"
     if path.is_file():
         strips = load_tensors(path, "cached kernel patches", f"delete {path} to compute them again")
@@ -353,7 +356,7 @@ def viewer_data(g: ViewGraph) -> dict:
 def atgc_viewer(graphs: ViewGraph | list[ViewGraph], path: Path | str, title: str | None = None,
                 patches: dict[str, str] | None = None) -> Path:
     """Write a self-contained HTML viewer of one or several At-GCs to `path` (written atomically); returns the path.
-    `patches` (node id -> image data URI, e.g. `kernel_patches`) are shown on hover. Nothing is fetched from the network."""
+    `patches` (node id -> image data URI, e.g. `kernel_patches`) show on hover. Nothing is fetched from the network."""
     graphs = [graphs] if isinstance(graphs, ViewGraph) else list(graphs)
     if not graphs or not all(isinstance(g, ViewGraph) for g in graphs):
         raise AgicError("atgc_viewer needs a ViewGraph or a non-empty list of them (see image_graph and class_graph)")
