@@ -45,6 +45,7 @@ def _data(args) -> dict:
     return {"dataset": s.info.name, "source": s.info.source, "train": len(s.train), "val": len(s.val),
             "test": len(s.test), "shape": list(s.info.input_shape), "classes": s.info.classes}
 
+# %% ../nbs/09_cli.ipynb #3f0d83dc
 def _graphs(args) -> dict | None:
     from agic import distributed
     from agic.store import GraphStore, StoreConfig, build_store, default_store_path, finished_graphs
@@ -75,6 +76,7 @@ def _graphs(args) -> dict | None:
             "processes": d.world, "device": d.device, "seconds": round(seconds, 1), "graphs_built": built,
             "graphs_per_s": round(built / seconds, 1) if seconds > 0 else None}
 
+# %% ../nbs/09_cli.ipynb #929fae31
 def _train_store(args, tcfg, splits, trained):
     "The training-split store the options name: `--store DIR` (checked against the CNN and data set) or one built in the cache."
     from agic.models import model_hash
@@ -110,6 +112,7 @@ def _pretrain(args) -> dict | None:
     return {"store": str(store.path), "n_graphs": meta["n_graphs"], "loss_curve": meta["loss_curve"],
             "processes": meta.get("processes", 1), "device": meta.get("device", "cpu"), "seconds": meta["seconds"]}
 
+# %% ../nbs/09_cli.ipynb #00fd27f7
 def _sa(args) -> dict | None:
     from agic import distributed
     from agic.core import config_hash
@@ -143,6 +146,7 @@ def _bench_graphs(args) -> dict:
     cached.parent.mkdir(parents=True, exist_ok=True); atomic_write_text(cached, json.dumps(result, indent=1))
     return result
 
+# %% ../nbs/09_cli.ipynb #0610bd08
 def _figures(args) -> dict:
     from agic.core import project_root
     from agic.reproduce import load_plan, run_plan
@@ -162,6 +166,7 @@ def _models(args) -> dict:
     from agic.models import ZOO, torchvision_names
     return {"zoo": list(ZOO), "torchvision": torchvision_names(), "custom": "package.module:factory"}
 
+# %% ../nbs/09_cli.ipynb #e2f92836
 def parser() -> argparse.ArgumentParser:
     "The `agic` argument parser."
     from agic.training import PRECISIONS, TrainConfig
@@ -265,6 +270,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list model names").set_defaults(run=_models)
     return p
 
+# %% ../nbs/09_cli.ipynb #870d3782
 class _Parser(argparse.ArgumentParser):
     "argparse, with its errors as one line like every other agic error (the usage is one `--help` away)."
     def error(self, message):

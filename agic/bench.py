@@ -60,6 +60,7 @@ def _timed(fn, repeat: int = 1) -> float:
         start = time.perf_counter(); fn(); best = min(best, time.perf_counter() - start)
     return best
 
+# %% ../nbs/03_graphs_bench.ipynb #1168ee91
 def bench_graphs(model: nn.Module, splits, model_name: str = "vgg_small", images: int = 64, shap_images: int = 2,
                  refs: int = 16, topk: int = 8, batch_size: int = 8, out: Path | str | None = None, progress: bool = True) -> dict:
     "Measure the builder against shap and against R forward+backward passes; write JSON and a plot into `out`."
@@ -100,6 +101,7 @@ def bench_graphs(model: nn.Module, splits, model_name: str = "vgg_small", images
     plot_bench(result, out / "bench_graphs.png")
     return result
 
+# %% ../nbs/03_graphs_bench.ipynb #cdbaaa71
 def _fwd_bwd_model(model: nn.Module) -> nn.Module:
     "A trainable copy of the model in its fastest CPU layout (channels-last), for the forward+backward yardstick."
     import copy

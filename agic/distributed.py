@@ -41,6 +41,7 @@ def current() -> Dist:
 
 DEVICES = "cpu, cuda (this process's GPU: cuda:LOCAL_RANK), cuda:N, auto (a GPU if PyTorch sees one, else the CPU)"
 
+# %% ../nbs/00a_distributed.ipynb #5ec9c43e
 def pick_device(device: str | torch.device = "cpu", local_rank: int = 0) -> torch.device:
     "The `torch.device` that `device` names for the process with `local_rank`, checked against this machine's GPUs."
     name = device.strip().lower() if isinstance(device, str) else str(device)
@@ -63,6 +64,7 @@ def backend_for(device: torch.device) -> str:
     "The collective backend that carries tensors on `device`: NCCL for GPUs, gloo for the CPU."
     return "nccl" if torch.device(device).type == "cuda" else "gloo"
 
+# %% ../nbs/00a_distributed.ipynb #2717dbc2
 def setup(timeout_minutes: float = 30, device: str = "cpu") -> Dist:
     """Choose this process's `device` and join the `torchrun` process group if this process was started by one
     (`WORLD_SIZE > 1`); return who we are. A SIGTERM (torchrun stopping the job because another rank died) exits

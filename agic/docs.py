@@ -186,6 +186,7 @@ def check_offline(site: Path) -> list[str]:
         found += [f"{p.relative_to(site)}: url({u})" for u in re.findall(r"url\(\s*[\"']?((?:https?:)?//[^\"')]+)", p.read_text(errors="replace"))]
     return found
 
+# %% ../nbs/08_docs.ipynb #0c2170bc
 def execute_notebooks(nbs: Path, dst: Path, skip: set[str], progress: bool = True) -> None:
     """Run the notebooks of `nbs` as `nbdev_test` runs them (in `nbs/`, `IN_TEST=1`, `#| eval: false` cells skipped)
     and save them, with their outputs, into `dst`; the notebooks named in `skip` are copied unexecuted."""
@@ -215,6 +216,7 @@ def execute_notebooks(nbs: Path, dst: Path, skip: set[str], progress: bool = Tru
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
+# %% ../nbs/08_docs.ipynb #d19bc90d
 def build_docs(out: Path | str | None = None, root: Path | str | None = None, progress: bool = True,
                execute: bool = True) -> Path:
     """Build the site into `out` (default `_site/`): run the library notebooks for their outputs, process them with

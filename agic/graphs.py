@@ -196,6 +196,7 @@ def grad_at(fn, z: torch.Tensor) -> torch.Tensor:
         z = z.detach().clone().requires_grad_()
         return torch.autograd.grad(fn(z * 1).sum(), z)[0]
 
+# %% ../nbs/03_graphs.ipynb #3bf83b23
 def _rescale(fn, z: torch.Tensor, z_ref: torch.Tensor, y: torch.Tensor, y_ref: torch.Tensor,
              grad_ref: torch.Tensor | None = None) -> torch.Tensor:
     "DeepLIFT's rescale multiplier (y - y_ref) / (z - z_ref), (R, N, ...); the gradient at z_ref where z = z_ref."
@@ -228,6 +229,7 @@ def _pool_argmax(gm: fx.GraphModule, node: fx.Node, args, kwargs, t: torch.Tenso
                             return_indices=True)[1]
     return F.max_pool2d(t, *args[1:], **{**kwargs, "return_indices": True})[1]
 
+# %% ../nbs/03_graphs.ipynb #464c05d1
 def _maxpool_terms(gm: fx.GraphModule, node: fx.Node, args, kwargs, inp: Value, out: torch.Tensor,
                    ref: torch.Tensor) -> list[Term]:
     """DeepLIFT's max-pool rule as `shap.DeepExplainer` applies it. An output's difference from a reference,

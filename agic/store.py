@@ -206,6 +206,7 @@ def _open_store(out: Path, identity: dict) -> None:
     except OSError as e:
         raise AgicError(f"cannot write the store to {out}: {e.strerror or e}; choose a folder you can write to") from None
 
+# %% ../nbs/03_graphs_store.ipynb #13f8bf47
 def build_store(out: Path | str, model: torch.nn.Module, splits, cfg: StoreConfig, model_name: str = "model",
                 batch_size: int = 8, progress: bool = True) -> Path:
     """Build (or resume) the graph store of `model` on `splits` in folder `out`; return the manifest's path.
@@ -243,6 +244,7 @@ def build_store(out: Path | str, model: torch.nn.Module, splits, cfg: StoreConfi
     distributed.barrier()
     return Path(manifest)
 
+# %% ../nbs/03_graphs_store.ipynb #5af81ef7
 def _edge_scale(out: Path, identity: dict, n_shards: int) -> dict[str, float]:
     "Mean |value| of the kept edges into each layer: SHAP values of early layers (large maps) dwarf later ones."
     total, count = {}, {}
