@@ -119,11 +119,19 @@ def plot_low_label(curve, chance: float | None = None, title: str = ""):
             ax.plot(s.labels_per_class, s["mean"], marker="o", ms=3, color=palette[name], label=style_label(name),
                     lw=2.4 if name in ("dgi", "contrast") else 1.3, ls="--" if name == "cnn_penultimate" else "-")
             ax.fill_between(s.labels_per_class, s["mean"] - sd, s["mean"] + sd, color=palette[name], alpha=0.15)
-        if chance is not None: ax.axhline(chance, c="0.4", ls=":", lw=0.8, label="chance")
         ax.set_xscale("log"); ax.set_xlabel("labelled At-GCs per class (rightmost: every label)")
         ax.set_title(f"{kind} probe", fontsize=9)
-    axes[0, 0].set_ylabel("test accuracy"); axes[0, -1].legend(fontsize=7, loc="lower right")
-    fig.suptitle(title); fig.tight_layout()
+    low = curve.groupby(["probe", "representation", "labels_per_class"]).accuracy.agg(["mean", "std"])
+    bottom = max(0.0, float((low["mean"] - low["std"].fillna(0)).min()) - 0.03)   # the curves fill the axes
+    axes[0, 0].set_ylim(bottom, None); axes[0, 0].set_ylabel("test accuracy")
+    if chance is not None and chance >= bottom:
+        for ax in axes[0]: ax.axhline(chance, c="0.4", ls=":", lw=0.8, label="chance")
+    elif chance is not None: title += f" (chance: {chance:.2f}, below the axis)"
+    legend = {}   # one legend for every panel: each representation once, whichever panel drew it
+    for ax in axes[0]: legend.update(dict(zip(ax.get_legend_handles_labels()[1], ax.get_legend_handles_labels()[0])))
+    rows = (len(legend) + 2) // 3
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.suptitle(title); fig.tight_layout(rect=(0, 0.045 * rows + 0.02, 1, 1))
     return fig
 
 # %% ../nbs/06_viz.ipynb #6a8b2109
