@@ -183,6 +183,8 @@ def test_viewer_draws_reacts_to_slider_hover_and_click(browser, site):
     page.select_option("#graph-select", "1")
     assert page.text_content("#title") != before and "Class-level" in page.text_content("#title")
     assert page.locator("circle.node").count() == n_nodes
+    page.hover(f'circle.node[data-id="{last}"]')                          # the class-level graph shows the patches too
+    assert page.locator("#tooltip img.patches").is_visible()
     page.screenshot(path=str(SHOTS / "viewer_class.png"))
     assert not problems, problems
     page.close()
