@@ -145,15 +145,35 @@ def figure_pages(figs: Path, src: Path) -> dict[str, str]:
     return {"gallery": gallery, "figures.md": "\n".join(page) + "\n", "viewer.md": "\n".join(viewer) + "\n"}
 
 # %% ../nbs/08_docs.ipynb #f49f2fb3
-def _executed_copies(root: Path) -> dict[str, Path]:
-    "Notebook path -> its executed copy in runs/, from the figures plan (first run of each notebook that has one)."
+def _executed_copies(root: Path) -> dict[str, list]:
+    "Notebook path -> the runs of it in the figures plan that have an executed copy in runs/, in plan order."
     from agic.reproduce import load_plan
     if not (root / "figures.yml").is_file(): return {}
     out = {}
     for r in load_plan(root / "figures.yml", root):
-        if r.notebook and r.notebook not in out and (root / "runs" / f"{r.name}.ipynb").is_file():
-            out[r.notebook] = root / "runs" / f"{r.name}.ipynb"
+        if r.notebook and (root / "runs" / f"{r.name}.ipynb").is_file(): out.setdefault(r.notebook, []).append(r)
     return out
+
+def _experiment_pages(nb_path: Path, runs: list, root: Path, src: Path, formulas: dict) -> list[tuple[str, str]]:
+    """Write one page per executed run of an experiment notebook (the notebook itself, 'Not executed', when it has
+    none); returns their (navigation title, file name). Paths of this machine are written relative to the checkout."""
+    source, pages = f"nbs/{nb_path.name}", []
+    label = lambda r: ", ".join(f"{k}={v}" for k, v in (r.parameters or {}).items()) or r.name
+    names = [f"{nb_path.stem}.md"] + [f"{nb_path.stem}__{r.name}.md" for r in runs[1:]]
+    for k, (run, name) in enumerate(zip(runs or [None], names)):
+        used = root / "runs" / f"{run.name}.ipynb" if run else nb_path
+        title, md = notebook_markdown(json.loads(used.read_text()), name[:-3], src / f"{name[:-3]}_files", formulas)
+        if run:
+            others = " · ".join(f"[{label(r)}]({n})" for r, n in zip(runs, names) if r is not run)
+            note = (f"!!! note \"Executed run: {label(run)}\"\n    This page shows `runs/{run.name}.ipynb`, the run "
+                    f"`{run.name}` of `{source}` by `make figures`" + (f"; its other runs: {others}" if others else "") + ".\n\n")
+        else:
+            note = ("!!! note \"Not executed\"\n    No executed copy of this notebook was found in `runs/`: `make figures` "
+                    "runs it with the parameters of `figures.yml`. Its results are on the [figures page](figures.md).\n\n")
+        md = re.sub(r"^(# .+\n(?:\n> .+\n)?)", lambda m: m.group(1) + "\n" + note, md, count=1)
+        (src / name).write_text(md.replace(str(root) + "/", "").replace(str(root), "."))
+        pages.append((f"{title} ({label(run)})" if run and len(runs) > 1 else title, name))
+    return pages
 
 def _is_experiment(nb: dict) -> bool:
     return any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
@@ -233,19 +253,13 @@ def build_docs(out: Path | str | None = None, root: Path | str | None = None, pr
     proc, executed = root / "_proc", _executed_copies(root)
     formulas, library, experiments, home = {}, [], [], ""
     for nb_path in sorted(proc.glob("*.ipynb")):
-        source = f"nbs/{nb_path.name}"
-        used = executed.get(source, nb_path)
-        nb = json.loads(used.read_text())
+        nb = json.loads(nb_path.read_text())
+        if _is_experiment(nb):   # one page per executed run of figures.yml
+            pages = _experiment_pages(nb_path, executed.get(f"nbs/{nb_path.name}", []), root, src, formulas)
+            experiments += [{t: n} for t, n in pages]; continue
         title, md = notebook_markdown(nb, nb_path.stem, src / f"{nb_path.stem}_files", formulas)
         if nb_path.stem == "index": home = md; continue
-        if _is_experiment(nb):
-            note = (f"!!! note \"Executed copy\"\n    This page shows `{used.relative_to(root)}`, the run of `{source}` by `make figures`; "
-                    "run `make figures` to refresh it.\n\n") if used != nb_path else \
-                   ("!!! note \"Not executed\"\n    No executed copy of this notebook was found in `runs/`: `make figures` "
-                    "runs it with the parameters of `figures.yml`. Its results are on the [figures page](figures.md).\n\n")
-            md = re.sub(r"^(# .+\n(?:\n> .+\n)?)", lambda m: m.group(1) + "\n" + note, md, count=1)
-            experiments.append({title: f"{nb_path.stem}.md"})
-        else: library.append({title: f"{nb_path.stem}.md"})
+        library.append({title: f"{nb_path.stem}.md"})
         (src / f"{nb_path.stem}.md").write_text(md)
     pages = figure_pages(root / "figures", src)
     (src / "index.md").write_text(home + pages["gallery"])

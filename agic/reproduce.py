@@ -146,6 +146,14 @@ def _execute(run: Run, root: Path, log) -> None:
         if before is None: os.environ.pop("AGIC_PROGRESS")
         else: os.environ["AGIC_PROGRESS"] = before
 
+def _relative_paths(path: Path, root: Path) -> None:
+    "The executed copy is committed and shown on the docs site: this checkout's paths in it become relative ones."
+    if path.is_file():
+        text = path.read_text()
+        for prefix, short in ((json.dumps(str(root) + "/")[1:-1], ""), (json.dumps(str(root))[1:-1], ".")):
+            text = text.replace(prefix, short)
+        atomic_write_text(path, text)
+
 def _execute_run(run: Run, root: Path, log) -> None:
     if run.notebook:
         import papermill
@@ -156,6 +164,7 @@ def _execute_run(run: Run, root: Path, log) -> None:
         except papermill.PapermillExecutionError as e:
             raise AgicError(f"run {run.name} ({run.what}) failed in cell {e.exec_count}: {e.ename}: {e.evalue}; "
                             f"the executed notebook is runs/{run.name}.ipynb") from None
+        finally: _relative_paths(root / "runs" / f"{run.name}.ipynb", root)
     else:
         p = subprocess.run([sys.executable, "-m", "agic", *run.command], cwd=root, stdout=log, stderr=subprocess.PIPE, text=True)
         if p.returncode: raise AgicError(f"run {run.name} ({run.what}) failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else 'exit ' + str(p.returncode)}")

@@ -96,6 +96,22 @@ def test_every_docs_page_loads_without_errors(browser, site):
     assert len(pages) >= 15, pages
 
 
+def test_every_run_of_the_plan_has_its_executed_page(site):
+    "Each notebook run of figures.yml (every model) is a page of its own, executed (runs/ is committed), no local path."
+    out, _ = site
+    from agic.reproduce import load_plan
+    runs = [r for r in load_plan(ROOT / "figures.yml", ROOT) if r.notebook]
+    first = {}
+    for r in runs:
+        stem = Path(r.notebook).stem
+        page = out / (f"{stem}.html" if stem not in first else f"{stem}__{r.name}.html")
+        first.setdefault(stem, r.name)
+        assert page.is_file(), f"no page for run {r.name}: {page.name}"
+        text = page.read_text()
+        assert f"runs/{r.name}.ipynb" in text and "Not executed" not in text, page.name
+    for page in out.rglob("*.html"):
+        assert str(ROOT) not in page.read_text(), f"{page.relative_to(out)} shows a path of this machine ({ROOT})"
+
 def test_api_docs_and_viewer_are_on_the_site(browser, site):
     out, url = site
     page, problems = open_page(browser, f"{url}/06_viz.html")
@@ -194,15 +210,15 @@ def test_deep_viewer_is_legible_zooms_and_pans(browser, site):
     "resnet20 (20 conv layers): labels and kernels at legible sizes, few enough edges by default, zoom and drag-to-pan."
     out, url = site
     name = "atgc_viewer_resnet20_fashion-mnist.html"
-    assert (out / "figures" / name).is_file(), f"figures/{name} is missing: make figures writes it (nbs/04_pruning.ipynb)"
+    assert (out / "figures" / name).is_file(), f"figures/{name} is missing: make figures writes it (04_pruning)"
     page, problems = open_page(browser, f"{url}/figures/{name}", shot="viewer_resnet20.png", size=(1400, 900))
     assert page.locator("circle.node").count() == expected_kernels("resnet20")
-    sizes = page.evaluate("""() => ({
-        label: Math.min(...Array.from(document.querySelectorAll('text.layer-label')).map(t => t.getBoundingClientRect().height)),
-        node: Math.min(...Array.from(document.querySelectorAll('circle.node')).map(c => c.getBoundingClientRect().width)),
-        overlaps: (() => { const r = Array.from(document.querySelectorAll('text.layer-label')).map(t => t.getBoundingClientRect());
-                           return r.filter((a, i) => r.some((b, j) => j !== i && a.left < b.right && b.left < a.right &&
-                                                                 a.top < b.bottom && b.top < a.bottom)).length; })() })""")
+    sizes = page.evaluate("""() => {
+        const labels = Array.from(document.querySelectorAll('text.layer-label')).map(t => t.getBoundingClientRect());
+        const nodes = Array.from(document.querySelectorAll('circle.node')).map(c => c.getBoundingClientRect().width);
+        const overlap = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+        return { label: Math.min(...labels.map(r => r.height)), node: Math.min(...nodes),
+                 overlaps: labels.filter((a, i) => labels.some((b, j) => j !== i && overlap(a, b))).length }; }""")
     assert sizes["label"] >= 8 and sizes["node"] >= 5 and sizes["overlaps"] == 0, sizes
     said, drawn = shown_edges(page)
     assert said == drawn and 0 < drawn <= 1500, drawn
