@@ -178,6 +178,10 @@ def _experiment_pages(nb_path: Path, runs: list, root: Path, src: Path, formulas
 def _is_experiment(nb: dict) -> bool:
     return any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
 
+def _exports(nb: dict) -> bool:
+    "A library notebook: it names the module it exports to."
+    return any(c["cell_type"] == "code" and "".join(c["source"]).startswith("#| default_exp") for c in nb["cells"])
+
 def _mkdocs_config(src: Path, out: Path, nav: list) -> Path:
     cfg = {"site_name": "agic", "site_description": "Attribution-graph interpretability (AGIC) for CNNs",
            "docs_dir": str(src), "site_dir": str(out), "use_directory_urls": False,
@@ -251,7 +255,7 @@ def build_docs(out: Path | str | None = None, root: Path | str | None = None, pr
                        cwd=root, capture_output=True, text=True)
     if p.returncode: raise AgicError(f"nbdev_proc_nbs failed: {(p.stderr or p.stdout).strip()[-800:]}")
     proc, executed = root / "_proc", _executed_copies(root)
-    formulas, library, experiments, home = {}, [], [], ""
+    formulas, library, experiments, guides, home = {}, [], [], [], ""
     for nb_path in sorted(proc.glob("*.ipynb")):
         nb = json.loads(nb_path.read_text())
         if _is_experiment(nb):   # one page per executed run of figures.yml
@@ -259,12 +263,13 @@ def build_docs(out: Path | str | None = None, root: Path | str | None = None, pr
             experiments += [{t: n} for t, n in pages]; continue
         title, md = notebook_markdown(nb, nb_path.stem, src / f"{nb_path.stem}_files", formulas)
         if nb_path.stem == "index": home = md; continue
-        library.append({title: f"{nb_path.stem}.md"})
+        exports = _exports(json.loads((root / "nbs" / nb_path.name).read_text()))   # (processing drops default_exp)
+        (library if exports else guides).append({title: f"{nb_path.stem}.md"})     # guides: no module, no parameters
         (src / f"{nb_path.stem}.md").write_text(md)
     pages = figure_pages(root / "figures", src)
     (src / "index.md").write_text(home + pages["gallery"])
     (src / "figures.md").write_text(pages["figures.md"]); (src / "viewer.md").write_text(pages["viewer.md"])
-    nav = [{"Home": "index.md"}, {"Library": library}, {"Experiments": experiments},
+    nav = [{"Home": "index.md"}, *([{"Guides": guides}] if guides else []), {"Library": library}, {"Experiments": experiments},
            {"Results": [{"Figures and tables": "figures.md"}, {"At-GC viewer": "viewer.md"}]}]
     cfg = _mkdocs_config(src, out, nav)
     p = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--clean", "-q", "-f", str(cfg)], capture_output=True, text=True)
