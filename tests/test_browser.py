@@ -112,6 +112,19 @@ def test_every_run_of_the_plan_has_its_executed_page(site):
     for page in out.rglob("*.html"):
         assert str(ROOT) not in page.read_text(), f"{page.relative_to(out)} shows a path of this machine ({ROOT})"
 
+def test_figures_can_be_read(browser, site):
+    "An image shrunk below 60 % of its natural width opens at full size when clicked; captions show no raw backticks."
+    out, url = site
+    for name in ("index.html", "figures.html", "04_pruning.html"):
+        page, problems = open_page(browser, f"{url}/{name}")
+        small = page.evaluate("""() => Array.from(document.images).filter(i => i.naturalWidth > 0
+            && i.getBoundingClientRect().width < 0.6 * i.naturalWidth
+            && !(i.closest('a') && i.closest('a').getAttribute('href').endsWith(i.getAttribute('src')))).map(i => i.src)""")
+        assert not small, (name, small[:3])
+        assert "`" not in " ".join(page.locator("figcaption").all_text_contents()), name
+        assert not problems, problems
+        page.close()
+
 def test_api_docs_and_viewer_are_on_the_site(browser, site):
     out, url = site
     page, problems = open_page(browser, f"{url}/06_viz.html")
