@@ -27,10 +27,13 @@ def directives(source: str) -> tuple[dict[str, str], str]:
         found[key.strip()] = value.strip() or "true"
     return found, "\n".join(lines).strip("\n")
 
+_LIBRARY_WARNING = re.compile(r"(FutureWarning|DeprecationWarning|TqdmWarning|IProgress not found)|^\s*warnings\.warn\(")
+
 def _stream_text(text: str, max_lines: int = 25) -> str:
-    "What a terminal would show: progress bars collapsed to their last state, colours removed, long output cut."
+    """What a terminal would show: progress bars collapsed to their last state, colours removed, long output cut;
+    libraries' deprecation warnings (torch.jit, tqdm's widgets) left out: they say nothing about the page."""
     lines = [l.split("\r")[-1] for l in _ANSI.sub("", text).split("\n")]
-    lines = [l for l in lines if l.strip()]
+    lines = [l for l in lines if l.strip() and not _LIBRARY_WARNING.search(l)]
     if len(lines) > max_lines: lines = [f"… ({len(lines) - max_lines} earlier lines)"] + lines[-max_lines:]
     return "\n".join(lines)
 
@@ -271,6 +274,7 @@ def build_docs(out: Path | str | None = None, root: Path | str | None = None, pr
             pages = _experiment_pages(nb_path, executed.get(f"nbs/{nb_path.name}", []), root, src, formulas)
             experiments += [{t: n} for t, n in pages]; continue
         title, md = notebook_markdown(nb, nb_path.stem, src / f"{nb_path.stem}_files", formulas)
+        md = md.replace(str(root) + "/", "").replace(str(root), ".")   # no path of this checkout on the site
         if nb_path.stem == "index": home = md; continue
         exports = _exports(json.loads((root / "nbs" / nb_path.name).read_text()))   # (processing drops default_exp)
         (library if exports else guides).append({title: f"{nb_path.stem}.md"})     # guides: no module, no parameters
