@@ -187,6 +187,8 @@ def test_viewer_draws_reacts_to_slider_hover_and_click(browser, site):
     size = page.evaluate("""() => { const i = document.querySelector('#tooltip img.patches');
                                     return i && i.complete ? [i.naturalWidth, i.naturalHeight] : null; }""")
     assert size and size[0] > 2 * size[1] > 0, size
+    box = tip.bounding_box()                                              # all of it inside the window
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 1500 and box["y"] + box["height"] <= 1000, box
     page.screenshot(path=str(SHOTS / "viewer_hover.png"))
     # click: the paths through the kernel stay lit, everything else dims; the background clears it
     page.click(f'circle.node[data-id="{last}"]')

@@ -163,7 +163,12 @@
         n.id + "\" src=\"" + DATA.patches[n.id] + "\">" : "");
     tip.hidden = false; moveTip(ev);
   }
-  function moveTip(ev) { tip.style.left = (ev.clientX + 14) + "px"; tip.style.top = (ev.clientY + 10) + "px"; }
+  function moveTip(ev) {   // beside the cursor, flipped to its left (or up) where the window would cut it off
+    let x = ev.clientX + 14, y = ev.clientY + 10;
+    if (x + tip.offsetWidth > window.innerWidth - 4) x = Math.max(4, ev.clientX - 14 - tip.offsetWidth);
+    if (y + tip.offsetHeight > window.innerHeight - 4) y = Math.max(4, window.innerHeight - 4 - tip.offsetHeight);
+    tip.style.left = x + "px"; tip.style.top = y + "px";
+  }
 
   slider.addEventListener("input", applyThreshold);
   byScore.addEventListener("change", colourNodes);
