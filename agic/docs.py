@@ -183,9 +183,13 @@ def _experiment_pages(nb_path: Path, runs: list, root: Path, src: Path, formulas
             note = ("!!! note \"Not executed\"\n    No executed copy of this notebook was found in `runs/`: `make figures` "
                     "runs it with the parameters of `figures.yml`. Its results are on the [figures page](figures.md).\n\n")
         md = re.sub(r"^(# .+\n(?:\n> .+\n)?)", lambda m: m.group(1) + "\n" + note, md, count=1)
-        (src / name).write_text(md.replace(str(root) + "/", "").replace(str(root), "."))
+        (src / name).write_text(_without_root(md, root))
         pages.append((f"{title} ({label(run)})" if run and len(runs) > 1 else title, name))
     return pages
+
+def _without_root(text: str, root: Path) -> str:
+    "No path of this checkout on the site: paths under it become relative ones."
+    return text.replace(str(root) + "/", "").replace(str(root), ".")
 
 def _is_experiment(nb: dict) -> bool:
     return any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
@@ -274,7 +278,7 @@ def build_docs(out: Path | str | None = None, root: Path | str | None = None, pr
             pages = _experiment_pages(nb_path, executed.get(f"nbs/{nb_path.name}", []), root, src, formulas)
             experiments += [{t: n} for t, n in pages]; continue
         title, md = notebook_markdown(nb, nb_path.stem, src / f"{nb_path.stem}_files", formulas)
-        md = md.replace(str(root) + "/", "").replace(str(root), ".")   # no path of this checkout on the site
+        md = _without_root(md, root)
         if nb_path.stem == "index": home = md; continue
         exports = _exports(json.loads((root / "nbs" / nb_path.name).read_text()))   # (processing drops default_exp)
         (library if exports else guides).append({title: f"{nb_path.stem}.md"})     # guides: no module, no parameters

@@ -13,6 +13,7 @@ import torch.fx
 
 from .core import (AgicError, atomic_write_text, cache_dir, check_choice, check_range, config_hash, load_tensors,
                        progress_bar)
+from .distributed import _save_atomic
 
 # %% auto #0
 __all__ = ['STYLES', 'VIEWER_ASSETS', 'style_label', 'style_palette', 'plot_pruning_curves', 'plot_rank_correlation',
@@ -306,7 +307,7 @@ def kernel_patches(model: torch.nn.Module, store, images: torch.Tensor, info, pe
     else:
         strips = _patch_strips(model, store, images, info, per_kernel, thumb, min_crop, progress)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp"); torch.save(strips, tmp); os.replace(tmp, path)
+        _save_atomic(strips, path)
     return {f"{name}:{k}": _png_uri(s[k]) for name, s in strips.items() for k in range(len(s))}
 
 # %% ../nbs/06_viz.ipynb #f14a280f
@@ -323,10 +324,11 @@ def _patch_strips(model, store, images, info, per_kernel, thumb, min_crop, progr
     acts = top_activations(gm, layers, images, per_kernel, progress=progress)
     mean, std = torch.tensor(info.mean).view(-1, 1, 1), torch.tensor(info.std).view(-1, 1, 1)
     H, W = images.shape[-2:]
+    sizes = {name: m.shape[-2:] for name, m in kernel_maps(gm, layers, images[:1]).items()}   # one pass, every layer
     out = {}
     for l in layers:
         _, idx, pos = acts[l.name]
-        h, w = kernel_maps(gm, [l], images[:1])[l.name].shape[-2:]
+        h, w = sizes[l.name]
         out[l.name] = torch.stack([_strip([_crop(images[i] * std + mean, (float(p[0]) * H / h, float(p[1]) * W / w),
                                                  boxes[l.name], min_crop) for i, p in zip(idx[k], pos[k])], thumb)
                                    for k in range(len(idx))])
