@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from .core import AgicError, check_range
 
 # %% auto #0
 __all__ = ['ACTIVATION_MODULES', 'ACTIVATION_FUNCTIONS', 'IDENTITY_MODULES', 'LINEAR_MODULES', 'LINEAR_FUNCTIONS',
-           'ADD_FUNCTIONS', 'SUB_FUNCTIONS', 'NODE_FEATURES', 'Layer', 'bn_affine', 'trace_layers', 'Term', 'Value',
-           'grad_at', 'AtGCBatch', 'AtGCBuilder']
+           'ADD_FUNCTIONS', 'SUB_FUNCTIONS', 'TERM_RULES', 'NODE_FEATURES', 'Layer', 'bn_affine', 'trace_layers',
+           'Term', 'Value', 'grad_at', 'Step', 'AtGCBatch', 'AtGCBuilder']
 
 # %% ../nbs/03_graphs.ipynb #918dc15c
 ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Softplus)
@@ -261,6 +262,56 @@ def _explicit_padding(conv: nn.Conv2d) -> tuple[tuple[int, int], tuple[int, ...]
     if all(t % 2 == 0 for t in total): return (total[0] // 2, total[1] // 2), ()
     return (0, 0), (total[1] // 2, total[1] - total[1] // 2, total[0] // 2, total[0] - total[0] // 2)
 
+# %% ../nbs/03_graphs.ipynb #2349e173
+@dataclass
+class Step:
+    "One operation as a term rule sees it: its node, its operands' values, its output on the images and references."
+    gm: fx.GraphModule
+    node: fx.Node
+    ins: list[Value]
+    args: tuple
+    kwargs: dict
+    out: torch.Tensor
+    ref: torch.Tensor
+    env: dict
+
+    def call_on(self, t: torch.Tensor) -> torch.Tensor:
+        "The same operation on another first operand (a share of a difference, the references)."
+        return _call(self.gm, self.node, (t,) + tuple(self.args[1:]), self.kwargs)
+
+# %% ../nbs/03_graphs.ipynb #8fb685f6
+def _bn_rule(b, s: Step) -> list[Term]:
+    "BatchNorm outside a conv's own chain (after a sum, say): every share scaled per channel."
+    scale = bn_affine(b.gm.get_submodule(s.node.target))[0].to(s.out.dtype)
+    return [t.map(lambda d, t=t: d * scale[t.in_chan].view(1, 1, -1, 1, 1)) for t in s.ins[0].terms]
+
+def _act_rule(b, s: Step) -> list[Term]:
+    "An activation: DeepLIFT's rescale multiplier per position, the same for every source's share."
+    z, z_ref = s.ins[0].x, s.ins[0].ref
+    mult = _rescale(s.call_on, z, z_ref, s.out, s.ref, grad_ref=b._grad_ref(s.node, s.call_on, z_ref))
+    return [t.map(lambda d, t=t: d * _select(mult, t.in_chan, 2)) for t in s.ins[0].terms]
+
+def _linear_rule(b, s: Step) -> list[Term]:
+    "A linear operation without offset (average pooling, flatten, ...): applied to each share."
+    apply = lambda d: s.call_on(d.flatten(0, 1)).unflatten(0, d.shape[:2])
+    return [t.map(apply) for t in s.ins[0].terms]
+
+def _cat_rule(b, s: Step) -> list[Term]:
+    "A concatenation of channels: every operand's shares, their channel positions moved along."
+    terms, offset = [], 0
+    for a in s.node.args[0]:
+        a = s.env[a.name]
+        terms += [Term(t.source, t.src_chan, t.in_chan + offset, t.delta) for t in a.terms]
+        offset += a.x.shape[1]
+    return terms
+
+TERM_RULES = {
+    "identity": lambda b, s: s.ins[0].terms,          # dropout in eval mode, nn.Identity
+    "bn": _bn_rule, "act": _act_rule, "linear": _linear_rule, "cat": _cat_rule,
+    "maxpool": lambda b, s: _maxpool_terms(b.gm, s.node, s.args, s.kwargs, s.ins[0], s.out, s.ref),
+    "add": lambda b, s: _sum_terms(b.gm, s.node, s.env, s.out),
+}
+
 # %% ../nbs/03_graphs.ipynb #1152613f
 NODE_FEATURES = ["map_mean", "map_std", "map_max", "map_active", "map_entropy",
                  "weight_l1", "weight_l2", "bn_scale", "bn_shift", "bias"]
@@ -278,6 +329,19 @@ class AtGCBatch:
         "Sum of each kernel's incoming edge values, (N, size): equals outputs - ref_outputs (completeness)."
         return sum(e.sum(1) for (s, d), e in self.edges.items() if d == layer)
 
+    def head(self, k: int) -> AtGCBatch:
+        "The graphs of the first `k` images."
+        first = lambda d: {key: v[:k] for key, v in d.items()}
+        return AtGCBatch(self.layers, first(self.features), first(self.outputs), self.ref_outputs, first(self.edges))
+
+    @classmethod
+    def cat(cls, parts: list[AtGCBatch]) -> AtGCBatch:
+        "The graphs of several batches of one builder, in order, as one batch."
+        if len(parts) == 1: return parts[0]
+        join = lambda get: {key: torch.cat([get(p)[key] for p in parts]) for key in get(parts[0])}
+        return cls(parts[0].layers, join(lambda p: p.features), join(lambda p: p.outputs), parts[0].ref_outputs,
+                   join(lambda p: p.edges))
+
 # %% ../nbs/03_graphs.ipynb #3ed38eb2
 def _map_stats(y: torch.Tensor) -> torch.Tensor:
     "Per-kernel statistics of kernel maps y (N, D, H, W) -> (N, D, 5)."
@@ -294,7 +358,7 @@ def _param_stats(layer: Layer) -> torch.Tensor:
     bias = layer.conv.bias.detach() if layer.conv.bias is not None else w.new_zeros(layer.size)
     return torch.stack([w.abs().sum(1), w.norm(dim=1), scale, shift, bias], -1)
 
-# %% ../nbs/03_graphs.ipynb #dc33a8a8
+# %% ../nbs/03_graphs.ipynb #56c29ef5
 class AtGCBuilder:
     "Builds exact DeepSHAP attribution graphs (At-GCs) of `model` against reference images `refs`."
     def __init__(self, model: nn.Module, refs: torch.Tensor, output: str = "sum", chunk: int = 128,
@@ -304,7 +368,8 @@ class AtGCBuilder:
             raise AgicError(f"references must be a (R, C, H, W) tensor with R >= 1, got {getattr(refs, 'shape', refs)}")
         from agic import distributed
         # where to compute: the job's device (agic.distributed.setup) unless named here
-        self.device = distributed.pick_device(device) if device is not None else torch.device(distributed.current().device)
+        self.device = (distributed.pick_device(device) if device is not None
+                       else torch.device(distributed.current().device))
         self.model = _non_inplace(model)
         self.dtype = next(self.model.parameters()).dtype  # float64 models give float64 graphs (exactness tests)
         self.gm, self.layers, self.kinds = trace_layers(self.model)
@@ -313,17 +378,8 @@ class AtGCBuilder:
         self.model.to(self.device); self.gm.to(self.device)   # in place: the layers keep their modules
         self.by_out = {l.out_node: l for l in self.layers[1:]}
         self.output, self.chunk = output, check_range("chunk", chunk, 1, kind=int)
-        self.nodes = [n for n in self.gm.graph.nodes if n.name in self.kinds]
-        self.last_use = {}
-        for i, n in enumerate(self.nodes):
-            for a in n.all_input_nodes: self.last_use[a.name] = i
-        # a conv's input is needed until its kernel map is reached (where its edges are computed)
-        self.conv_input = {l.name: self.gm.graph.find_nodes(op="call_module", target=l.module_name)[0].args[0].name
-                           for l in self.layers[1:]}
-        node_index = {n.name: i for i, n in enumerate(self.nodes)}
-        for l in self.layers[1:]:
-            src = self.conv_input[l.name]
-            self.last_use[src] = max(self.last_use.get(src, 0), node_index[l.out_node])
+        self.block = max(1, self.chunk // len(refs))          # images per computation (see __call__)
+        self._plan_memory()
         self._check_shape(refs, "references")
         self.refs = refs.detach().to(self.device, self.dtype)
         with torch.no_grad(), self._exact(): self.ref_values = self._forward(self.refs)
@@ -331,156 +387,186 @@ class AtGCBuilder:
         self._grad_cache: dict[str, torch.Tensor] = {}
         self._wire()
 
-    def _check_shape(self, t: torch.Tensor, what: str):
-        c = self.layers[0].size
-        if t.ndim != 4 or t.shape[1] != c:
-            raise AgicError(f"{what} have shape {tuple(t.shape)}; the model's first conv takes (N, {c}, H, W) images")
-        try:
-            with torch.no_grad(): self.model(t[:1].to(self.device, self.dtype))
-        except Exception as e:
-            raise AgicError(f"{what} of shape {tuple(t.shape)} do not fit the model ({type(e).__name__}: {str(e)[:200]})") from None
-
-    def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        "Values of every needed node on a batch."
-        env = {}
-        for n in self.nodes:
-            if n.op == "placeholder": env[n.name] = x; continue
-            args = fx.node.map_arg(n.args, lambda a: env[a.name])
-            kwargs = fx.node.map_arg(n.kwargs, lambda a: env[a.name])
-            env[n.name] = _call(self.gm, n, args, kwargs)
-        return env
-
-    def _wire(self):
-        "Which source layers reach each conv: a dry run of the term rules on one image against itself."
-        for l in self.layers: l.sources = []
-        self.edge_pairs = []
-        with torch.no_grad(), self._exact(): batch = self._run(self.refs[:1])
-        self.edge_pairs = list(batch.edges)
-        for s, d in self.edge_pairs: self.layer(d).sources.append(s)
-
     def layer(self, name: str) -> Layer: return next(l for l in self.layers if l.name == name)
 
-    def __call__(self, images: torch.Tensor) -> AtGCBatch:
-        "The At-GCs of `images` (N, C, H, W), as tensors on the builder's device."
-        self._check_shape(images, "images")
-        with torch.no_grad(), self._exact(): return self._run(images.detach().to(self.device, self.dtype))
+# %% ../nbs/03_graphs.ipynb #e107c024
+@patch
+def _plan_memory(self: AtGCBuilder):
+    "When each value can be dropped: after its last use, and a conv's input only once its kernel map is reached."
+    self.nodes = [n for n in self.gm.graph.nodes if n.name in self.kinds]
+    self.last_use = {}
+    for i, n in enumerate(self.nodes):
+        for a in n.all_input_nodes: self.last_use[a.name] = i
+    self.conv_input = {l.name: self.gm.graph.find_nodes(op="call_module", target=l.module_name)[0].args[0].name
+                       for l in self.layers[1:]}
+    node_index = {n.name: i for i, n in enumerate(self.nodes)}
+    for l in self.layers[1:]:
+        src = self.conv_input[l.name]
+        self.last_use[src] = max(self.last_use.get(src, 0), node_index[l.out_node])
 
-    def _exact(self):
-        """On a GPU: full float32 convolutions (cuDNN's default TF32 keeps 10 mantissa bits and would break the
-        completeness the tests check) and deterministic kernels (1 and N GPU processes build the same store)."""
-        if self.device.type != "cuda": return contextlib.nullcontext()
-        return torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False)
+@patch
+def _check_shape(self: AtGCBuilder, t: torch.Tensor, what: str):
+    "Images (or references) the model takes: the first conv's channels, a size the network can run."
+    c = self.layers[0].size
+    if t.ndim != 4 or t.shape[1] != c or len(t) < 1:
+        raise AgicError(f"{what} have shape {tuple(t.shape)}; the model's first conv takes (N, {c}, H, W) images, "
+                        "N >= 1")
+    try:
+        with torch.no_grad(): self.model(t[:1].to(self.device, self.dtype))
+    except Exception as e:
+        raise AgicError(f"{what} of shape {tuple(t.shape)} do not fit the model "
+                        f"({type(e).__name__}: {str(e)[:200]})") from None
 
-    def _run(self, x: torch.Tensor) -> AtGCBatch:
-        env: dict[str, Value] = {}
-        features, outputs, ref_outputs, edges = {}, {}, {}, {}
-        for i, n in enumerate(self.nodes):
-            kind, ref = self.kinds[n.name], self.ref_values[n.name]
-            if n.op == "placeholder":
-                c = torch.arange(x.shape[1], device=x.device)
-                v = Value(x, ref, [Term("input", c, c, x[None] - ref[:, None])])
-                self._record(self.layers[0], x, ref, features, outputs, ref_outputs)
-            else:
-                args = fx.node.map_arg(n.args, lambda a: env[a.name].x)
-                kwargs = fx.node.map_arg(n.kwargs, lambda a: env[a.name].x)
-                out = _call(self.gm, n, args, kwargs)
-                ins = [env[a.name] for a in n.all_input_nodes]
-                call_on = lambda t: _call(self.gm, n, (t,) + tuple(args[1:]), kwargs)
-                if n.name in self.by_out:  # a kernel map: edges into this layer, then a fresh source term
-                    layer = self.by_out[n.name]
-                    conv_in = env[self.conv_input[layer.name]]
-                    m = _rescale(call_on, ins[0].x, ins[0].ref, out, ref, grad_ref=self._grad_ref(n, call_on, ins[0].ref)) if layer.act is not None else None
-                    self._edges(layer, conv_in, m, out.shape[-2:], edges)
-                    self._record(layer, out, ref, features, outputs, ref_outputs)
-                    d = torch.arange(layer.size, device=out.device)
-                    v = Value(out, ref, [Term(layer.name, d, d, out[None] - ref[:, None])])
-                elif kind in ("conv", "kernel"): v = Value(out, ref)  # inside a conv's own conv-BN-act chain
-                elif kind == "bn":
-                    scale = bn_affine(self.gm.get_submodule(n.target))[0].to(out.dtype)
-                    v = Value(out, ref, [t.map(lambda d, t=t: d * scale[t.in_chan].view(1, 1, -1, 1, 1)) for t in ins[0].terms])
-                elif kind == "act":
-                    mult = _rescale(call_on, ins[0].x, ins[0].ref, out, ref, grad_ref=self._grad_ref(n, call_on, ins[0].ref))
-                    v = Value(out, ref, [t.map(lambda d, t=t: d * _select(mult, t.in_chan, 2)) for t in ins[0].terms])
-                elif kind == "identity": v = Value(out, ref, ins[0].terms)
-                elif kind == "linear":
-                    apply = lambda d: call_on(d.flatten(0, 1)).unflatten(0, d.shape[:2])
-                    v = Value(out, ref, [t.map(apply) for t in ins[0].terms])
-                elif kind == "maxpool": v = Value(out, ref, _maxpool_terms(self.gm, n, args, kwargs, ins[0], out, ref))
-                elif kind == "add": v = Value(out, ref, _sum_terms(self.gm, n, env, out))
-                elif kind == "cat":
-                    terms, offset = [], 0
-                    for a in n.args[0]:
-                        a = env[a.name]
-                        terms += [Term(t.source, t.src_chan, t.in_chan + offset, t.delta) for t in a.terms]
-                        offset += a.x.shape[1]
-                    v = Value(out, ref, terms)
-                else:
-                    raise AgicError(f"unsupported {_describe(self.gm, n)}")
-            env[n.name] = v
-            for a in n.all_input_nodes:
-                if self.last_use.get(a.name) == i: env.pop(a.name, None)
-        names = [l.name for l in self.layers]
-        return AtGCBatch(names, features, outputs, ref_outputs, edges)
+@patch
+def _forward(self: AtGCBuilder, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    "Values of every needed node on a batch."
+    env = {}
+    for n in self.nodes:
+        if n.op == "placeholder": env[n.name] = x; continue
+        args = fx.node.map_arg(n.args, lambda a: env[a.name])
+        kwargs = fx.node.map_arg(n.kwargs, lambda a: env[a.name])
+        env[n.name] = _call(self.gm, n, args, kwargs)
+    return env
 
-    def _grad_ref(self, node: fx.Node, fn, z_ref: torch.Tensor) -> torch.Tensor:
-        "An activation's derivative at the references: the same for every batch, so computed once."
-        if node.name not in self._grad_cache: self._grad_cache[node.name] = grad_at(fn, z_ref)
-        return self._grad_cache[node.name]
+@patch
+def _wire(self: AtGCBuilder):
+    "Which source layers reach each conv: a dry run of the term rules on one image against itself."
+    for l in self.layers: l.sources = []
+    self.edge_pairs = []
+    with torch.no_grad(), self._exact(): batch = self._run(self.refs[:1])
+    self.edge_pairs = list(batch.edges)
+    for s, d in self.edge_pairs: self.layer(d).sources.append(s)
 
-    def _record(self, layer: Layer, y, y_ref, features, outputs, ref_outputs):
-        reduce = (lambda t: t.sum((2, 3))) if self.output == "sum" else (lambda t: t.mean((2, 3)))
-        outputs[layer.name], ref_outputs[layer.name] = reduce(y), reduce(y_ref).mean(0)
-        features[layer.name] = torch.cat([_map_stats(y), self._param_on_device[layer.name].to(y.dtype).expand(len(y), -1, -1)], -1)
+@patch
+def _exact(self: AtGCBuilder):
+    """On a GPU: full float32 convolutions (cuDNN's default TF32 keeps 10 mantissa bits and would break the
+    completeness the tests check) and deterministic kernels (1 and N GPU processes build the same store)."""
+    if self.device.type != "cuda": return contextlib.nullcontext()
+    return torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False)
 
-    def _closed_form(self, delta, m, w, conv, out_hw, groups) -> torch.Tensor:
-        """φ[n, c, d] = mean_r Σ_k W′[d,c,k] G_{n,r}[d,c,k], G the weight gradient of the conv fed with Δa and m.
-        The references are the batch of one weight gradient per image (its sum over the batch is the sum over
-        references) and the images are its conv groups: one call per chunk of images."""
-        R, N, E = delta.shape[:3]
-        D, kk = w.shape[0], w.shape[2] * w.shape[3]
-        per = max(1, self.chunk // R)
-        phi = delta.new_empty(N, w.shape[1], D)
-        padding, extra = _explicit_padding(conv)
-        for n0 in range(0, N, per):
-            d = delta[:, n0:n0 + per]                               # (R, n, E, H, W)
-            if extra: d = F.pad(d, extra)
-            n = d.shape[1]
-            mp = m[:, n0:n0 + per] if m is not None else d.new_ones(R, n, D, *out_hw)
-            G = torch.nn.grad.conv2d_weight(d.reshape(R, n * E, *d.shape[3:]), (n * D, w.shape[1], *w.shape[2:]),
-                                            mp.reshape(R, n * D, *out_hw), conv.stride, padding, conv.dilation,
-                                            groups=n * groups).view(n, D, w.shape[1], kk)
-            phi[n0:n0 + per] = G.mul_(w.flatten(2)).sum(-1).transpose(1, 2).div_(R)  # mean over references
-        return phi
+# %% ../nbs/03_graphs.ipynb #0794fc8a
+@patch
+def __call__(self: AtGCBuilder, images: torch.Tensor) -> AtGCBatch:
+    """The At-GCs of `images` (N, C, H, W), as tensors on the builder's device. They are computed in blocks of
+    `self.block` images, the last block filled up with copies of its last image: every graph comes out of one and
+    the same computation shape, so its values do not depend on which other images share its batch."""
+    self._check_shape(images, "images")
+    x, parts = images.detach().to(self.device, self.dtype), []
+    with torch.no_grad(), self._exact():
+        for b in range(0, len(x), self.block):
+            xb = x[b:b + self.block]
+            filled = torch.cat([xb, xb[-1:].expand(self.block - len(xb), *xb.shape[1:])])
+            parts.append(self._run(filled).head(len(xb)))
+    return AtGCBatch.cat(parts)
 
-    def _edges(self, layer: Layer, inp: Value, m: torch.Tensor | None, out_hw, edges: dict):
-        "SHAP values of every source kernel reaching `layer`: the closed form, batched over images × references."
-        conv, (w, _) = layer.conv, layer.folded()
-        D, Cg = w.shape[:2]
-        groups, L = conv.groups, out_hw[0] * out_hw[1]
-        if conv.padding_mode != "zeros":
-            raise AgicError(f"conv '{layer.module_name}' pads with {conv.padding_mode!r}; only zero padding is supported")
-        terms = inp.terms
-        R, N = terms[0].delta.shape[:2]
-        if groups == 1:  # every term's channels side by side: one weight gradient for all sources
-            in_all = torch.cat([t.in_chan for t in terms])
-            delta = torch.cat([t.delta for t in terms], 2) if len(terms) > 1 else terms[0].delta  # (R, N, E, H, W)
-            phi = self._closed_form(delta, m, _select(w, in_all, 1), conv, out_hw, 1)             # (N, E, D)
-        else:            # grouped / depthwise: each term on the conv's own input channels
-            C, parts = Cg * groups, []
-            chans = lambda k: torch.arange(k, device=w.device)
-            same_group = (chans(D) // (D // groups))[:, None] == (chans(C) // Cg)[None]               # (D, C)
-            for t in terms:
-                full = t.delta.new_zeros(R, N, C, *t.delta.shape[3:]).index_add_(2, t.in_chan, t.delta)
-                phi_full = self._closed_form(full, m, w, conv, out_hw, groups)                     # (N, Cg, D)
-                local = phi_full.transpose(1, 2)[:, :, t.in_chan % Cg]                            # (N, D, E_t)
-                parts.append((local * same_group[:, t.in_chan]).transpose(1, 2))
-            phi = torch.cat(parts, 1)
-        if self.output == "mean": phi /= L
-        offset = 0
+# %% ../nbs/03_graphs.ipynb #23fc7983
+@patch
+def _run(self: AtGCBuilder, x: torch.Tensor) -> AtGCBatch:
+    "One pass over the network on a block of images: each node's value and terms, the edges at every kernel map."
+    acc, env = AtGCBatch([l.name for l in self.layers], {}, {}, {}, {}), {}
+    for i, n in enumerate(self.nodes):
+        env[n.name] = self._step(n, x, env, acc)
+        for a in n.all_input_nodes:
+            if self.last_use.get(a.name) == i: env.pop(a.name, None)
+    return acc
+
+@patch
+def _step(self: AtGCBuilder, n: fx.Node, x: torch.Tensor, env: dict, acc: AtGCBatch) -> Value:
+    "The value of node `n`: the input's single term, a kernel map's fresh term, or the rule of the node's kind."
+    kind, ref = self.kinds[n.name], self.ref_values[n.name]
+    if n.op == "placeholder":
+        self._record(self.layers[0], x, ref, acc)
+        c = torch.arange(x.shape[1], device=x.device)
+        return Value(x, ref, [Term("input", c, c, x[None] - ref[:, None])])
+    args = fx.node.map_arg(n.args, lambda a: env[a.name].x)
+    kwargs = fx.node.map_arg(n.kwargs, lambda a: env[a.name].x)
+    s = Step(self.gm, n, [env[a.name] for a in n.all_input_nodes], args, kwargs, _call(self.gm, n, args, kwargs),
+             ref, env)
+    if n.name in self.by_out: return self._kernel_map(s, self.by_out[n.name], acc)
+    if kind in ("conv", "kernel"): return Value(s.out, ref)   # inside a conv's own conv-BN-act chain
+    if kind not in TERM_RULES: raise AgicError(f"unsupported {_describe(self.gm, n)}")
+    return Value(s.out, ref, TERM_RULES[kind](self, s))
+
+# %% ../nbs/03_graphs.ipynb #97f6cd36
+@patch
+def _kernel_map(self: AtGCBuilder, s: Step, layer: Layer, acc: AtGCBatch) -> Value:
+    "A kernel map: the edges into its layer, its node features, then one fresh term with the layer as the source."
+    m = None
+    if layer.act is not None:
+        z, z_ref = s.ins[0].x, s.ins[0].ref
+        m = _rescale(s.call_on, z, z_ref, s.out, s.ref, grad_ref=self._grad_ref(s.node, s.call_on, z_ref))
+    self._edges(layer, s.env[self.conv_input[layer.name]], m, s.out.shape[-2:], acc.edges)
+    self._record(layer, s.out, s.ref, acc)
+    d = torch.arange(layer.size, device=s.out.device)
+    return Value(s.out, s.ref, [Term(layer.name, d, d, s.out[None] - s.ref[:, None])])
+
+@patch
+def _grad_ref(self: AtGCBuilder, node: fx.Node, fn, z_ref: torch.Tensor) -> torch.Tensor:
+    "An activation's derivative at the references: the same for every batch, so computed once."
+    if node.name not in self._grad_cache: self._grad_cache[node.name] = grad_at(fn, z_ref)
+    return self._grad_cache[node.name]
+
+@patch
+def _record(self: AtGCBuilder, layer: Layer, y: torch.Tensor, y_ref: torch.Tensor, acc: AtGCBatch):
+    "A layer's kernel outputs (on the images and, averaged, on the references) and its node features."
+    reduce = (lambda t: t.sum((2, 3))) if self.output == "sum" else (lambda t: t.mean((2, 3)))
+    acc.outputs[layer.name], acc.ref_outputs[layer.name] = reduce(y), reduce(y_ref).mean(0)
+    params = self._param_on_device[layer.name].to(y.dtype).expand(len(y), -1, -1)
+    acc.features[layer.name] = torch.cat([_map_stats(y), params], -1)
+
+# %% ../nbs/03_graphs.ipynb #a4151bb2
+@patch
+def _closed_form(self: AtGCBuilder, delta, m, w, conv, out_hw, groups) -> torch.Tensor:
+    """φ[n, c, d] = mean_r Σ_k W′[d,c,k] G_{n,r}[d,c,k], G the weight gradient of the conv fed with Δa and m.
+    The references are the batch of one weight gradient per image (its sum over the batch is the sum over
+    references) and the images are its conv groups: one call per chunk of images."""
+    R, N, E = delta.shape[:3]
+    D, kk = w.shape[0], w.shape[2] * w.shape[3]
+    per = self.block                                            # images per call: one block
+    phi = delta.new_empty(N, w.shape[1], D)
+    padding, extra = _explicit_padding(conv)
+    for n0 in range(0, N, per):
+        d = delta[:, n0:n0 + per]                               # (R, n, E, H, W)
+        if extra: d = F.pad(d, extra)
+        n = d.shape[1]
+        mp = m[:, n0:n0 + per] if m is not None else d.new_ones(R, n, D, *out_hw)
+        G = torch.nn.grad.conv2d_weight(d.reshape(R, n * E, *d.shape[3:]), (n * D, w.shape[1], *w.shape[2:]),
+                                        mp.reshape(R, n * D, *out_hw), conv.stride, padding, conv.dilation,
+                                        groups=n * groups).view(n, D, w.shape[1], kk)
+        phi[n0:n0 + per] = G.mul_(w.flatten(2)).sum(-1).transpose(1, 2).div_(R)  # mean over references
+    return phi
+
+# %% ../nbs/03_graphs.ipynb #654d6478
+@patch
+def _edges(self: AtGCBuilder, layer: Layer, inp: Value, m: torch.Tensor | None, out_hw, edges: dict):
+    "SHAP values of every source kernel reaching `layer`: the closed form, batched over images × references."
+    conv, (w, _) = layer.conv, layer.folded()
+    D, Cg = w.shape[:2]
+    groups, L = conv.groups, out_hw[0] * out_hw[1]
+    if conv.padding_mode != "zeros":
+        raise AgicError(f"conv '{layer.module_name}' pads with {conv.padding_mode!r}; only zero padding is supported")
+    terms = inp.terms
+    R, N = terms[0].delta.shape[:2]
+    if groups == 1:  # every term's channels side by side: one weight gradient for all sources
+        in_all = torch.cat([t.in_chan for t in terms])
+        delta = torch.cat([t.delta for t in terms], 2) if len(terms) > 1 else terms[0].delta  # (R, N, E, H, W)
+        phi = self._closed_form(delta, m, _select(w, in_all, 1), conv, out_hw, 1)             # (N, E, D)
+    else:            # grouped / depthwise: each term on the conv's own input channels
+        C, parts = Cg * groups, []
+        chans = lambda k: torch.arange(k, device=w.device)
+        same_group = (chans(D) // (D // groups))[:, None] == (chans(C) // Cg)[None]               # (D, C)
         for t in terms:
-            k = len(t.in_chan)
-            src = self.layer(t.source)
-            key = (t.source, layer.name)
-            if key not in edges: edges[key] = phi.new_zeros(N, src.size, D)
-            edges[key].index_add_(1, t.src_chan, phi[:, offset:offset + k])
-            offset += k
+            full = t.delta.new_zeros(R, N, C, *t.delta.shape[3:]).index_add_(2, t.in_chan, t.delta)
+            phi_full = self._closed_form(full, m, w, conv, out_hw, groups)                     # (N, Cg, D)
+            local = phi_full.transpose(1, 2)[:, :, t.in_chan % Cg]                            # (N, D, E_t)
+            parts.append((local * same_group[:, t.in_chan]).transpose(1, 2))
+        phi = torch.cat(parts, 1)
+    if self.output == "mean": phi /= L
+    offset = 0
+    for t in terms:
+        k = len(t.in_chan)
+        src = self.layer(t.source)
+        key = (t.source, layer.name)
+        if key not in edges: edges[key] = phi.new_zeros(N, src.size, D)
+        edges[key].index_add_(1, t.src_chan, phi[:, offset:offset + k])
+        offset += k

@@ -208,7 +208,7 @@ def _open_store(out: Path, identity: dict) -> None:
 
 # %% ../nbs/03_graphs_store.ipynb #13f8bf47
 def build_store(out: Path | str, model: torch.nn.Module, splits, cfg: StoreConfig, model_name: str = "model",
-                batch_size: int = 8, progress: bool = True) -> Path:
+                batch_size: int | None = None, progress: bool = True) -> Path:
     """Build (or resume) the graph store of `model` on `splits` in folder `out`; return the manifest's path.
     Under `torchrun`, every rank builds its own shards and rank 0 writes the manifest when all are done. The graphs
     are computed on this process's device (`agic.distributed.setup(device=...)`, the CPU unless a GPU was chosen)."""
@@ -220,6 +220,7 @@ def build_store(out: Path | str, model: torch.nn.Module, splits, cfg: StoreConfi
         raise AgicError(f"n={cfg.n} but the {cfg.split} split of {splits.info.name} has {len(images_all)} images")
     refs, ref_idx = reference_images(splits.train, cfg.refs, cfg.ref_seed)
     builder = AtGCBuilder(model, refs, output=cfg.output)
+    batch_size = batch_size or builder.block          # the builder's own block: no image computed twice
     identity = _identity(builder, model_hash(model), model_name, splits.info.name, cfg, ref_idx)
     distributed.on_main(_open_store, out, identity)   # one rank checks and creates the folder; its error stops all
     n_shards = -(-cfg.n // cfg.shard_size)

@@ -36,6 +36,15 @@ def test_two_processes_build_the_same_store_as_one(tmp_path):
     print(f"1 process: {one['graphs_per_s']} graphs/s, 2 processes: {two['graphs_per_s']} graphs/s, {one['bytes_per_graph']} bytes/graph")
 
 
+def test_the_checksum_ignores_shard_size_and_process_count(tmp_path):
+    "Every graph's values depend on its image alone: not on which images share its shard or batch, nor on the ranks."
+    common = ["graphs", *MODEL, "--split", "train", "--images", 50, *STORE, "--quiet"]
+    sums = {size: result(agic(*common, "--shard-size", size, "--out", tmp_path / f"s{size}"))["checksum"]
+            for size in (1, 7, 9, 10, 25, 50)}
+    sums["7, 2 processes"] = result(agic(*common, "--shard-size", 7, "--out", tmp_path / "two", torchrun=True))["checksum"]
+    assert len(set(sums.values())) == 1, sums
+
+
 TRAIN = [*MODEL, "--images", 64, *STORE, "--hidden", 16, "--batch-size", 16, "--quiet"]
 
 
