@@ -324,6 +324,8 @@ class AtGCBatch:
     outputs: dict[str, torch.Tensor]                  # layer -> (N, size): kernel outputs on the images
     ref_outputs: dict[str, torch.Tensor]              # layer -> (size,): mean kernel output over the references
     edges: dict[tuple[str, str], torch.Tensor]        # (src, dst) -> (N, size_src, size_dst)
+    sizes: dict[str, torch.Tensor] = field(default_factory=dict)      # layer -> (N, size): outputs of |kernel map|
+    ref_sizes: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> (size,): the same, on the references
 
     def incoming(self, layer: str) -> torch.Tensor:
         "Sum of each kernel's incoming edge values, (N, size): equals outputs - ref_outputs (completeness)."
@@ -332,7 +334,8 @@ class AtGCBatch:
     def head(self, k: int) -> AtGCBatch:
         "The graphs of the first `k` images."
         first = lambda d: {key: v[:k] for key, v in d.items()}
-        return AtGCBatch(self.layers, first(self.features), first(self.outputs), self.ref_outputs, first(self.edges))
+        return AtGCBatch(self.layers, first(self.features), first(self.outputs), self.ref_outputs, first(self.edges),
+                         first(self.sizes), self.ref_sizes)
 
     @classmethod
     def cat(cls, parts: list[AtGCBatch]) -> AtGCBatch:
@@ -340,7 +343,7 @@ class AtGCBatch:
         if len(parts) == 1: return parts[0]
         join = lambda get: {key: torch.cat([get(p)[key] for p in parts]) for key in get(parts[0])}
         return cls(parts[0].layers, join(lambda p: p.features), join(lambda p: p.outputs), parts[0].ref_outputs,
-                   join(lambda p: p.edges))
+                   join(lambda p: p.edges), join(lambda p: p.sizes), parts[0].ref_sizes)
 
 # %% ../nbs/03_graphs.ipynb #3ed38eb2
 def _map_stats(y: torch.Tensor) -> torch.Tensor:
@@ -511,6 +514,7 @@ def _record(self: AtGCBuilder, layer: Layer, y: torch.Tensor, y_ref: torch.Tenso
     "A layer's kernel outputs (on the images and, averaged, on the references) and its node features."
     reduce = (lambda t: t.sum((2, 3))) if self.output == "sum" else (lambda t: t.mean((2, 3)))
     acc.outputs[layer.name], acc.ref_outputs[layer.name] = reduce(y), reduce(y_ref).mean(0)
+    acc.sizes[layer.name], acc.ref_sizes[layer.name] = reduce(y.abs()), reduce(y_ref.abs()).mean(0)  # for rounding
     params = self._param_on_device[layer.name].to(y.dtype).expand(len(y), -1, -1)
     acc.features[layer.name] = torch.cat([_map_stats(y), params], -1)
 
@@ -570,3 +574,27 @@ def _edges(self: AtGCBuilder, layer: Layer, inp: Value, m: torch.Tensor | None, 
         if key not in edges: edges[key] = phi.new_zeros(N, src.size, D)
         edges[key].index_add_(1, t.src_chan, phi[:, offset:offset + k])
         offset += k
+
+# %% ../nbs/03_graphs.ipynb #12ae3cf1
+def _completeness_row(batch: AtGCBatch, layer: str, rtol: float | None, noise: float, resolved: float) -> dict:
+    want = batch.outputs[layer] - batch.ref_outputs[layer]                            # Δy, (N, size)
+    got = batch.incoming(layer)
+    eps = torch.finfo(want.dtype).eps
+    rtol = 1000 * eps if rtol is None else rtol
+    magnitude = sum(e.abs().sum(1) for (s, d), e in batch.edges.items() if d == layer)    # Σ_c |φ_c|
+    sizes = magnitude + batch.sizes[layer] + batch.ref_sizes[layer]                       # each output's magnitudes
+    floor = noise * eps * sizes.max()                                                # what rounding can do in the layer
+    error = (got - want).abs()
+    worst = (error / (rtol * want.abs() + floor).clamp_min(torch.finfo(want.dtype).tiny)).max().item()
+    live = want != 0                            # an output equal on image and references (saturated, silent): no test
+    share = (want.abs() >= resolved * floor)[live].float().mean().item() if live.any() else 1.0
+    verdict = "failed" if worst > 1 else ("exact" if share >= 0.5 else "ill-conditioned")
+    return dict(layer=layer, verdict=verdict, max_error=error.max().item(), max_difference=want.abs().max().item(),
+                floor=floor.item(), worst_ratio=worst, resolved_share=share)
+
+@patch
+def completeness(self: AtGCBatch, rtol: float | None = None, noise: float = 64.0, resolved: float = 100.0):
+    """Per layer: is each kernel's incoming edge sum its output's difference from the references, as far as rounding
+    allows? A DataFrame of the worst error, difference and rounding floor, and a verdict (see the rule above)."""
+    import pandas as pd
+    return pd.DataFrame([_completeness_row(self, l, rtol, noise, resolved) for l in self.layers[1:]])
