@@ -4,7 +4,7 @@
 
 # %% ../nbs/03c_pruning.ipynb #cba5a9fd
 from __future__ import annotations
-import contextlib, copy, time, weakref
+import contextlib, copy, json, time, weakref
 from pathlib import Path
 
 import torch
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from .core import progress_bar
 
-from .core import AgicError, ResultLog, check_choice, check_range, seed_everything
+from .core import AgicError, ResultLog, atomic_write_text, check_choice, check_range, seed_everything
 from .graphs import trace_layers
 
 CRITERIA = ["sa", "random", "l1", "bn", "taylor", "activation", "shap_strength"]
@@ -21,11 +21,12 @@ ORDERS = ["lerf", "morf"]   # least relevant first, most relevant first
 TP_CRITERIA = ["l1", "bn", "taylor", "activation"]
 
 # %% auto #0
-__all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'BN_BATCH', 'CURVE_COLUMNS', 'PROTOCOL', 'SELECTIVITY_FLOOR',
-           'kernel_modules', 'random_scores', 'tp_scores', 'shap_strength', 'layer_normalised', 'keep_masks', 'masked',
-           'fraction_removed', 'slice_plan', 'sliced', 'recalibrate_bn', 'masked_accuracy', 'fine_tune', 'masks_key',
-           'pruning_curves', 'curve_auc', 'auc_summary', 'rank_correlation', 'bn_sample_check', 'prune', 'cost',
-           'latency', 'class_accuracy', 'class_activation_scores', 'class_shap_strength', 'class_selectivity']
+__all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'BN_BATCH', 'CURVE_COLUMNS', 'PROTOCOL', 'BASELINES',
+           'SELECTIVITY_FLOOR', 'kernel_modules', 'random_scores', 'tp_scores', 'shap_strength', 'layer_normalised',
+           'keep_masks', 'masked', 'fraction_removed', 'slice_plan', 'sliced', 'recalibrate_bn', 'masked_accuracy',
+           'fine_tune', 'masks_key', 'pruning_curves', 'curve_auc', 'auc_summary', 'pruning_table', 'pruning_verdicts',
+           'pruning_summary', 'rank_correlation', 'bn_sample_check', 'prune', 'cost', 'latency', 'physical_pruning',
+           'physical_table', 'class_accuracy', 'class_activation_scores', 'class_shap_strength', 'class_selectivity']
 
 # %% ../nbs/03c_pruning.ipynb #609f852d
 _traced = weakref.WeakKeyDictionary()   # model -> its kernel modules: tracing once per model, not once per curve point
@@ -327,6 +328,71 @@ def auc_summary(curves, scope: str = "uniform", bn_recalibrated: bool = True, lo
     out["seeds"] = stats.size()
     return out.rename(columns={"auc_gap": "gap", "auc_gap_sd": "gap_sd"})
 
+# %% ../nbs/03c_pruning.ipynb #2142124d
+def _lerf_at(curves, criterion: str, ratio: float, scope: str, fine_tuned: bool = False) -> float:
+    "Mean accuracy over seeds at one ratio, least relevant first, BatchNorm re-estimated."
+    import numpy as np
+    c = curves
+    pick = ((c.criterion == criterion) & (c.scope == scope) & (c.order == "lerf") & c.bn_recalibrated
+            & (c.fine_tuned == fine_tuned) & np.isclose(c.ratio, ratio))
+    return float(c[pick].accuracy.mean())
+
+def pruning_table(curves, summary, ratios, fine_tune_ratios, scope: str):
+    """The headline table: per criterion, the areas under LeRF and MoRF and their gap (mean and sd over seeds), the
+    accuracy with 30, 50 and 70 % of the kernels removed least relevant first, and after the short fine-tune."""
+    table = summary[["auc_lerf", "auc_lerf_sd", "auc_morf", "auc_morf_sd", "gap", "gap_sd", "seeds"]].copy()
+    for r in [r for r in (0.3, 0.5, 0.7) if r in ratios]:
+        table[f"acc_{int(r * 100)}"] = [_lerf_at(curves, c, r, scope) for c in table.index]
+        if r in fine_tune_ratios: table[f"acc_{int(r * 100)}_ft"] = [_lerf_at(curves, c, r, scope, True) for c in table.index]
+    return table.reset_index().sort_values("auc_lerf", ascending=False)
+
+# %% ../nbs/03c_pruning.ipynb #0ae2d7bf
+BASELINES = ["l1", "bn", "taylor", "activation", "shap_strength"]   # what the SA ranking must beat
+
+def pruning_verdicts(curves, summary, physical, base: float, max_loss: float, scope: str, seed_spearman: float,
+                     half_spearman: float) -> list[tuple]:
+    """The bars of Task 2 as (claim, measured, bar, held) rows for `agic.reproduce.write_verdicts`: SA is stable,
+    informative (LeRF − MoRF), better than chance and than every baseline, keeps accuracy where the best baseline
+    does, and its physical pruning buys >= 2x fewer MACs for <= `max_loss` after the fine-tune (`physical`: rows)."""
+    s, rnd = summary.loc["sa"], summary.loc["random"]
+    best = max(BASELINES, key=lambda c: summary.loc[c, "auc_lerf"])
+    lerf = lambda c: curves[(curves.criterion == c) & (curves.order == "lerf") & curves.bn_recalibrated
+                            & (curves.scope == scope) & ~curves.fine_tuned].groupby("ratio").accuracy.mean()
+    safe = {c: max([r for r, a in lerf(c).items() if a >= base - max_loss]) for c in BASELINES}   # 0 always qualifies
+    leader = max(safe, key=safe.get); r_safe = safe[leader]
+    last = physical_table(physical).iloc[-1]
+    return [
+        ("SA stability: Spearman between SA seeds (between halves of the At-GCs)",
+         f"{seed_spearman:.3f} ({half_spearman:.3f})", ">= 0.8", bool(seed_spearman >= 0.8)),
+        ("SA informative: AUC LeRF - AUC MoRF", f"{s.gap:.3f} ± {s.gap_sd:.3f}", ">= 0.10", bool(s.gap >= 0.10)),
+        ("SA beats chance: AUC LeRF", f"{s.auc_lerf:.4f} ± {s.auc_lerf_sd:.4f}",
+         f">= random {rnd.auc_lerf:.4f} + 2 sd = {rnd.auc_lerf + 2 * rnd.auc_lerf_sd:.4f}",
+         bool(s.auc_lerf >= rnd.auc_lerf + 2 * rnd.auc_lerf_sd)),
+        ("SA's AUC LeRF above every baseline's", f"{s.auc_lerf:.4f}",
+         f">= best baseline ({best}) {summary.loc[best, 'auc_lerf']:.4f}", bool(s.auc_lerf >= summary.loc[best, "auc_lerf"])),
+        ("SA loses <= 1 point where the best baseline does (largest such ratio)",
+         f"{lerf('sa')[r_safe]:.4f} at {r_safe:.0%} ({leader})" if r_safe > 0 else "no baseline keeps 1 point at any ratio > 0",
+         f">= {base - max_loss:.4f} (unpruned {base:.4f} - 1 point)",
+         bool(lerf("sa")[r_safe] >= base - max_loss) if r_safe > 0 else None),
+        (f"physical pruning by SA at {last.ratio:.0%}: fewer MACs, points lost after {last.fine_tune_epochs} epochs",
+         f"{last.macs_reduction:.2f}x, {100 * (base - last.accuracy):.2f} points", ">= 2x, <= 1 point",
+         bool(last.macs_reduction >= 2 and base - last.accuracy <= max_loss))]
+
+# %% ../nbs/03c_pruning.ipynb #537f6ab5
+def pruning_summary(curves, scope: str, ratios, base: float, n_eval: int, n_calibration: int, seed_spearman: float,
+                    half_spearman: float, physical: list[dict], **about) -> dict:
+    """What a pruning run measured, as JSON: the areas (mean, sd) per criterion under both orders, SA's stability,
+    the global-scope and BN-as-trained areas, the physically pruned model; `about`: model, dataset, seconds, ..."""
+    summary = auc_summary(curves, scope, True)
+    auc = lambda col: {c: round(float(v), 6) for c, v in summary[col].items()}
+    lerf = lambda sc, bn: {k: v for k, v in auc_summary(curves, sc, bn).auc_lerf.round(6).items()}
+    return {**{k: about[k] for k in ("model", "dataset") if k in about}, "scope": scope, "bn_recalibrated": True,
+            "ratios": [r for r in ratios if r >= 0.1], "n_eval": n_eval, "n_calibration": n_calibration,
+            "unpruned_accuracy": base, "auc_lerf": auc("auc_lerf"), "auc_lerf_sd": auc("auc_lerf_sd"),
+            "auc_morf": auc("auc_morf"), "auc_morf_sd": auc("auc_morf_sd"), "sa_seed_spearman": seed_spearman,
+            "sa_half_spearman": half_spearman, "global_scope": lerf("global", True), "bn_as_trained": lerf(scope, False),
+            "physical": physical[-1], **{k: v for k, v in about.items() if k not in ("model", "dataset")}}
+
 # %% ../nbs/03c_pruning.ipynb #1c923c35
 def rank_correlation(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     "Mean over the layers both rankings score of Spearman's rank correlation between their scores."
@@ -386,6 +452,44 @@ def latency(models: dict[str, nn.Module], example_batch: torch.Tensor, repeats: 
         for k, m in models.items():
             t = time.perf_counter(); m(x); times[k].append(1000 * (time.perf_counter() - t))
     return {k: float(torch.tensor(v).median()) for k, v in times.items()}
+
+# %% ../nbs/03c_pruning.ipynb #7421554c
+def physical_pruning(model: nn.Module, scores: dict[str, torch.Tensor], ratio: float, scope: str, splits, test,
+                     epochs: int, augment: bool = False, n_images: int | None = None, base: float | None = None,
+                     cache: Path | str | None = None, name: str = "SA") -> list[dict]:
+    """`model` pruned physically by the ranking `scores` (keyed by conv module) at `ratio`, then fine-tuned `epochs`
+    passes over the training split (its first `n_images`): a row each for the unpruned CNN, the pruned and the
+    fine-tuned copy (params, MACs, median ms per batch of 64 measured side by side, accuracy on `test`). With `cache`
+    (a folder) the rows of the same kernels pruned before are read back; new ones are written there atomically."""
+    from agic.scoring import SAImportance
+    from agic.training import evaluate
+    file = None if cache is None else Path(cache) / f"physical__{ratio}__{epochs}__{masks_key(keep_masks(scores, ratio, scope))}.json"
+    if file is not None and file.exists(): return json.loads(file.read_text())
+    example = splits.test.tensors[0][:1].contiguous(memory_format=torch.channels_last)
+    small = prune(model, lambda copy: SAImportance(copy, scores), ratio, scope, example)
+    small = small.to(memory_format=torch.channels_last)
+    before = evaluate(small, test)
+    if n_images: splits = type(splits)(splits.info, torch.utils.data.TensorDataset(
+        *(t[:n_images] for t in splits.train.tensors)), splits.val, splits.test)
+    tuned = fine_tune(small, {}, splits, epochs, None, lr=0.01, progress=True, augment=augment) if epochs else small
+    ms = latency({"unpruned": model, "pruned": tuned}, splits.test.tensors[0][:64])
+    c0, c1 = cost(model, example), cost(tuned, example)
+    base = evaluate(model, test) if base is None else base
+    row = lambda what, c, r, t, acc, ep: dict(model=what, ratio=r, params=c["params"], macs=c["macs"],
+                                              latency_ms_b64=t, accuracy=acc, fine_tune_epochs=ep)
+    rows = [row("unpruned", c0, 0.0, ms["unpruned"], base, 0),
+            row(f"pruned by {name}, no fine-tune", c1, ratio, ms["pruned"], before, 0),
+            row(f"pruned by {name}, fine-tuned", c1, ratio, ms["pruned"], evaluate(tuned, test), epochs)]
+    if file is not None: atomic_write_text(file, json.dumps(rows, indent=1))
+    return rows
+
+def physical_table(rows: list[dict]):
+    "The rows of `physical_pruning` as a table, with each model's MAC reduction and speed-up over the unpruned CNN."
+    import pandas as pd
+    phys = pd.DataFrame(rows)
+    phys["macs_reduction"] = phys.macs.iloc[0] / phys.macs
+    phys["speedup"] = phys.latency_ms_b64.iloc[0] / phys.latency_ms_b64
+    return phys
 
 # %% ../nbs/03c_pruning.ipynb #03076eea
 @torch.no_grad()
