@@ -34,7 +34,8 @@ def check_range(what: str, value, low=None, high=None, kind=(int, float)):
         names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
         raise AgicError(f"{what} must be {names}, got {value!r} ({type(value).__name__})")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise AgicError(f"{what} must be in [{'-inf' if low is None else low}, {'inf' if high is None else high}], got {value!r}")
+        raise AgicError(f"{what} must be in [{'-inf' if low is None else low}, {'inf' if high is None else high}], "
+                        f"got {value!r}")
     return value
 
 # %% ../nbs/00_core.ipynb #27616455

@@ -50,7 +50,8 @@ class Splits:
                 f"shape={self.info.input_shape}, classes={self.info.n_classes}, source={self.info.source})")
 
 # %% ../nbs/01_data.ipynb #833fc170
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot"]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 DATASETS = ["fashion-mnist", "mnist", "cifar10", "synthetic", "folder:<path>"]
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -95,7 +96,8 @@ def _candidate_dirs(name: str) -> list[Path]:
     if name == "fashion-mnist": dirs.append(DEBIAN_FASHION_MNIST)
     return dirs
 
-def find_idx_files(name: str = "fashion-mnist", root: Path | str | None = None, download: bool = True) -> dict[str, Path]:
+def find_idx_files(name: str = "fashion-mnist", root: Path | str | None = None,
+                   download: bool = True) -> dict[str, Path]:
     "Locate the four idx files of `name` ('fashion-mnist' or 'mnist') as described above."
     if root is not None:
         root = Path(root).expanduser()
@@ -118,7 +120,8 @@ def find_idx_files(name: str = "fashion-mnist", root: Path | str | None = None, 
             problem = "torchvision's download finished but left no idx files"
         except Exception as e:
             problem = f"torchvision's download failed ({type(e).__name__}: {str(e)[:200]})"
-    hint = ("install Debian's package (sudo apt-get install dataset-fashion-mnist), " if name == "fashion-mnist" else "")
+    hint = ("install Debian's package (sudo apt-get install dataset-fashion-mnist), " if name == "fashion-mnist"
+            else "")
     raise AgicError(f"{name} not found. Looked in: {', '.join(map(str, looked))}; {problem}. To get it: {hint}"
                     f"put the four idx files ({', '.join(IDX_FILES.values())}, .gz or not) in a folder and set "
                     f"AGIC_DATA to it, or run once with internet access")
@@ -165,7 +168,8 @@ def synthetic_images(n: int, n_classes: int = 10, image_size: int = 28, seed: in
     return images, labels
 
 # %% ../nbs/01_data.ipynb #bf232a13
-def _folder_images(path: Path, image_size: int, seed: int) -> tuple[DatasetInfo, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _folder_images(path: Path, image_size: int,
+                   seed: int) -> tuple[DatasetInfo, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     "Decode an ImageFolder tree into uint8 arrays, using one worker process per core."
     import torchvision
     from torchvision import transforms
@@ -180,24 +184,28 @@ def _folder_images(path: Path, image_size: int, seed: int) -> tuple[DatasetInfo,
     if (path / "train").is_dir() and (path / "test").is_dir():
         classes, trx, tr_y = decode(path / "train")
         test_classes, tex, te_y = decode(path / "test")
-        if test_classes != classes: raise AgicError(f"{path}: train/ and test/ hold different classes ({classes} vs {test_classes})")
+        if test_classes != classes:
+            raise AgicError(f"{path}: train/ and test/ hold different classes ({classes} vs {test_classes})")
     else:  # one tree: hold out a seeded fifth as the test set
         classes, x, y = decode(path)
         perm = np.random.default_rng(seed).permutation(len(x)); n_test = len(x) // 5
         trx, tr_y, tex, te_y = x[perm[n_test:]], y[perm[n_test:]], x[perm[:n_test]], y[perm[:n_test]]
     if trx.shape[-1] == 1: trx, tex = trx[..., 0], tex[..., 0]
-    info = DatasetInfo(f"folder:{path}", 1 if trx.ndim == 3 else trx.shape[-1], image_size, classes, [], [], True, str(path))
+    info = DatasetInfo(f"folder:{path}", 1 if trx.ndim == 3 else trx.shape[-1], image_size, classes, [], [], True,
+                       str(path))
     return info, trx, tr_y, tex, te_y
 
 # %% ../nbs/01_data.ipynb #78dbaa75
 def load_dataset(name: str = "fashion-mnist", root: Path | str | None = None, val_size: int | None = None,
                  seed: int = 0, download: bool = True, image_size: int = 32) -> Splits:
     "Load data set `name` (see `DATASETS`) as seeded train / validation / test `Splits`."
-    if not isinstance(name, str): raise AgicError(f"data set name must be a string, got {name!r}; valid: {', '.join(DATASETS)}")
+    if not isinstance(name, str):
+        raise AgicError(f"data set name must be a string, got {name!r}; valid: {', '.join(DATASETS)}")
     if name in ("fashion-mnist", "mnist"):
         files = find_idx_files(name, root, download)
         arrays = {k: read_idx(p) for k, p in files.items()}
-        if len(arrays["train_images"]) != len(arrays["train_labels"]) or len(arrays["test_images"]) != len(arrays["test_labels"]):
+        if (len(arrays["train_images"]) != len(arrays["train_labels"])
+                or len(arrays["test_images"]) != len(arrays["test_labels"])):
             raise AgicError(f"{name} in {files['train_images'].parent}: image and label files disagree in length")
         classes = FASHION_CLASSES if name == "fashion-mnist" else [str(d) for d in range(10)]
         info = DatasetInfo(name, 1, 28, classes, *NORMALISATION[name], hflip=name == "fashion-mnist",
@@ -212,7 +220,8 @@ def load_dataset(name: str = "fashion-mnist", root: Path | str | None = None, va
             te = torchvision.datasets.CIFAR10(str(folder), train=False, download=download)
         except Exception as e:
             raise AgicError(f"cifar10 not found in {folder} and not downloadable ({type(e).__name__}: {str(e)[:200]}); "
-                            "put torchvision's cifar-10-batches-py folder there or run once with internet access") from None
+                            "put torchvision's cifar-10-batches-py folder there or run once with internet "
+                            "access") from None
         info = DatasetInfo(name, 3, 32, CIFAR10_CLASSES, *NORMALISATION[name], hflip=True, source=str(folder))
         parts = tr.data, tr.targets, te.data, te.targets
         default_val = 5000
@@ -229,7 +238,8 @@ def load_dataset(name: str = "fashion-mnist", root: Path | str | None = None, va
     return make_splits(info, *parts, val_size=default_val if val_size is None else val_size, seed=seed)
 
 # %% ../nbs/01_data.ipynb #a643f631
-def make_loader(ds: TensorDataset, batch_size: int = 128, shuffle: bool = False, seed: int = 0, drop_last: bool = False) -> DataLoader:
+def make_loader(ds: TensorDataset, batch_size: int = 128, shuffle: bool = False, seed: int = 0,
+                drop_last: bool = False) -> DataLoader:
     "A `DataLoader` over a `TensorDataset` that slices whole batches at once; shuffling is seeded."
     check_range("batch_size", batch_size, 1, kind=int)
     sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed)) if shuffle else SequentialSampler(ds)

@@ -88,7 +88,8 @@ def torchvision_model(name: str, info: DatasetInfo) -> nn.Module:
     import torchvision
     model = torchvision.models.get_model(name, weights=None, num_classes=info.n_classes)
     _replace_first_conv(model, info.n_channels)
-    if info.image_size < 32: model = nn.Sequential(nn.Upsample(size=(32, 32), mode="bilinear", align_corners=False), model)
+    if info.image_size < 32:
+        model = nn.Sequential(nn.Upsample(size=(32, 32), mode="bilinear", align_corners=False), model)
     return model
 
 # %% ../nbs/02_models.ipynb #9fd0c9f8

@@ -86,10 +86,11 @@ def load_checkpoint(model: nn.Module, path: Path | str) -> nn.Module:
     state = load_state_dict(path)
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+             for k in own if k in state and state[k].shape != own[k].shape]
     if missing or unexpected or wrong:
-        raise AgicError(f"checkpoint {path} does not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}, "
-                        f"wrong shapes {wrong[:5]}")
+        raise AgicError(f"checkpoint {path} does not fit this model: missing {missing[:5]}, "
+                        f"unexpected {unexpected[:5]}, wrong shapes {wrong[:5]}")
     model.load_state_dict(state)
     return model
 
@@ -111,7 +112,8 @@ class Trained:
     metrics: dict
 
     def __repr__(self):
-        return f"Trained({self.metrics['config']['model']} on {self.info.name}: test accuracy {self.metrics['test_accuracy']:.4f}, {self.path})"
+        return (f"Trained({self.metrics['config']['model']} on {self.info.name}: "
+                f"test accuracy {self.metrics['test_accuracy']:.4f}, {self.path})")
 
 # %% ../nbs/02a_training.ipynb #2f0955fa
 def _fit(model: nn.Module, splits: Splits, cfg: TrainConfig, progress: bool) -> list[dict]:
@@ -128,7 +130,8 @@ def _fit(model: nn.Module, splits: Splits, cfg: TrainConfig, progress: bool) -> 
                        unit="batch")
     for epoch in range(cfg.epochs):
         model.train(); total = 0.0
-        loader = make_loader(train_ds, cfg.batch_size, shuffle=True, seed=cfg.seed * 1000 + epoch, drop_last=len(train_ds) >= cfg.batch_size)
+        loader = make_loader(train_ds, cfg.batch_size, shuffle=True, seed=cfg.seed * 1000 + epoch,
+                             drop_last=len(train_ds) >= cfg.batch_size)
         for x, y in loader:
             if cfg.augment: x = augment(x, splits.info, g)
             with torch.autocast(x.device.type, torch.bfloat16, enabled=cfg.precision == "bf16"):
@@ -148,7 +151,8 @@ def train(config: TrainConfig | None = None, *, cache: Path | str | None = None,
     "Train (or load from the cache) the model described by `config` or by `TrainConfig` keyword `settings`."
     if config is None:
         unknown = sorted(set(settings) - {f.name for f in fields(TrainConfig)})
-        if unknown: raise AgicError(f"unknown training setting(s) {unknown}; valid: {[f.name for f in fields(TrainConfig)]}")
+        if unknown:
+            raise AgicError(f"unknown training setting(s) {unknown}; valid: {[f.name for f in fields(TrainConfig)]}")
         config = TrainConfig(**settings)
     folder = Path(cache or cache_dir()) / "models" / config.key
     splits = splits or load_dataset(config.dataset)

@@ -2,21 +2,16 @@
 one clear message, a non-zero exit, and nothing partial left behind.
 
 One row per case: where it enters, what is given, and a piece of the message it must print."""
-import json, os, pickle, shutil, subprocess, sys
+import json, pickle, shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, run_agic
 
 SYN = ["--model", "vgg_small", "--dataset", "synthetic", "--epochs", "1", "--quiet"]
 GRAPHS = ["graphs", *SYN, "--split", "train", "--images", "32", "--refs", "2", "--topk", "4", "--shard-size", "16"]
-
-
-def agic(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "agic", *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=600, env=os.environ.copy())
 
 
 def files(folder: Path) -> list[str]:
@@ -27,11 +22,9 @@ def files(folder: Path) -> list[str]:
 def made(tmp_path_factory):
     "What the cases need: a finished synthetic store, one with a corrupt shard, a resnet8 store, a broken plan."
     root = tmp_path_factory.mktemp("made")
-    env = {**os.environ, "AGIC_CACHE": str(root / "cache")}
     def build(out, model="vgg_small"):
-        p = subprocess.run([sys.executable, "-m", "agic", "graphs", "--model", model, "--dataset", "synthetic", "--epochs", "1",
-                            "--quiet", "--split", "train", "--images", "32", "--refs", "2", "--topk", "4", "--shard-size", "16",
-                            "--out", str(root / out)], capture_output=True, text=True, cwd=ROOT, env=env)
+        args = [model if a == "vgg_small" else a for a in GRAPHS]
+        p = run_agic(*args, "--out", root / out, env={"AGIC_CACHE": str(root / "cache")})
         assert p.returncode == 0, p.stderr
     build("store"); build("corrupt"); build("resnet8-store", model="resnet8")
     shard = root / "corrupt" / "shard-00001.pt"
@@ -130,7 +123,7 @@ def refuses(args, message, made, isolated_cache):
     "`agic ARGS` exits with 2 and one line holding `message`, and writes nothing (no pickle of `made` ran)."
     args = [a.replace("{made}", str(made)) for a in args]
     before = files(made)
-    p = agic(*args)
+    p = run_agic(*args)
     assert p.returncode == 2, (p.returncode, p.stdout[-500:], p.stderr[-2000:])
     err = p.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("agic: error: "), p.stderr[-2000:]   # one line, no traceback
@@ -140,9 +133,8 @@ def refuses(args, message, made, isolated_cache):
     assert not [f for f in files(isolated_cache) if f.startswith("graphs") or f.startswith("encoders") or f.startswith("scoring")]
 
 
+# the pruning notebook's bad parameters (ratios, scope, n_graphs, seeds, model...) are tested in test_pruning.py
 PAPERMILL = [
-    ("pruning-ratio", "04_pruning", {"ratios": [0.0, 1.5]}, "every ratio must be a number in [0, 1), got 1.5"),
-    ("pruning-scope", "04_pruning", {"scope": "per_layer"}, "unknown scope 'per_layer'; valid: uniform, global"),
     ("classification-type", "05_classification", {"n_graphs": "many"}, "n_graphs must be an integer >= "),
 ]
 
@@ -199,11 +191,11 @@ def test_same_command_repairs_the_store(name, damage, rebuilt, made, tmp_path, i
     shutil.copytree(made / "store", store)
     checksum = json.loads((store / "manifest.json").read_text())["checksum"]
     (store / name).write_bytes(damage((store / name).read_bytes()))
-    p = agic(*GRAPHS, "--out", store)
+    p = run_agic(*GRAPHS, "--out", store)
     assert p.returncode == 0, p.stderr[-2000:]
     result = json.loads(p.stdout.splitlines()[-1])
     assert (result["graphs_built"], result["n_graphs"], result["checksum"]) == (rebuilt, 32, checksum), result
-    p = agic("graphs", "--checksum", store)                          # every shard read back and verified
+    p = run_agic("graphs", "--checksum", store)                      # every shard read back and verified
     assert p.returncode == 0 and json.loads(p.stdout)["checksum"] == checksum, p.stderr[-2000:]
 
 
