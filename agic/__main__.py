@@ -67,7 +67,7 @@ def _graphs(args) -> dict | None:
     if not d.main: return None                      # rank 0 reports for the whole job
     store = GraphStore(out)
     if args.figure:
-        from agic.store import plot_atgc
+        from agic.viz import plot_atgc
         g = store[0]
         plot_atgc(store.dense_edges(0), store.sizes, args.figure, title=f"At-GC of {tcfg.model} on {tcfg.dataset} "
                   f"{cfg.split} image 0 (class {splits.info.classes[g.y.item()]}), R={cfg.refs}")
@@ -135,7 +135,8 @@ def _bench_graphs(args) -> dict:
     `--remeasure` measures again."""
     import os, torch
     from pathlib import Path
-    from agic.bench import bench_graphs, plot_bench
+    from agic.bench import bench_graphs
+    from agic.viz import plot_bench
     from agic.core import atomic_write_text, cache_dir, config_hash, figures_dir
     cfg, splits, trained = _trained(args)
     key = config_hash({"model": cfg.key, "images": args.images, "shap_images": args.shap_images, "refs": args.refs,

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from fastcore.basics import patch
 from .core import progress_bar
 
 from . import distributed
@@ -19,11 +20,12 @@ N_MAP_FEATURES = 5  # NODE_FEATURES[:5] come from the image's feature maps, the 
 
 # %% auto #0
 __all__ = ['N_MAP_FEATURES', 'STORE_FORMAT', 'SPLITS', 'StoreConfig', 'default_store_path', 'split_images', 'reference_images',
-           'sparsify', 'graph_slice', 'graph_digest', 'finished_graphs', 'build_store', 'GraphStore', 'plot_atgc']
+           'sparsify', 'graph_slice', 'graph_digest', 'finished_graphs', 'build_store', 'GraphStore']
 
 # %% ../nbs/03_graphs_store.ipynb #885fd1c1
 STORE_FORMAT = 1
-SPLITS = ["train", "val", "test", "train+val"]   # train+val: every training image of the data set (Fashion-MNIST's 60,000)
+# train+val: every training image of the data set (Fashion-MNIST's 60,000)
+SPLITS = ["train", "val", "test", "train+val"]
 
 @dataclass
 class StoreConfig:
@@ -50,7 +52,8 @@ class StoreConfig:
 
     @property
     def sparsity(self) -> str:
-        return f"top{self.topk}" if self.topk else (f"threshold{self.threshold}" if self.threshold is not None else "dense")
+        if self.topk: return f"top{self.topk}"
+        return f"threshold{self.threshold}" if self.threshold is not None else "dense"
 
 def default_store_path(train_key: str, cfg: StoreConfig) -> Path:
     "Where a store of a trained model (named by its `TrainConfig.key`) lives in the cache by default."
@@ -60,7 +63,8 @@ def default_store_path(train_key: str, cfg: StoreConfig) -> Path:
 def split_images(splits, name: str) -> torch.utils.data.TensorDataset:
     "The images and labels of split `name`; `train+val` is the training split followed by the validation split."
     if name == "train+val":
-        return torch.utils.data.TensorDataset(*(torch.cat([a, b]) for a, b in zip(splits.train.tensors, splits.val.tensors)))
+        return torch.utils.data.TensorDataset(*(torch.cat([a, b])
+                                                for a, b in zip(splits.train.tensors, splits.val.tensors)))
     return getattr(splits, name)
 
 def reference_images(train: torch.utils.data.TensorDataset, R: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,11 +96,13 @@ def sparsify(values: torch.Tensor, topk: int | None, threshold: float | None) ->
     return {"ptr": ptr, "dst": dst.to(index), "src": src.to(index), "val": values[img, src, dst].half()}
 
 # %% ../nbs/03_graphs_store.ipynb #e7e15bcf
-def _shard_tensors(batch: AtGCBatch, builder: AtGCBuilder, cfg: StoreConfig, labels, indices) -> dict[str, torch.Tensor]:
+def _shard_tensors(batch: AtGCBatch, builder: AtGCBuilder, cfg: StoreConfig, labels,
+                   indices) -> dict[str, torch.Tensor]:
     "What a shard keeps of a batch: sparsified where the builder computed (a GPU's top-k is fast), stored from the CPU."
     out = {"label": labels.long(), "index": indices.long()}
     for layer in builder.layers:
-        out[f"maps/{layer.name}"] = batch.features[layer.name][..., :N_MAP_FEATURES].half()  # parameters: once, in the manifest
+        # parameters: once, in the manifest
+        out[f"maps/{layer.name}"] = batch.features[layer.name][..., :N_MAP_FEATURES].half()
         out[f"outputs/{layer.name}"] = batch.outputs[layer.name].float()
         if not layer.sources: continue
         values = _incoming(batch, layer.name, layer.sources)
@@ -139,7 +145,8 @@ def _identity(builder: AtGCBuilder, model_hash: str, model_name: str, dataset: s
     return {"format": STORE_FORMAT, "model": model_name, "model_hash": model_hash, "dataset": dataset,
             "config": asdict(cfg), "reference_indices": ref_idx.tolist(),
             "layers": [{"name": l.name, "module": l.module_name, "size": l.size, "sources": l.sources,
-                        "param_features": [[round(v, 7) for v in row] for row in builder.param_features[l.name].tolist()]}
+                        "param_features": [[round(v, 7) for v in row]
+                                           for row in builder.param_features[l.name].tolist()]}
                        for l in builder.layers]}
 
 _SIDECAR_KEYS = ("sha256", "n", "images", "labels", "digests", "feature_sum", "feature_sumsq")
@@ -175,7 +182,8 @@ def _write_shard(folder: Path, s: int, tensors: dict, device: str = "cpu") -> No
         torch.save(tensors, tmp); os.replace(tmp, pt)
         n = len(tensors["label"])
         feats = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("maps/")}
-        meta = {"sha256": file_sha256(pt), "n": n, "device": device, "images": tensors["index"].tolist(), "labels": tensors["label"].tolist(),
+        meta = {"sha256": file_sha256(pt), "n": n, "device": device, "images": tensors["index"].tolist(),
+                "labels": tensors["label"].tolist(),
                 "digests": [graph_digest(graph_slice(tensors, i)) for i in range(n)],
                 "feature_sum": {k: v.double().sum((0, 1)).tolist() for k, v in feats.items()},
                 "feature_sumsq": {k: v.double().pow(2).sum((0, 1)).tolist() for k, v in feats.items()}}
@@ -183,7 +191,8 @@ def _write_shard(folder: Path, s: int, tensors: dict, device: str = "cpu") -> No
     except (OSError, RuntimeError) as e:
         for f in (tmp, pt, folder / f"shard-{s:05d}.json"): f.unlink(missing_ok=True)
         why = getattr(e, "strerror", None) or str(e).splitlines()[0][:200]
-        raise AgicError(f"cannot write shard {s} of the store in {folder}: {why}; the shards finished before it are kept, "
+        raise AgicError(f"cannot write shard {s} of the store in {folder}: {why}; the shards finished before it are "
+                        "kept, "
                         "free space (or fix the folder) and run the same command again to resume") from None
 
 # %% ../nbs/03_graphs_store.ipynb #308ee129
@@ -195,16 +204,19 @@ def _open_store(out: Path, identity: dict) -> None:
         if old != identity:
             diff = [k for k in identity if old.get(k) != identity[k]]
             raise AgicError(f"{out} holds a graph store built with other settings ({', '.join(diff)} differ: "
-                            f"stored {[old.get(k) for k in diff if k != 'layers'][:3]}); choose another --out or delete it")
+                            f"stored {[old.get(k) for k in diff if k != 'layers'][:3]}); "
+                            "choose another --out or delete it")
         return
-    if out.exists() and not out.is_dir(): raise AgicError(f"cannot write the store to {out}: it is a file, not a folder")
+    if out.exists() and not out.is_dir():
+        raise AgicError(f"cannot write the store to {out}: it is a file, not a folder")
     if out.exists() and any(out.iterdir()):
         raise AgicError(f"{out} is not empty and holds no graph store (no store.json); choose an empty or new folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "store.json", json.dumps(identity, indent=1))
     except OSError as e:
-        raise AgicError(f"cannot write the store to {out}: {e.strerror or e}; choose a folder you can write to") from None
+        raise AgicError(f"cannot write the store to {out}: {e.strerror or e}; "
+                        "choose a folder you can write to") from None
 
 # %% ../nbs/03_graphs_store.ipynb #13f8bf47
 def build_store(out: Path | str, model: torch.nn.Module, splits, cfg: StoreConfig, model_name: str = "model",
@@ -272,21 +284,24 @@ def _write_manifest(out: Path, identity: dict, n_shards: int) -> Path:
         std = torch.cat([(sq / count - (total / count) ** 2).clamp_min(0).sqrt(), params.std(0, unbiased=False)])
         stats[layer["name"]] = {"mean": mean.tolist(), "std": std.tolist()}
     digests = [d for m in metas for d in m["digests"]]
-    manifest = {**identity, "edge_scale": _edge_scale(out, identity, n_shards), "n_graphs": n, "images": [i for m in metas for i in m["images"]],
-                "labels": [y for m in metas for y in m["labels"]], "node_features": NODE_FEATURES, "feature_stats": stats,
-                "shards": [{"file": f"shard-{s:05d}.pt", "sha256": m["sha256"], "n": m["n"]} for s, m in enumerate(metas)],
+    manifest = {**identity, "edge_scale": _edge_scale(out, identity, n_shards), "n_graphs": n,
+                "images": [i for m in metas for i in m["images"]], "labels": [y for m in metas for y in m["labels"]],
+                "node_features": NODE_FEATURES, "feature_stats": stats,
+                "shards": [{"file": f"shard-{s:05d}.pt", "sha256": m["sha256"], "n": m["n"]}
+                           for s, m in enumerate(metas)],
                 "bytes": sum((out / f"shard-{s:05d}.pt").stat().st_size for s in range(n_shards)),
                 "devices": sorted({m.get("device", "cpu") for m in metas}),   # cpu, cuda: what built the shards
                 "checksum": hashlib.sha256("".join(digests).encode()).hexdigest()}
     return atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
 
-# %% ../nbs/03_graphs_store.ipynb #ef5cf407
+# %% ../nbs/03_graphs_store.ipynb #127376b7
 class GraphStore(torch.utils.data.Dataset):
     "A finished graph store, read back as tensors or PyG `HeteroData`."
     def __init__(self, path: Path | str):
         self.path = Path(path)
         if not (self.path / "manifest.json").is_file():
-            hint = " (unfinished: run the same build again to resume it)" if (self.path / "store.json").is_file() else ""
+            unfinished = (self.path / "store.json").is_file()
+            hint = " (unfinished: run the same build again to resume it)" if unfinished else ""
             raise AgicError(f"{self.path} is not a finished graph store: no manifest.json{hint}")
         fix = "run the same 'agic graphs' command (or build_store call) again to rewrite it"
         self.manifest = read_json(self.path / "manifest.json", "graph store manifest", fix,
@@ -309,117 +324,94 @@ class GraphStore(torch.utils.data.Dataset):
     def __len__(self) -> int: return self.manifest["n_graphs"]
     def __repr__(self):
         c = self.manifest["config"]
-        return (f"GraphStore({len(self)} At-GCs of {self.manifest['model']} on {self.manifest['dataset']} {c['split']}, "
-                f"{len(self.layers)} node types, {sum(self.sizes.values())} nodes, R={c['refs']}, {StoreConfig(**c).sparsity})")
+        return (f"GraphStore({len(self)} At-GCs of {self.manifest['model']} on {self.manifest['dataset']} "
+                f"{c['split']}, {len(self.layers)} node types, {sum(self.sizes.values())} nodes, R={c['refs']}, "
+                f"{StoreConfig(**c).sparsity})")
 
-    def shard(self, s: int) -> dict[str, torch.Tensor]:
-        "The tensors of shard `s`, checked against its recorded SHA-256."
-        if self._cache and self._cache[0] == s: return self._cache[1]
-        info = self.manifest["shards"][s]
-        path = self.path / info["file"]
-        if not path.is_file() or file_sha256(path) != info["sha256"]:
-            raise AgicError(f"shard {path} is missing or corrupt (SHA-256 differs from the manifest); "
-                            "rebuild it by running the same 'agic graphs' command again")
-        self._cache = (s, load_tensors(path, "shard", _REBUILD_SHARD))
-        return self._cache[1]
+# %% ../nbs/03_graphs_store.ipynb #fabaa9d8
+@patch
+def shard(self: GraphStore, s: int) -> dict[str, torch.Tensor]:
+    "The tensors of shard `s`, checked against its recorded SHA-256."
+    if self._cache and self._cache[0] == s: return self._cache[1]
+    info = self.manifest["shards"][s]
+    path = self.path / info["file"]
+    if not path.is_file() or file_sha256(path) != info["sha256"]:
+        raise AgicError(f"shard {path} is missing or corrupt (SHA-256 differs from the manifest); "
+                        "rebuild it by running the same 'agic graphs' command again")
+    self._cache = (s, load_tensors(path, "shard", _REBUILD_SHARD))
+    return self._cache[1]
 
-    def graph(self, i: int) -> dict[str, torch.Tensor]:
-        "Plain tensors of graph i, as stored (map features fp16, outputs, edges)."
-        if not 0 <= i < len(self): raise IndexError(f"graph {i} out of range for a store of {len(self)}")
-        s = next(k for k in range(len(self.starts) - 1) if self.starts[k + 1] > i)
-        return graph_slice(self.shard(s), i - self.starts[s])
+@patch
+def graph(self: GraphStore, i: int) -> dict[str, torch.Tensor]:
+    "Plain tensors of graph i, as stored (map features fp16, outputs, edges)."
+    if not 0 <= i < len(self): raise IndexError(f"graph {i} out of range for a store of {len(self)}")
+    s = next(k for k in range(len(self.starts) - 1) if self.starts[k + 1] > i)
+    return graph_slice(self.shard(s), i - self.starts[s])
 
-    def dense_edges(self, i: int) -> dict[tuple[str, str], torch.Tensor]:
-        "Edge matrices (size_src, size_dst) of graph i, float32, zeros where an edge was not kept."
-        g, out = self.graph(i), {}
-        for dst, sources in self.sources.items():
-            if not sources: continue
-            if f"dense/{dst}" in g: full = g[f"dense/{dst}"].float()
-            else:
-                full = torch.zeros(sum(self.sizes[s] for s in sources), self.sizes[dst])
-                full[g[f"src/{dst}"].long(), g[f"dst/{dst}"].long()] = g[f"val/{dst}"].float()
-            offset = 0
-            for s in sources:
-                out[(s, dst)] = full[offset:offset + self.sizes[s]]; offset += self.sizes[s]
-        return out
+@patch
+def dense_edges(self: GraphStore, i: int) -> dict[tuple[str, str], torch.Tensor]:
+    "Edge matrices (size_src, size_dst) of graph i, float32, zeros where an edge was not kept."
+    g, out = self.graph(i), {}
+    for dst, sources in self.sources.items():
+        if not sources: continue
+        if f"dense/{dst}" in g: full = g[f"dense/{dst}"].float()
+        else:
+            full = torch.zeros(sum(self.sizes[s] for s in sources), self.sizes[dst])
+            full[g[f"src/{dst}"].long(), g[f"dst/{dst}"].long()] = g[f"val/{dst}"].float()
+        offset = 0
+        for s in sources:
+            out[(s, dst)] = full[offset:offset + self.sizes[s]]; offset += self.sizes[s]
+    return out
 
-    def features(self, i: int, layer: str) -> torch.Tensor:
-        "Node features of a layer in graph i, normalised with the store's per-node-type statistics."
-        mean, std = self._stats[layer]
-        raw = torch.cat([self.graph(i)[f"maps/{layer}"].float(), self.params[layer]], -1)
-        return (raw - mean) / std
+# %% ../nbs/03_graphs_store.ipynb #2c4398b0
+@patch
+def features(self: GraphStore, i: int, layer: str) -> torch.Tensor:
+    "Node features of a layer in graph i, normalised with the store's per-node-type statistics."
+    mean, std = self._stats[layer]
+    raw = torch.cat([self.graph(i)[f"maps/{layer}"].float(), self.params[layer]], -1)
+    return (raw - mean) / std
 
-    def hetero(self, i: int):
-        "Graph i as a PyG `HeteroData`."
-        from torch_geometric.data import HeteroData
-        g, data = self.graph(i), HeteroData()
-        for layer in self.layers:
-            data[layer].x = self.features(i, layer)
-            data[layer].num_nodes = self.sizes[layer]
-        for (src, dst), m in self.dense_edges(i).items():
-            s_idx, d_idx = m.nonzero(as_tuple=True)
-            v = m[s_idx, d_idx] / self.manifest["edge_scale"][dst]
-            for rel, keep in (("pos", v > 0), ("neg", v < 0)):
-                ei = torch.stack([s_idx[keep], d_idx[keep]])
-                data[src, rel, dst].edge_index = ei
-                data[src, rel, dst].edge_weight = v[keep].abs()
-                data[src, rel, dst].edge_attr = v[keep][:, None]
-                data[dst, f"rev_{rel}", src].edge_index = ei.flip(0)
-                data[dst, f"rev_{rel}", src].edge_weight = v[keep].abs()
-                data[dst, f"rev_{rel}", src].edge_attr = v[keep][:, None]
-        data.y = g["label"].view(1)
-        data.image_index = g["index"].view(1)
-        return data
+@patch
+def hetero(self: GraphStore, i: int):
+    "Graph i as a PyG `HeteroData`."
+    from torch_geometric.data import HeteroData
+    g, data = self.graph(i), HeteroData()
+    for layer in self.layers:
+        data[layer].x = self.features(i, layer)
+        data[layer].num_nodes = self.sizes[layer]
+    for (src, dst), m in self.dense_edges(i).items():
+        s_idx, d_idx = m.nonzero(as_tuple=True)
+        v = m[s_idx, d_idx] / self.manifest["edge_scale"][dst]
+        for rel, keep in (("pos", v > 0), ("neg", v < 0)):
+            ei = torch.stack([s_idx[keep], d_idx[keep]])
+            data[src, rel, dst].edge_index = ei
+            data[src, rel, dst].edge_weight = v[keep].abs()
+            data[src, rel, dst].edge_attr = v[keep][:, None]
+            data[dst, f"rev_{rel}", src].edge_index = ei.flip(0)
+            data[dst, f"rev_{rel}", src].edge_weight = v[keep].abs()
+            data[dst, f"rev_{rel}", src].edge_attr = v[keep][:, None]
+    data.y = g["label"].view(1)
+    data.image_index = g["index"].view(1)
+    return data
 
-    def __getitem__(self, i: int): return self.hetero(i)
+@patch
+def __getitem__(self: GraphStore, i: int): return self.hetero(i)
 
-    def loader(self, batch_size: int = 32, shuffle: bool = False, seed: int = 0, indices=None):
-        "PyG `DataLoader` over (a subset of) the store's graphs."
-        from torch_geometric.loader import DataLoader
-        ds = self if indices is None else torch.utils.data.Subset(self, list(indices))
-        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=torch.Generator().manual_seed(seed))
+# %% ../nbs/03_graphs_store.ipynb #21409cb6
+@patch
+def loader(self: GraphStore, batch_size: int = 32, shuffle: bool = False, seed: int = 0, indices=None):
+    "PyG `DataLoader` over (a subset of) the store's graphs."
+    from torch_geometric.loader import DataLoader
+    ds = self if indices is None else torch.utils.data.Subset(self, list(indices))
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=torch.Generator().manual_seed(seed))
 
-    def checksum(self, verify: bool = True) -> str:
-        "The store's content checksum: over every graph's digest in image order (recomputed from the shards if `verify`)."
-        if not verify: return self.manifest["checksum"]
-        digests = []
-        for s in range(len(self.manifest["shards"])):
-            shard = self.shard(s)
-            digests += [graph_digest(graph_slice(shard, i)) for i in range(len(shard["label"]))]
-        return hashlib.sha256("".join(digests).encode()).hexdigest()
-
-# %% ../nbs/03_graphs_store.ipynb #bb9491a0
-def plot_atgc(edges: dict, sizes: dict, path: Path | str | None = None, title: str = "", top: int = 600):
-    """Draw one At-GC (dense edges per layer pair) in a layered layout, keeping the strongest edges of every layer
-    pair (`top` in all); colour = sign, width and opacity = |value| relative to the pair's strongest. Save to `path`."""
-    import matplotlib; matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.collections import LineCollection
-    red, blue = (0.84, 0.15, 0.16), (0.12, 0.47, 0.71)
-    layers = list(sizes)
-    col = {l: i for i, l in enumerate(layers)}
-    pos = lambda l, k: (col[l], (k + 0.5) / sizes[l])
-    per_pair = max(1, top // max(1, len(edges)))
-    segs, colors, widths = [], [], []
-    for (s, d), m in edges.items():  # kernel maps differ in size across layers: compare edges within a pair
-        flat = m.flatten()
-        keep = flat.abs().topk(min(per_pair, int((flat != 0).sum()))).indices
-        vmax = float(flat.abs().max()) or 1.0
-        for k in keep.flip(0).tolist():
-            a, b, v = k // m.shape[1], k % m.shape[1], float(flat[k])
-            segs.append((pos(s, a), pos(d, b))); rel = abs(v) / vmax
-            colors.append((*(red if v > 0 else blue), 0.25 + 0.7 * rel)); widths.append(0.2 + 2.5 * rel)
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(layers)), 5))
-    ax.add_collection(LineCollection(segs, colors=colors, linewidths=widths))
-    for l in layers:
-        ax.scatter([col[l]] * sizes[l], [(k + 0.5) / sizes[l] for k in range(sizes[l])], s=4, c="0.3", zorder=3)
-    ax.set_xticks(range(len(layers)), [f"{l}\n({sizes[l]} {'channels' if l == 'input' else 'kernels'})" for l in layers], rotation=30, ha="right", fontsize=7)
-    ax.set_yticks([]); ax.set_ylabel("kernels of each layer"); ax.set_xlim(-0.3, len(layers) - 0.7)
-    ax.plot([], [], c=red, label="positive SHAP value"); ax.plot([], [], c=blue, label="negative SHAP value")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=7, frameon=False)
-    ax.set_title((title or "At-GC") + f"\n{per_pair} strongest edges per layer pair", fontsize=9, pad=18)
-    for side in ("top", "right", "left"): ax.spines[side].set_visible(False)
-    fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=130); plt.close(fig)
-    return fig
+@patch
+def checksum(self: GraphStore, verify: bool = True) -> str:
+    """The store's content checksum: over every graph's digest in image order (recomputed from the shards if
+    `verify`)."""
+    if not verify: return self.manifest["checksum"]
+    digests = []
+    for s in range(len(self.manifest["shards"])):
+        shard = self.shard(s)
+        digests += [graph_digest(graph_slice(shard, i)) for i in range(len(shard["label"]))]
+    return hashlib.sha256("".join(digests).encode()).hexdigest()
