@@ -17,9 +17,9 @@ from .distributed import _save_atomic
 
 # %% auto #0
 __all__ = ['STYLES', 'VIEWER_ASSETS', 'style_label', 'style_palette', 'plot_pruning_curves', 'plot_rank_correlation',
-           'plot_low_label', 'plot_selectivity', 'ViewGraph', 'image_graph', 'class_graph', 'plot_atgc', 'plot_bench',
-           'kernel_maps', 'receptive_boxes', 'top_activations', 'kernel_patches', 'viewer_asset', 'viewer_data',
-           'atgc_viewer']
+           'plot_class_importance', 'plot_low_label', 'plot_classification', 'plot_loss_curves', 'plot_selectivity',
+           'ViewGraph', 'image_graph', 'class_graph', 'plot_atgc', 'plot_bench', 'kernel_maps', 'receptive_boxes',
+           'top_activations', 'kernel_patches', 'viewer_asset', 'viewer_data', 'atgc_viewer', 'importance_viewer']
 
 # %% ../nbs/06_viz.ipynb #7674ac19
 STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
@@ -107,6 +107,23 @@ def plot_rank_correlation(matrix, title: str = ""):
     ax.set_title(title, fontsize=9); fig.tight_layout()
     return fig
 
+# %% ../nbs/06_viz.ipynb #712141da
+def plot_class_importance(importance, classes: list[str], title: str = "", last: int = 3):
+    """The local view: per-class SA scores minus the mean score of each kernel, for the `last` layers (kernels sorted
+    by their overall score, most important first). `importance`: an `agic.scoring.KernelImportance`."""
+    import matplotlib.pyplot as plt, numpy as np, seaborn as sns
+    layers = importance.layers[-last:]
+    fig, axs = plt.subplots(1, len(layers), figsize=(5 * len(layers), 3.6))
+    for ax, layer in zip(np.atleast_1d(axs), layers):
+        order_k = importance.overall[layer].argsort(descending=True)
+        delta = (importance.per_class[layer] - importance.overall[layer])[:, order_k]
+        sns.heatmap(delta.numpy(), ax=ax, cmap="RdBu_r", center=0, yticklabels=classes, xticklabels=False,
+                    cbar_kws={"label": "class score − mean score"})
+        ax.set_xlabel(f"kernels of {importance.modules[layer]} (most important first)"); ax.tick_params(labelsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
 # %% ../nbs/06_viz.ipynb #009db5d3
 def plot_low_label(curve, chance: float | None = None, title: str = ""):
     "Accuracy vs labels per class (log x) of every representation in `curve`, mean ± sd, one panel per probe."
@@ -136,6 +153,57 @@ def plot_low_label(curve, chance: float | None = None, title: str = ""):
     rows = (len(legend) + 2) // 3
     fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=3, fontsize=7, frameon=False)
     fig.suptitle(title); fig.tight_layout(rect=(0, 0.045 * rows + 0.02, 1, 1))
+    return fig
+
+# %% ../nbs/06_viz.ipynb #436f0740
+def _accuracy_bars(ax, results, cnn_accuracy: float, chance: float, order: list[str], n_test: int, title: str):
+    import pandas as pd, seaborn as sns
+    cnn = pd.DataFrame({"variant": ["cnn"], "seed": [0], "accuracy": [cnn_accuracy]})
+    sns.barplot(data=pd.concat([results, cnn]), x="accuracy", y="variant", order=order, hue="variant",
+                palette=style_palette(order), errorbar="sd", ax=ax, legend=False)
+    ax.axvline(chance, ls="--", c="0.4"); ax.text(chance, len(order) - 0.55, " chance", fontsize=8, va="bottom")
+    n_seeds = results.seed.nunique()
+    ax.set_xlabel(f"test accuracy (fraction of {n_test} images; mean ± sd over {n_seeds} seeds)"); ax.set_ylabel("")
+    ax.set_xlim(0, 1); ax.set_title(title)
+
+def _embedding_map(ax, embeddings, labels, classes: list[str]):
+    import seaborn as sns
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+    xy = TSNE(n_components=2, init="pca", random_state=0, perplexity=min(30, len(embeddings) // 4)).fit_transform(
+        PCA(n_components=min(50, embeddings.shape[1], len(embeddings))).fit_transform(embeddings.numpy()))
+    sns.scatterplot(x=xy[:, 0], y=xy[:, 1], hue=[classes[i] for i in labels], hue_order=classes, s=8, ax=ax,
+                    palette="tab10", linewidth=0)
+    ax.set_title("DGI graph embeddings of test images (t-SNE)"); ax.set_xticks([]); ax.set_yticks([])
+    ax.set_xlabel("t-SNE 1"); ax.set_ylabel("t-SNE 2")
+    ax.legend(fontsize=6, markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5), title="class", title_fontsize=7)
+
+# %% ../nbs/06_viz.ipynb #bd350264
+def plot_classification(results, cnn_accuracy: float, chance: float, order: list[str], labels, predicted, embeddings,
+                        classes: list[str], title: str = "", probe_title: str = "DGI linear probe"):
+    """Task 1 in one figure: every variant's accuracy (mean ± sd over seeds), the confusion matrix of the probe's
+    `predicted` classes against the true `labels`, and a t-SNE map of the test graphs' `embeddings`."""
+    import matplotlib.pyplot as plt, seaborn as sns
+    from sklearn.metrics import confusion_matrix
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.6), gridspec_kw={"width_ratios": [1.3, 1, 1]})
+    _accuracy_bars(axes[0], results, cnn_accuracy, chance, order, len(labels), title)
+    cm = confusion_matrix(labels.numpy(), predicted.numpy(), normalize="true")
+    sns.heatmap(cm, ax=axes[1], cmap="Blues", vmin=0, vmax=1, cbar_kws={"label": "fraction of the true class"},
+                xticklabels=classes, yticklabels=classes)
+    axes[1].set_xlabel("predicted class"); axes[1].set_ylabel("true class"); axes[1].set_title(probe_title)
+    axes[1].tick_params(labelsize=7)
+    _embedding_map(axes[2], embeddings, labels, classes)
+    fig.tight_layout()
+    return fig
+
+def plot_loss_curves(curves: dict, ylabel: str, title: str = ""):
+    "Training loss per epoch, one line per run (`curves`: label -> losses)."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for label, losses in curves.items(): ax.plot(range(1, len(losses) + 1), losses, marker="o", label=label)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.set_xlabel("epoch"); ax.set_ylabel(ylabel); ax.set_title(title); ax.legend()
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/06_viz.ipynb #6a8b2109
@@ -464,3 +532,13 @@ SA score rank in layer (low → high)</span></span>
 """
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(path, page)
+
+# %% ../nbs/06_viz.ipynb #b955a12a
+def importance_viewer(store, importance, classes: list[str], path: Path | str, title: str | None = None,
+                      patches: dict[str, str] | None = None, image: int = 0) -> Path:
+    """The viewer of At-GC `image` of `store` and of the average At-GC of every class the store holds, kernels
+    coloured by `importance` (an `agic.scoring.KernelImportance`: its overall scores, then each class's)."""
+    present = sorted({int(store.graph(i)["label"]) for i in range(len(store))})
+    graphs = [image_graph(store, image, importance.overall, classes)] + [
+        class_graph(store, c, {l: importance.per_class[l][c] for l in importance.layers}, classes) for c in present]
+    return atgc_viewer(graphs, path, title=title, patches=patches)
