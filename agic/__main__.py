@@ -100,12 +100,12 @@ def _train_store(args, tcfg, splits, trained):
 
 def _encoder(args):
     "The CNN, its training store and its pretrained encoder (pretrained now if not cached), as the options name them."
-    from agic.encoder import EncoderConfig, load_graphs, pretrain_dgi
+    from agic.encoder import EncoderConfig, pretrain_dgi
     ecfg = EncoderConfig(hidden=args.hidden, epochs=args.dgi_epochs, batch_size=args.batch_size, seed=args.dgi_seed,
                          objective=args.pretraining)
     tcfg, splits, trained = _trained(args)
     store = _train_store(args, tcfg, splits, trained)
-    graphs = load_graphs(store, progress=False)
+    graphs = store.graphs(progress=False)
     encoder, meta = pretrain_dgi(store, graphs, ecfg, progress=not args.quiet)
     return ecfg, splits, store, graphs, encoder, meta, trained.model
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03a_encoder.ipynb #fa86ba20
 from __future__ import annotations
-import time
+import copy, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,9 +19,9 @@ from .core import (AgicError, cache_dir, check_choice, check_range, config_hash,
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'OBJECTIVES', 'dense_adjacency', 'AtGCEncoder', 'corrupt_features', 'GraphDGI', 'augment_view',
-           'GraphContrast', 'EncoderConfig', 'build_encoder', 'load_graphs', 'graphs_key', 'pretrain_dgi',
-           'load_encoder', 'embed', 'linear_probe', 'GraphClassifier', 'train_classifier', 'predict', 'without_edges',
-           'constant_features', 'shuffled_edges', 'other_class_edges', 'without_identity']
+           'GraphContrast', 'EncoderConfig', 'build_encoder', 'graphs_key', 'pretrain_dgi', 'load_encoder', 'embed',
+           'linear_probe', 'GraphClassifier', 'train_classifier', 'predict', 'without_edges', 'constant_features',
+           'shuffled_edges', 'other_class_edges', 'without_identity']
 
 # %% ../nbs/03a_encoder.ipynb #b7a0872f
 def dense_adjacency(data, sizes: dict[str, int]) -> dict[tuple, torch.Tensor]:
@@ -208,11 +208,6 @@ def build_encoder(store, cfg: EncoderConfig) -> AtGCEncoder:
                        cfg.node_dim)
 
 # %% ../nbs/03a_encoder.ipynb #a3312ad7
-def load_graphs(store, indices=None, progress: bool = True) -> list:
-    "The store's graphs (or a subset) as a list of HeteroData, read once."
-    idx = range(len(store)) if indices is None else indices
-    return [store[i] for i in progress_bar(idx, desc="load At-GCs", disable=not progress, leave=False)]
-
 def graphs_key(graphs: list) -> str:
     "A digest of which images' At-GCs `graphs` holds, in order: two subsets of one size never share a cached result."
     return config_hash([int(g.image_index) for g in graphs])
@@ -298,6 +293,7 @@ def train_classifier(encoder: AtGCEncoder, graphs: list, labels: torch.Tensor, n
     from torch_geometric.loader import DataLoader
     use_all_cores(); seed_everything(seed)
     model = GraphClassifier(encoder, n_classes)
+    graphs = [copy.copy(g) for g in graphs]          # shallow copies: the caller's graphs keep their own y
     for g, y in zip(graphs, labels): g.y = y.view(1)
     loader = DataLoader(graphs, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
     opt = torch.optim.Adam(model.parameters(), lr=lr)

@@ -399,6 +399,17 @@ def __getitem__(self: GraphStore, i: int): return self.hetero(i)
 
 # %% ../nbs/03_graphs_store.ipynb #21409cb6
 @patch
+def graphs(self: GraphStore, indices=None, progress: bool = True) -> list:
+    "The store's graphs (or those of `indices`) as a list of `HeteroData`, each read once: what training iterates over."
+    idx = range(len(self)) if indices is None else indices
+    return [self[i] for i in progress_bar(idx, desc="load At-GCs", disable=not progress, leave=False)]
+
+@patch
+def labels(self: GraphStore) -> torch.Tensor:
+    "Every graph's label (the image's class), read from the shards' label tensors without building any graph."
+    return torch.cat([self.shard(s)["label"].view(-1) for s in range(len(self.manifest["shards"]))])
+
+@patch
 def loader(self: GraphStore, batch_size: int = 32, shuffle: bool = False, seed: int = 0, indices=None):
     "PyG `DataLoader` over (a subset of) the store's graphs."
     from torch_geometric.loader import DataLoader

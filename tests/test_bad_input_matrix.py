@@ -203,11 +203,11 @@ def test_damaged_caches_refuse(made, tmp_path):
     """Damaged cached results (a pretrained encoder, an SA network) and a damaged saved kernel importance: one
     AgicError each, naming the file and what to do; a pickle in them is refused, never run."""
     from agic.core import AgicError
-    from agic.encoder import EncoderConfig, load_graphs, pretrain_dgi
+    from agic.encoder import EncoderConfig, pretrain_dgi
     from agic.scoring import KernelImportance, SAConfig, train_sa
     from agic.store import GraphStore
     store = GraphStore(made / "store")
-    graphs = load_graphs(store, progress=False)
+    graphs = store.graphs(progress=False)
     ecfg, sa_cfg = EncoderConfig(hidden=8, epochs=1, batch_size=16), SAConfig("label", epochs=1, batch_size=16)
     encoder, _ = pretrain_dgi(store, graphs, ecfg, cache=tmp_path, progress=False)
     train_sa(encoder, store, graphs, sa_cfg, 10, cache=tmp_path, progress=False)

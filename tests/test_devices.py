@@ -69,12 +69,11 @@ def _cnn_and_images():
 @pytest.fixture
 def small_store(tmp_path):
     "A store of 8 synthetic training images (resnet8, R=2, top-4) and its graphs."
-    from agic.encoder import load_graphs
     from agic.store import GraphStore, StoreConfig, build_store
     syn, model = _cnn_and_images()
     build_store(tmp_path / "s", model, syn, StoreConfig(split="train", n=8, refs=2, topk=4), progress=False)
     store = GraphStore(tmp_path / "s")
-    return store, load_graphs(store, progress=False)
+    return store, store.graphs(progress=False)
 
 
 def test_dgi_and_sa_make_no_cpu_tensor(small_store):
@@ -130,7 +129,7 @@ def test_gpu_builder_agrees_with_the_cpu_and_with_itself():
 @gpu
 def test_gpu_training_follows_setup(tmp_path):
     from agic import distributed
-    from agic.encoder import EncoderConfig, load_graphs, pretrain_dgi
+    from agic.encoder import EncoderConfig, pretrain_dgi
     from agic.store import GraphStore, StoreConfig, build_store
     syn, model = _cnn_and_images()
     cfg = StoreConfig(split="train", n=32, refs=4, topk=4, shard_size=16)
@@ -141,7 +140,7 @@ def test_gpu_training_follows_setup(tmp_path):
             build_store(tmp_path / device, model, syn, cfg, progress=False)
             store = GraphStore(tmp_path / device)
             assert store.manifest["devices"] == [device]
-            _, meta = pretrain_dgi(store, load_graphs(store, progress=False), EncoderConfig(hidden=16, epochs=3, batch_size=8),
+            _, meta = pretrain_dgi(store, store.graphs(progress=False), EncoderConfig(hidden=16, epochs=3, batch_size=8),
                                    cache=tmp_path / f"cache-{device}", progress=False)
             curves[device] = meta["loss_curve"]
             assert meta["device"].startswith(device)
