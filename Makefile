@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 BIN := .venv/bin
 
-.PHONY: setup test prune figures docs train bench export readme check-sync clean
+.PHONY: setup test test-fast prune figures docs train bench export readme check-sync clean
 
 ## set-up: Debian's dataset-fashion-mnist and chromium (when root and missing), .venv, agic editable with dev extras,
 ## the default data checked
@@ -19,12 +19,15 @@ setup:
 	$(BIN)/pip install -e ".[dev]"
 	$(BIN)/agic data --dataset fashion-mnist
 
-## test: notebook tests (nbdev_test), then pytest (which prints the test count). nbdev_test runs one notebook at a
-## time (two torch processes on two cores slow each other down many times over) and leaves out the pruning experiment,
-## which tests/test_pruning.py runs with papermill (quick, resumed, resnet18, bad parameters)
+## test: the whole suite with pytest on two workers (pytest-xdist), each pinned to a core of its own (tests/conftest.py):
+## every notebook as a test (tests/test_notebooks.py, what nbdev_test runs), the pruning experiment with papermill,
+## the CLI, the docs site in Chromium. pytest prints the test count and the slowest tests
 test:
-	$(BIN)/nbdev_test --n_workers 1 --skip_file_re '^04_pruning'
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests -n 2 --dist loadgroup
+
+## test-fast: the same without the tests marked slow (a developer's loop, a few minutes); CI runs `make test`
+test-fast:
+	$(BIN)/pytest tests -n 2 --dist loadgroup -m "not slow"
 
 ## main job: the pruning experiment, end to end, on the default CNN (vgg_small, Fashion-MNIST) -> figures/
 prune:

@@ -6,6 +6,18 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+def _pin_xdist_worker():
+    """Under pytest-xdist (`make test` runs two workers), each worker and every process it starts runs on a core of
+    its own: `agic.core.use_all_cores` then gives each one thread, so two workers never fight over both cores."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
+
+
+_pin_xdist_worker()
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     "Every test gets its own empty cache, so nothing a test writes leaks into cache/ or into another test."

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.slow]   # one worker builds the site, once
+
 from conftest import ROOT, run_agic
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -8,6 +8,8 @@ import pytest
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow   # real processes, real kills: 15-45 s each
+
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 MODEL = ["--model", "vgg_small", "--dataset", "synthetic", "--epochs", "1"]
 STORE = ["--refs", "4", "--topk", "4"]

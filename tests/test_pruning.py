@@ -61,6 +61,7 @@ def test_bad_parameters_fail_with_one_clear_error_and_write_nothing(parameters, 
     assert not figures.exists() or not any(figures.rglob("*")), list(figures.rglob("*"))
 
 
+@pytest.mark.slow
 def test_quick_run_resumes_from_its_point_log_to_the_same_curves(tmp_path, isolated_cache, figures):
     run(tmp_path, quick=True)
     curves = pd.read_csv(figures / "quick" / "fig_pruning_vgg_small_fashion-mnist.csv")
@@ -89,6 +90,7 @@ def test_quick_run_resumes_from_its_point_log_to_the_same_curves(tmp_path, isola
     assert len([l for l in log.read_text().splitlines() if l.endswith("}")]) == len(lines)
 
 
+@pytest.mark.slow
 def test_a_torchvision_architecture_runs_in_quick_mode(tmp_path, figures):
     run(tmp_path, quick=True, model="resnet18")
     phys = pd.read_csv(figures / "quick" / "tab_physical_pruning_resnet18_fashion-mnist.csv")

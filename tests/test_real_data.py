@@ -1,6 +1,7 @@
 """The real-data path: Fashion-MNIST as found on this machine (CI installs Debian's package), no skipping."""
 import json
 
+import pytest
 import torch
 
 from agic.data import DEBIAN_FASHION_MNIST, load_dataset
@@ -30,6 +31,7 @@ def test_cli_data_reports_the_splits():
     assert (out["train"], out["val"], out["test"], out["shape"]) == (55000, 5000, 10000, [1, 28, 28])
 
 
+@pytest.mark.slow
 def test_short_real_training_learns_and_is_cached():
     quick = dict(model="vgg_small", dataset="fashion-mnist", epochs=2, batch_size=64, train_limit=4000, progress=False)
     first = train(**quick)
