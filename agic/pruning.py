@@ -369,8 +369,9 @@ def pruning_table(curves, summary, ratios, fine_tune_ratios, scope: str):
 def pruning_heading(model: str, dataset: str, scope: str, n_calibration: int, n_eval: int, base: float,
                     seed_spearman: float, half_spearman: float) -> str:
     "The heading of the pruning table: what was measured, and what its columns mean."
-    return (f"# Pruning {model} on {dataset}: {scope} scope, BatchNorm re-estimated on {n_calibration} training images\n\n"
-            f"Unpruned accuracy on {n_eval} test images: {base:.4f}. `auc_lerf` / `auc_morf`: mean accuracy over ratios "
+    return (f"# Pruning {model} on {dataset}: {scope} scope, BatchNorm re-estimated on {n_calibration} training "
+            f"images\n\nUnpruned accuracy on {n_eval} test images: {base:.4f}. `auc_lerf` / `auc_morf`: mean accuracy "
+            f"over ratios "
             f"0.1-0.9 removing the least / most relevant kernels first (mean and sd over seeds); `gap` = lerf - morf; "
             f"`acc_30`: accuracy with the least relevant 30 % removed; `_ft`: after a short fine-tune. SA stability "
             f"(Spearman): between seeds {seed_spearman:.3f}, between halves of the At-GCs {half_spearman:.3f}.")

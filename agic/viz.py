@@ -176,7 +176,8 @@ def _embedding_map(ax, embeddings, labels, classes: list[str]):
                     palette="tab10", linewidth=0)
     ax.set_title("DGI graph embeddings of test images (t-SNE)"); ax.set_xticks([]); ax.set_yticks([])
     ax.set_xlabel("t-SNE 1"); ax.set_ylabel("t-SNE 2")
-    ax.legend(fontsize=6, markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5), title="class", title_fontsize=7)
+    ax.legend(fontsize=6, markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5), title="class",
+              title_fontsize=7)
 
 # %% ../nbs/06_viz.ipynb #bd350264
 def plot_classification(results, cnn_accuracy: float, chance: float, order: list[str], labels, predicted, embeddings,
