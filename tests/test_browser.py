@@ -3,12 +3,12 @@
 The site is built the way `make docs` builds it, served from 127.0.0.1, and every page is opened; any request to
 another host is blocked and counted as a failure (the site must work offline). Screenshots go to
 tests/_artifacts/screenshots/."""
-import functools, http.server, re, shutil, threading
+import fcntl, functools, http.server, os, re, shutil, threading
 from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.slow]   # one worker builds the site, once
+pytestmark = pytest.mark.slow
 
 from conftest import ROOT, run_agic
 
@@ -28,13 +28,19 @@ def browser():
         b.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def site(tmp_path_factory):
-    """The docs site, built by `agic docs` (what `make docs` runs, less running the library notebooks: `nbdev_test`
-    has run them in the same `make test`), served over HTTP on 127.0.0.1."""
-    out = tmp_path_factory.mktemp("site") / "_site"
-    p = run_agic("docs", "--out", out, "--quiet", "--no-execute", timeout=900)
-    assert p.returncode == 0, p.stderr[-3000:]
+    """The docs site, built by `agic docs` (what `make docs` runs, less running the library notebooks: the notebook
+    tests run them in the same `make test`), served over HTTP on 127.0.0.1. Built once per run: under pytest-xdist
+    the workers share this run's temporary folder, and the first to take the lock builds the site for all."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"): root = root.parent      # this run's folder, above the workers' own
+    out = root / "site" / "_site"
+    with open(root / "site.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "index.html").is_file():
+            p = run_agic("docs", "--out", out, "--quiet", "--no-execute", timeout=900)
+            assert p.returncode == 0, p.stderr[-3000:]
     handler = functools.partial(QuietHandler, directory=str(out))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
