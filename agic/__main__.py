@@ -155,7 +155,7 @@ def _bench_graphs(args) -> dict:
 # %% ../nbs/09_cli.ipynb #0610bd08
 def _figures(args) -> dict:
     from agic.core import project_root
-    from agic.reproduce import load_plan, run_plan
+    from agic.tools.reproduce import load_plan, run_plan
     root = project_root()
     if root is None:
         raise AgicError("agic figures runs in a checkout of the project (a folder with settings.ini and figures.yml)")
@@ -165,7 +165,7 @@ def _figures(args) -> dict:
     return {"files": len(record), "index": str(root / "figures" / "README.md")}
 
 def _docs(args) -> dict:
-    from agic.docs import build_docs
+    from agic.tools.docs import build_docs
     site = build_docs(args.out, progress=not args.quiet, execute=not args.no_execute)
     return {"site": str(site), "index": str(site / "index.html"), "pages": len(list(site.rglob("*.html")))}
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from fastcore.basics import patch
 
-from .core import AgicError, check_choice, check_range, figures_dir, use_all_cores
+from .core import AgicError, atomic_write_text, check_choice, check_range, figures_dir, use_all_cores
 
 # %% auto #0
-__all__ = ['check_parameters', 'Experiment']
+__all__ = ['check_parameters', 'Experiment', 'write_verdicts']
 
 # %% ../nbs/03e_experiment.ipynb #2a60ae96
 def _is_number(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -103,3 +103,22 @@ def check_model(self: Experiment, info):
     from agic.graphs import trace_layers
     from agic.models import build_model
     trace_layers(build_model(self.model, info))
+
+# %% ../nbs/03e_experiment.ipynb #08a1ae99
+def write_verdicts(rows: list[tuple], title: str, name: str, folder: Path | str) -> list[Path]:
+    """Print and write one run's bars: `rows` of (claim, measured, bar, held) into `verdicts_<name>.csv` and `.md`
+    in `folder`, under the heading `title`."""
+    import csv, io
+    if not rows or any(len(r) != 4 or isinstance(r[3], (str, float, int)) and not isinstance(r[3], bool) for r in rows):
+        raise AgicError("verdict rows are (claim, measured, bar, held) with held True, False or None (not measured)")
+    rows = [(c, m, b, None if h is None else bool(h)) for c, m, b, h in rows]   # numpy's and pandas' booleans too
+    word = lambda held: "n/a" if held is None else "held" if held else "MISSED"
+    for claim, measured, bar, held in rows: print(f"{word(held)}: {claim}: {measured} (bar: {bar})")
+    buf = io.StringIO(); w = csv.writer(buf, lineterminator="\n"); w.writerow(["claim", "measured", "bar", "held"])
+    w.writerows([c, m, b, "" if h is None else str(h).lower()] for c, m, b, h in rows)
+    cell = lambda s: str(s).replace("|", "\\|")
+    md = [f"#### {title}", "", "| claim | measured | bar | verdict |", "|---|---|---|---|"]
+    md += [f"| {cell(c)} | {cell(m)} | {cell(b)} | {'**held**' if h else word(h)} |" for c, m, b, h in rows]
+    folder = Path(folder)
+    return [atomic_write_text(folder / f"verdicts_{name}.csv", buf.getvalue()),
+            atomic_write_text(folder / f"verdicts_{name}.md", "\n".join(md) + "\n")]

@@ -386,7 +386,7 @@ BASELINES = ["l1", "bn", "taylor", "activation", "shap_strength"]   # what the S
 
 def pruning_verdicts(curves, summary, physical, base: float, max_loss: float, scope: str, seed_spearman: float,
                      half_spearman: float) -> list[tuple]:
-    """The bars of Task 2 as (claim, measured, bar, held) rows for `agic.reproduce.write_verdicts`: SA is stable,
+    """The bars of Task 2 as (claim, measured, bar, held) rows for `agic.experiment.write_verdicts`: SA is stable,
     informative (LeRF − MoRF), better than chance and than every baseline, keeps accuracy where the best baseline
     does, and its physical pruning buys >= 2x fewer MACs for <= `max_loss` after the fine-tune (`physical`: rows)."""
     s, rnd = summary.loc["sa"], summary.loc["random"]

@@ -77,7 +77,7 @@ def broken_images(page) -> list[str]:
 
 def test_site_has_every_page_and_fetches_nothing(site):
     out, _ = site
-    from agic.docs import check_offline
+    from agic.tools.docs import check_offline
     notebooks = {p.stem for p in (ROOT / "nbs").glob("*.ipynb")} - {"index"}
     pages = {p.stem for p in out.glob("*.html")}
     assert notebooks | {"index", "figures", "viewer"} <= pages, sorted(notebooks | {"index", "figures", "viewer"} - pages)
@@ -107,7 +107,7 @@ def test_every_docs_page_loads_without_errors(browser, site):
 def test_every_run_of_the_plan_has_its_executed_page(site):
     "Each notebook run of figures.yml (every model) is a page of its own, executed (runs/ is committed), no local path."
     out, _ = site
-    from agic.reproduce import load_plan
+    from agic.tools.reproduce import load_plan
     runs = [r for r in load_plan(ROOT / "figures.yml", ROOT) if r.notebook]
     first = {}
     for r in runs:
