@@ -13,8 +13,8 @@ import torch
 
 # %% auto #0
 __all__ = ['AgicError', 'check_choice', 'check_range', 'project_root', 'cache_dir', 'figures_dir', 'seed_everything',
-           'use_all_cores', 'config_hash', 'file_sha256', 'atomic_dir', 'atomic_write_text', 'ResultLog', 'read_json',
-           'load_tensors', 'progress_bar']
+           'use_all_cores', 'config_hash', 'file_sha256', 'atomic_dir', 'atomic_write_text', 'atomic_save', 'ResultLog',
+           'read_json', 'load_tensors', 'progress_bar']
 
 # %% ../nbs/00_core.ipynb #9374f745
 class AgicError(Exception):
@@ -112,6 +112,12 @@ def atomic_write_text(path: Path | str, text: str) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+def atomic_save(obj, path: Path | str) -> Path:
+    "`torch.save(obj)` to `path` through a temporary file and a rename (checkpoints, resume files, caches)."
+    path = Path(path); tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp); os.replace(tmp, path)
     return path
 
 # %% ../nbs/00_core.ipynb #46fa771b

@@ -15,7 +15,7 @@ from .core import AgicError, load_tensors
 
 # %% auto #0
 __all__ = ['DEVICES', 'Dist', 'current', 'pick_device', 'backend_for', 'setup', 'teardown', 'barrier', 'on_main',
-           'mean_over_ranks', 'sum_over_ranks', 'my_shards', 'global_batches', 'run_epochs', 'finish', 'save_trained']
+           'mean_over_ranks', 'sum_over_ranks', 'my_shards', 'global_batches']
 
 # %% ../nbs/00a_distributed.ipynb #22291902
 @dataclass(frozen=True)
@@ -144,105 +144,3 @@ def global_batches(n: int, batch_size: int, generator: torch.Generator, d: Dist 
     order = torch.utils.data.DataLoader(range(n), batch_size=batch_size, shuffle=True, generator=generator,
                                         drop_last=drop_last)
     return [part for b in order if (part := b.tolist()[d.rank::d.world])]
-
-# %% ../nbs/00a_distributed.ipynb #0b64de6c
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp); os.replace(tmp, path)
-
-def _resume(state_file: Path, rng_file, model: torch.nn.Module, opt: torch.optim.Optimizer, order: torch.Generator,
-            generators: dict, device: torch.device, fix: str) -> tuple[list[dict], int]:
-    """Load the finished epochs in `state_file` (none: a fresh start) into `model`, `opt`, the batch `order` and the
-    `generators`, and this rank's random state after them from `rng_file(epoch)`. Returns the curve so far and the
-    epoch to run next."""
-    if not state_file.is_file(): return [], 0
-    state = load_tensors(state_file, "resume file", fix, keys=("model", "optimizer", "order", "curve", "epoch"))
-    try:
-        model.load_state_dict(state["model"]); opt.load_state_dict(state["optimizer"])
-        order.set_state(state["order"]); curve, start = list(state["curve"]), int(state["epoch"])
-        if rng_file(start).is_file():   # resumed with as many ranks as before: every random draw continues
-            rng = load_tensors(rng_file(start), "resume file", fix, keys=("torch", *generators))
-            torch.set_rng_state(rng["torch"])
-            if device.type == "cuda" and "cuda" in rng: torch.cuda.set_rng_state(rng["cuda"], device)  # GPU dropout
-            for name, g in generators.items(): g.set_state(rng[name])
-    except (TypeError, ValueError, RuntimeError) as e:   # readable, but not this run's model, optimizer, generators
-        raise AgicError(f"the resume files in {state_file.parent} do not fit this run ({type(e).__name__}: "
-                        f"{(str(e).splitlines() or [''])[0][:160]}); {fix}") from None
-    return curve, start
-
-# %% ../nbs/00a_distributed.ipynb #eb052f5d
-def run_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, graphs: list, epochs: int, batch_size: int,
-               loader_seed: int, step, summarise, checkpoint: Path, generators: dict | None = None,
-               drop_last: bool = False, find_unused: bool = False, desc: str = "train", progress: bool = True,
-               collate=None) -> list[dict]:
-    """Train `model` over `graphs` for `epochs`, resuming from `checkpoint` (a folder) if it holds finished epochs.
-    `step(module, batch) -> (loss, sums)` does one batch; `summarise(sums) -> dict` turns an epoch's sums (added over
-    batches and ranks) into its curve entry. `generators` (name -> torch.Generator) are saved and restored per rank.
-    The model and every batch go to this process's device (`setup(device=...)`); the model stays there. A batch is
-    `collate(indices)`: by default the PyG batch of those graphs; anything with a length and `.to(device)` works."""
-    from torch_geometric.data import Batch
-    from agic.core import progress_bar
-    d, generators = current(), generators or {}
-    collate = collate or (lambda idx: Batch.from_data_list([graphs[i] for i in idx]))
-    device = torch.device(d.device)
-    checkpoint = Path(checkpoint); checkpoint.mkdir(parents=True, exist_ok=True)
-    order = torch.Generator().manual_seed(loader_seed)  # on the CPU: the same batches on every device
-    state_file = checkpoint / "state.pt"
-    # each rank's random state after epoch E, kept until the state file says E: a kill between the two writes
-    # must not leave the state of one epoch next to the random draws of the next
-    rng_file = lambda e: checkpoint / f"rng-{d.rank}-of-{d.world}-epoch-{e}.pt"
-    model.to(device)   # in place: the optimizer keeps its parameters
-    fix = f"delete the folder {checkpoint} to start this run over (its finished epochs are lost)"
-    curve, start = _resume(state_file, rng_file, model, opt, order, generators, device, fix)
-    module = (torch.nn.parallel.DistributedDataParallel(
-                  model, device_ids=[device.index] if device.type == "cuda" else None,
-                  find_unused_parameters=find_unused) if d.active else model)
-    batches = lambda: global_batches(len(graphs), batch_size, order, d, drop_last)
-    per_epoch = len(global_batches(len(graphs), batch_size, torch.Generator(), d, drop_last))
-    bar = progress_bar(total=epochs * per_epoch, initial=start * per_epoch, desc=desc, unit="batch",
-                       disable=not (progress and d.main))
-    for epoch in range(start, epochs):
-        module.train(); sums = {}
-        for idx in batches():
-            loss, stats = step(module, collate(idx).to(device))
-            opt.zero_grad(); loss.backward(); opt.step()
-            for k, v in stats.items(): sums[k] = sums.get(k, 0.0) + float(v)
-            bar.update()
-        if d.active: sums = {k: mean_over_ranks(v) * d.world for k, v in sums.items()}
-        curve.append(summarise(sums)); bar.set_postfix({k: f"{v:.4f}" for k, v in curve[-1].items()})
-        rng = {"torch": torch.get_rng_state(), **{n: g.get_state() for n, g in generators.items()}}
-        if device.type == "cuda": rng["cuda"] = torch.cuda.get_rng_state(device)
-        _save_atomic(rng, rng_file(epoch + 1))
-        barrier()   # every rank's random state is on disk before the state file points at this epoch
-        if d.main: _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "order": order.get_state(),
-                                 "curve": curve, "epoch": epoch + 1}, state_file)
-        barrier()
-        rng_file(epoch).unlink(missing_ok=True)
-    bar.close()
-    return curve
-
-# %% ../nbs/00a_distributed.ipynb #a238f502
-def finish(folder: Path, checkpoint: Path, write) -> None:
-    "On rank 0: `write(tmp)` the result into a temporary folder that becomes `folder` whole, then remove `checkpoint`."
-    import shutil
-    from agic.core import atomic_dir
-    def save():
-        with atomic_dir(folder) as tmp: write(tmp)
-        shutil.rmtree(checkpoint, ignore_errors=True)
-    on_main(save); barrier()
-
-# %% ../nbs/00a_distributed.ipynb #1b305948
-def save_trained(folder: Path, checkpoint: Path, model: torch.nn.Module, weights: str, store, graphs: list, cfg,
-                 curves: dict, start: float, trained: torch.nn.Module | None = None) -> dict:
-    """Write `model`'s weights (file `weights`) and `meta.json` into `folder` (`finish`, which drops `checkpoint`); the
-    record, returned: `store`'s CNN and checksum, how many `graphs`, `cfg`, `curves` (name -> per-epoch values), the
-    seconds since `start`, and the processes and device. `trained` (default: `model`) is moved to the CPU first."""
-    d = current()
-    meta = {"model_hash": store.manifest["model_hash"], "store_checksum": store.manifest["checksum"],
-            "n_graphs": len(graphs), "config": asdict(cfg), **curves, "seconds": round(time.perf_counter() - start, 1),
-            "processes": d.world, "device": d.device}
-    def write(tmp):
-        torch.save(model.state_dict(), tmp / weights); (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    (trained or model).cpu()   # trained on the job's device; saved and returned from the CPU, like one from a cache
-    finish(folder, checkpoint, write)
-    return meta

@@ -11,11 +11,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .core import progress_bar
 
 from . import distributed
 from .core import (AgicError, cache_dir, check_choice, check_range, config_hash, load_tensors, read_json,
                        seed_everything, use_all_cores)
+from .loop import fit, graph_batches, save_trained
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'OBJECTIVES', 'dense_adjacency', 'AtGCEncoder', 'corrupt_features', 'GraphDGI', 'augment_view',
@@ -216,7 +216,7 @@ def pretrain_dgi(store, graphs: list, cfg: EncoderConfig, tag: str = "", cache: 
                  progress: bool = True) -> tuple[AtGCEncoder, dict]:
     """Pretrain an encoder without labels on `graphs` (training-split At-GCs of `store`) by `cfg.objective` (DGI by
     default, or graph contrast), or load it from the cache. Every epoch
-    is checkpointed (a killed run resumes); under `torchrun` the ranks share every global batch (`agic.distributed`)."""
+    is checkpointed (a killed run resumes); under `torchrun` the ranks share every global batch (`agic.loop`)."""
     key = config_hash({"store": store.manifest["checksum"], "graphs": graphs_key(graphs), "tag": tag, **cfg.hashed()})
     folder = Path(cache or cache_dir()) / "encoders" / f"{cfg.objective}__{store.manifest['model']}__{key}"
     if (folder / "encoder.pt").is_file(): return load_encoder(folder, store)
@@ -230,14 +230,14 @@ def pretrain_dgi(store, graphs: list, cfg: EncoderConfig, tag: str = "", cache: 
         loss = module(batch, gen)
         return loss, {"loss": loss.item(), "batches": 1}
     start, partial = time.perf_counter(), folder.with_name(folder.name + ".partial")
-    curve = distributed.run_epochs(dgi, opt, graphs, cfg.epochs, cfg.batch_size, cfg.seed, step,
-                                   lambda sums: {"loss": sums["loss"] / sums["batches"]}, partial,
-                                   generators={"corruption": gen},
-                                   drop_last=len(graphs) % cfg.batch_size == 1,  # a lone last graph has no partner
-                                   desc="DGI pretraining" if cfg.objective == "dgi" else "contrastive pretraining",
-                                   progress=progress)
-    meta = distributed.save_trained(folder, partial, encoder, "encoder.pt", store, graphs, cfg,
-                                    {"loss_curve": [c["loss"] for c in curve]}, start, trained=dgi)
+    order = torch.Generator().manual_seed(cfg.seed)   # on the CPU: the same batches on every device
+    batches, steps = graph_batches(graphs, cfg.batch_size, order,
+                                   drop_last=len(graphs) % cfg.batch_size == 1)  # a lone last graph has no partner
+    curve = fit(dgi, opt, cfg.epochs, batches, step, steps, checkpoint=partial, order=order,
+                summarise=lambda sums: {"loss": sums["loss"] / sums["batches"]}, generators={"corruption": gen},
+                desc="DGI pretraining" if cfg.objective == "dgi" else "contrastive pretraining", progress=progress)
+    meta = save_trained(folder, partial, encoder, "encoder.pt", store, graphs, cfg,
+                        {"loss_curve": [c["loss"] for c in curve]}, start, trained=dgi)
     return encoder.eval(), meta
 
 # %% ../nbs/03a_encoder.ipynb #de128769
@@ -298,11 +298,9 @@ def train_classifier(encoder: AtGCEncoder, graphs: list, labels: torch.Tensor, n
     loader = DataLoader(graphs, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * len(loader))
-    for _ in progress_bar(range(epochs), desc="train At-GC classifier", disable=not progress, leave=False):
-        model.train()
-        for b in loader:
-            loss = F.cross_entropy(model(b), b.y)
-            opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+    step = lambda net, b: (F.cross_entropy(net(b), b.y), {})
+    fit(model, opt, epochs, lambda epoch: loader, step, len(loader), sched=sched, device="cpu",
+        desc="train At-GC classifier", progress=progress)
     return model.eval()
 
 @torch.no_grad()

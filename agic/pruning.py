@@ -14,6 +14,7 @@ from .core import progress_bar
 
 from .core import AgicError, ResultLog, atomic_write_text, check_choice, check_range, seed_everything
 from .graphs import trace_layers
+from .loop import fit
 
 CRITERIA = ["sa", "random", "l1", "bn", "taylor", "activation", "shap_strength"]
 SCOPES = ["uniform", "global"]
@@ -253,17 +254,15 @@ def fine_tune(model: nn.Module, masks: dict[str, torch.Tensor], splits, epochs: 
     steps = epochs * max(1, len(ds) // batch_size)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    def batches(epoch):   # a new seeded shuffle per epoch; shifted (and flipped) copies when `augment`
+        for x, y in make_loader(ds, batch_size, shuffle=True, seed=seed * 1000 + epoch,
+                                drop_last=len(ds) >= batch_size):
+            yield (shift_flip(x, splits.info, g) if augment else x), y
+    def step(net, batch):
+        return F.cross_entropy(net(batch[0].contiguous(memory_format=torch.channels_last)), batch[1]), {}
     with masked(model, masks):
-        model.train()
-        bar = progress_bar(total=steps, desc="fine-tune", disable=not progress, leave=False)
-        for epoch in range(epochs):
-            batches = make_loader(ds, batch_size, shuffle=True, seed=seed * 1000 + epoch,
-                                  drop_last=len(ds) >= batch_size)
-            for x, y in batches:
-                x = shift_flip(x, splits.info, g) if augment else x
-                loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
-                opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step(); bar.update()
-        bar.close()
+        fit(model, opt, epochs, batches, step, steps // epochs, sched=sched, device="cpu", desc="fine-tune",
+            progress=progress)
     return model.eval()
 
 # %% ../nbs/03c_pruning.ipynb #31fe17a7

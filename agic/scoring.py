@@ -17,6 +17,7 @@ from . import distributed
 from .core import (AgicError, atomic_write_text, cache_dir, check_choice, check_range, config_hash, load_tensors,
                        read_json, seed_everything, use_all_cores)
 from .encoder import AtGCEncoder, dense_adjacency, graphs_key
+from .loop import fit, graph_batches, save_trained
 
 # %% auto #0
 __all__ = ['HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'RATIO_MODES', 'SCORER_INITS', 'SANetwork',
@@ -270,7 +271,7 @@ def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes
              cache: Path | str | None = None, progress: bool = True, cnn: nn.Module | None = None,
              splits=None) -> tuple[SANetwork, dict]:
     """Train an SA network on `graphs` on top of `encoder`, or load it from the cache; checkpointed every epoch and
-    distributed under `torchrun`, like DGI pretraining (`agic.distributed.run_epochs`). The `fidelity` objective
+    distributed under `torchrun`, like DGI pretraining (`agic.loop.fit`). The `fidelity` objective
     needs the `cnn` the store was built from and its data `splits` (the images behind the At-GCs)."""
     key = config_hash({"store": store.manifest["checksum"], "graphs": graphs_key(graphs), "encoder": encoder_tag,
                        "n_classes": n_classes, **_hashed(cfg)})
@@ -306,11 +307,13 @@ def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes
     collate = data.__getitem__ if sa.freeze_encoder else None
     opt = torch.optim.Adam(sa.parameters(), lr=cfg.lr)
     start, partial = time.perf_counter(), folder.with_name(folder.name + ".partial")
-    curve = distributed.run_epochs(sa, opt, data, cfg.epochs, cfg.batch_size, cfg.seed, step, summarise, partial,
-                                   generators={"gates": gen},
-                                   find_unused=True,  # the SA network's encoder copy keeps parts its loss skips
-                                   desc="train SA network", progress=progress, collate=collate)
-    meta = distributed.save_trained(folder, partial, sa, "sa.pt", store, graphs, cfg, {"curve": curve}, start)
+    order = torch.Generator().manual_seed(cfg.seed)   # on the CPU: the same batches on every device
+    batches, steps = graph_batches(data, cfg.batch_size, order, collate=collate)
+    curve = fit(sa, opt, cfg.epochs, batches, step, steps, summarise=summarise, checkpoint=partial, order=order,
+                generators={"gates": gen},
+                find_unused=True,  # the SA network's encoder copy keeps parts its loss skips
+                desc="train SA network", progress=progress)
+    meta = save_trained(folder, partial, sa, "sa.pt", store, graphs, cfg, {"curve": curve}, start)
     return sa.eval(), meta
 
 # %% ../nbs/03b_scoring.ipynb #5c312a8a

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from .core import progress_bar
 
 from .core import (AgicError, atomic_dir, cache_dir, check_choice, check_range, config_hash, load_tensors,
                        seed_everything, use_all_cores)
 from .data import DatasetInfo, Splits, augment, load_dataset, make_loader
+from .loop import fit
 from .models import build_model
 
 # %% auto #0
@@ -117,7 +117,7 @@ class Trained:
 
 # %% ../nbs/02a_training.ipynb #2f0955fa
 def _fit(model: nn.Module, splits: Splits, cfg: TrainConfig, progress: bool) -> list[dict]:
-    "The training loop; returns one history row per epoch."
+    "Train `model` by `cfg` with `agic.loop.fit`; returns one history row per epoch."
     g = seed_everything(cfg.seed)
     train_ds = splits.train
     if cfg.train_limit: train_ds = torch.utils.data.TensorDataset(*(t[:cfg.train_limit] for t in train_ds.tensors))
@@ -125,26 +125,20 @@ def _fit(model: nn.Module, splits: Splits, cfg: TrainConfig, progress: bool) -> 
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
                           weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.25)
-    history = []
-    bar = progress_bar(total=cfg.epochs * steps, desc=f"train {cfg.model} on {cfg.dataset}", disable=not progress,
-                       unit="batch")
-    for epoch in range(cfg.epochs):
-        model.train(); total = 0.0
-        loader = make_loader(train_ds, cfg.batch_size, shuffle=True, seed=cfg.seed * 1000 + epoch,
-                             drop_last=len(train_ds) >= cfg.batch_size)
-        for x, y in loader:
-            if cfg.augment: x = augment(x, splits.info, g)
-            with torch.autocast(x.device.type, torch.bfloat16, enabled=cfg.precision == "bf16"):
-                loss = nn.functional.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y,
-                                                   label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
-            total += loss.item(); bar.update()
-        history.append({"epoch": epoch + 1, "loss": total / steps, "val_accuracy": evaluate(model, splits.val)})
-        bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", val=f"{history[-1]['val_accuracy']:.4f}")
-        if progress: bar.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]['loss']:.3f}, "
-                               f"validation accuracy {history[-1]['val_accuracy']:.4f}")
-    bar.close()
-    return history
+    def batches(epoch):   # a new shuffle per epoch, seeded; shifted (and flipped) copies when `cfg.augment`
+        for x, y in make_loader(train_ds, cfg.batch_size, shuffle=True, seed=cfg.seed * 1000 + epoch,
+                                drop_last=len(train_ds) >= cfg.batch_size):
+            yield (augment(x, splits.info, g) if cfg.augment else x), y
+    def step(net, batch):
+        x, y = batch
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=cfg.precision == "bf16"):
+            loss = nn.functional.cross_entropy(net(x.contiguous(memory_format=torch.channels_last)), y,
+                                               label_smoothing=cfg.label_smoothing)
+        return loss, {"loss": loss.item()}
+    summarise = lambda sums: {"loss": sums["loss"] / steps, "val_accuracy": evaluate(model, splits.val)}
+    curve = fit(model, opt, cfg.epochs, batches, step, steps, sched=sched, summarise=summarise, device="cpu",
+                desc=f"train {cfg.model} on {cfg.dataset}", progress=progress, log=progress)
+    return [{"epoch": e + 1, **row} for e, row in enumerate(curve)]
 
 def train(config: TrainConfig | None = None, *, cache: Path | str | None = None, force: bool = False,
           progress: bool = True, splits: Splits | None = None, **settings) -> Trained:

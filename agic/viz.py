@@ -11,9 +11,8 @@ from pathlib import Path
 import torch
 import torch.fx
 
-from .core import (AgicError, atomic_write_text, cache_dir, check_choice, check_range, config_hash, load_tensors,
-                       progress_bar)
-from .distributed import _save_atomic
+from .core import (AgicError, atomic_save, atomic_write_text, cache_dir, check_choice, check_range, config_hash,
+                       load_tensors, progress_bar)
 
 # %% auto #0
 __all__ = ['STYLES', 'VIEWER_ASSETS', 'style_label', 'style_palette', 'plot_pruning_curves', 'plot_rank_correlation',
@@ -431,7 +430,7 @@ def kernel_patches(model: torch.nn.Module, store, images: torch.Tensor, info, pe
     else:
         strips = _patch_strips(model, store, images, info, per_kernel, thumb, min_crop, progress)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _save_atomic(strips, path)
+        atomic_save(strips, path)
     return {f"{name}:{k}": _png_uri(s[k]) for name, s in strips.items() for k in range(len(s))}
 
 # %% ../nbs/06_viz.ipynb #f14a280f
