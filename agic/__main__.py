@@ -11,7 +11,7 @@ from dataclasses import fields
 from .core import AgicError
 
 # %% auto #0
-__all__ = ['parser', 'main']
+__all__ = ['parser', 'main', 'cli_reference']
 
 # %% ../nbs/09_cli.ipynb #e90ee63f
 def _train_config(args):
@@ -353,6 +353,19 @@ def main(argv: list[str] | None = None) -> int:
         distributed.teardown()
     if result is not None: print(json.dumps(result))   # under torchrun, rank 0 speaks for the job
     return 0
+
+# %% ../nbs/09_cli.ipynb #5f948c2a
+def cli_reference(width: int = 76) -> str:
+    """The command line's reference as Markdown: `agic --help`, then every subcommand's `--help`, each under a heading
+    whose anchor is `agic-<command>`; lines wrapped at `width`, whatever the terminal."""
+    import functools
+    p = parser()
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    out = []
+    for name, q in [("agic", p)] + [(f"agic {n}", s) for n, s in sub.choices.items()]:
+        q.formatter_class = functools.partial(argparse.HelpFormatter, width=width)
+        out.append(f"### {name} {{ #{name.replace(' ', '-')} }}\n\n```text\n{q.format_help().strip()}\n```")
+    return "\n\n".join(out)
 
 # %% ../nbs/09_cli.ipynb #0a570c96
 #| eval: false

@@ -134,6 +134,7 @@ def graph_slice(shard: dict[str, torch.Tensor], i: int) -> dict[str, torch.Tenso
     return out
 
 def graph_digest(graph: dict[str, torch.Tensor]) -> str:
+    "SHA-256 of one graph's tensors (each key, dtype and bytes, in key order): equal graphs, equal digests."
     h = hashlib.sha256()
     for key in sorted(graph):
         t = graph[key].contiguous()

@@ -58,10 +58,11 @@ def open_page(browser, url, shot=None, size=(1400, 900)):
     problems = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}") if "127.0.0.1" in r.url else None)
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}")
+            if r.url.startswith(("http://127.0.0.1", "file://")) else None)
     page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
     def only_local(route):
-        if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:", "about:")): route.continue_()
+        if route.request.url.startswith(("http://127.0.0.1", "file://", "data:", "blob:", "about:")): route.continue_()
         else: problems.append(f"off-host request: {route.request.url}"); route.abort()
     page.route("**/*", only_local)
     page.goto(url, wait_until="networkidle")
@@ -254,5 +255,252 @@ def test_deep_viewer_is_legible_zooms_and_pans(browser, site):
     page.mouse.move(box["x"] + 300, box["y"] + 200, steps=5); page.mouse.up()
     assert page.evaluate("() => document.getElementById('stage').scrollLeft") > 0          # dragged: panned
     page.screenshot(path=str(SHOTS / "viewer_resnet20_zoomed.png"))
+    assert not problems, problems
+    page.close()
+
+
+# The reader's bars of issue 18: a real API reference, links that stay on the site (served and from disk), search from
+# disk, outputs without noise, formulas that fit, and a page for the command line.
+
+def public_symbols() -> list:
+    "Every public function and class of agic (each module's `__all__`), once each: (module, name, object)."
+    import importlib, inspect, pkgutil
+    import agic
+    seen, found = set(), []
+    for info in sorted(pkgutil.walk_packages(agic.__path__, "agic."), key=lambda i: i.name):
+        if info.name.endswith("_modidx"): continue
+        module = importlib.import_module(info.name)
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if name.startswith("_") or not (inspect.isfunction(obj) or inspect.isclass(obj)) or id(obj) in seen: continue
+            seen.add(id(obj)); found.append((info.name, name, obj))
+    return found
+
+
+ENTRIES_JS = """() => Array.from(document.querySelectorAll('h3.api-name, h4.api-name')).map(h => {
+    const own = [], block = [];                  // the entry's own elements; and its class's, up to the next h3
+    for (let e = h.nextElementSibling; e && !/^H[1-4]$/.test(e.tagName); e = e.nextElementSibling) own.push(e);
+    for (let e = h.nextElementSibling; e && !/^H[1-3]$/.test(e.tagName); e = e.nextElementSibling) block.push(e);
+    const sig = own.map(e => e.querySelector('pre code')).find(c => c);
+    const table = own.map(e => e.matches('.api-params') ? e : e.querySelector('.api-params')).find(t => t);
+    return { id: h.id, sig: sig ? sig.textContent.trim() : null, cut: sig ? sig.scrollWidth > sig.clientWidth + 1 : null,
+             table: table ? table.textContent : null, text: own.map(e => e.textContent).join(' '),
+             links: block.flatMap(e => Array.from(e.querySelectorAll('a[href]')).map(a => a.getAttribute('href'))) };
+})"""
+
+
+def entry_problems(name: str, obj, entry: dict, ids: set) -> list[str]:
+    "What the rendered entry of `obj` lacks: a true signature, a parameter list, its docstring, its public methods."
+    import dataclasses, inspect
+    found, sig = [], entry["sig"] or ""
+    kind = "class" if inspect.isclass(obj) else "def"
+    if not re.match(rf"(@dataclass\n)?{kind} {re.escape(name)}\(", sig): found.append(f"signature {sig[:60]!r}")
+    if inspect.isclass(obj) and dataclasses.is_dataclass(obj) and not sig.startswith("@dataclass"):
+        found.append("not shown as a dataclass")
+    if entry["cut"]: found.append("signature cut (scrolls at 1400 px)")
+    if entry["table"] is None: found.append("no parameter table")
+    try: params = inspect.signature(obj).parameters
+    except (TypeError, ValueError): params = {}
+    for p in params:
+        if p not in sig or p not in (entry["table"] or ""): found.append(f"parameter {p} missing")
+    if not inspect.isclass(obj) and inspect.signature(obj).return_annotation is not inspect.Signature.empty:
+        if " -> " not in sig or "returns" not in (entry["table"] or ""): found.append("return type missing")
+    if "Call self as a function" in entry["text"]: found.append("a docstring that is not its own")
+    doc = obj.__dict__.get("__doc__") if inspect.isclass(obj) else obj.__doc__
+    if isinstance(doc, str) and not doc.startswith(f"{name}("):
+        first = " ".join(doc.split())[:40].replace("`", "")
+        if first not in " ".join(entry["text"].split()): found.append(f"docstring {first!r} missing")
+    if inspect.isclass(obj):
+        for k, v in obj.__dict__.items():
+            if k.startswith("_") or not (inspect.isfunction(v) or isinstance(v, (property, staticmethod, classmethod))):
+                continue
+            if f"{name}.{k}" not in ids and not any(h.endswith(f"#{name}.{k}") for h in entry["links"]):
+                found.append(f"method {k} missing")
+    return found
+
+
+def test_every_public_symbol_has_its_api_entry(browser, site):
+    "Each public function and class: `class X(` / `def x(`, whole signature, parameter table, docstring, methods."
+    out, url = site
+    entries = {}
+    for p in sorted(out.glob("*.html")):
+        if "api-name" not in p.read_text(): continue
+        page, problems = open_page(browser, f"{url}/{p.name}")
+        assert not problems, (p.name, problems)
+        found = page.evaluate(ENTRIES_JS)
+        ids = {e["id"] for e in found}
+        for e in found: entries.setdefault(e["id"], []).append({**e, "page": p.name, "ids": ids})
+        page.close()
+    missing, wrong = [], {}
+    for module, name, obj in public_symbols():
+        if name not in entries: missing.append(f"{module}.{name}"); continue
+        tries = [entry_problems(name, obj, e, e["ids"]) for e in entries[name]]
+        if all(tries): wrong[f"{module}.{name}"] = tries[0]
+    assert not missing, f"{len(missing)} public symbols without an API entry: {missing}"
+    assert not wrong, "\n".join(f"{k}: {v}" for k, v in wrong.items())
+    assert len(public_symbols()) > 150
+
+
+def link_problems(href: str, base: str, out: Path, ids: dict) -> str | None:
+    "What is wrong with a link found on the site whose root is `base` (served URL or file:// URI): None if nothing."
+    import urllib.parse
+    if not href.startswith(base):
+        return None if href.startswith(("javascript:", "blob:")) else f"off the site: {href}"
+    parts = urllib.parse.urlsplit(href)
+    rel = urllib.parse.unquote(parts.path)[len(urllib.parse.urlsplit(base).path):].lstrip("/")
+    target = out / rel if rel and not rel.endswith("/") else out / rel / "index.html"
+    if not target.is_file(): return f"no such page: {href}"
+    if parts.fragment and target.suffix == ".html":
+        if target not in ids:
+            text = target.read_text(errors="replace")
+            ids[target] = set(re.findall(r'\b(?:id|name)="([^"]+)"', text))
+        if urllib.parse.unquote(parts.fragment) not in ids[target]: return f"no anchor: {href}"
+    return None
+
+
+@pytest.mark.parametrize("how", ["served", "from disk"])
+def test_no_link_leaves_the_site_or_breaks(browser, site, how):
+    "Every link of every page (404.html included) stays on the site and finds its page and anchor."
+    out, url = site
+    base = f"{url}/" if how == "served" else out.as_uri() + "/"
+    failures, ids, n = {}, {}, 0
+    for p in sorted(out.rglob("*.html")):
+        rel = p.relative_to(out).as_posix()
+        page, _ = open_page(browser, base + rel)
+        hrefs = page.evaluate("() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
+        page.close()
+        n += len(hrefs)
+        bad = sorted({b for h in hrefs if (b := link_problems(h, base, out, ids))})
+        if bad: failures[rel] = bad[:8] + ([f"... {len(bad) - 8} more"] if len(bad) > 8 else [])
+    assert not failures, failures
+    assert n > 1000, n
+
+
+class SubFolderHandler(QuietHandler):
+    "The site under /agic/, with its 404.html for any address that is not there, as GitHub Pages serves a project."
+    def translate_path(self, path):
+        import urllib.parse
+        p = urllib.parse.urlsplit(path).path
+        return super().translate_path(p[len("/agic"):] if p.startswith("/agic/") else "/no-such-file")
+    def send_error(self, code, message=None, explain=None):
+        if code != 404: return super().send_error(code, message, explain)
+        body = (Path(self.directory) / "404.html").read_bytes()
+        self.send_response(404); self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body))); self.end_headers()
+        if self.command != "HEAD": self.wfile.write(body)
+
+
+def test_404_page_works_in_sub_folders(browser, site):
+    "Served from a sub-folder, a missing page at any depth shows the 404 page with its style and working links."
+    out, _ = site
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SubFolderHandler, directory=str(out)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    root = f"http://127.0.0.1:{server.server_address[1]}/agic/"
+    try:
+        for missing in ("no-such-page.html", "figures/no/such/figure.html", "a/b/c/d.html"):
+            page, problems = open_page(browser, root + missing, shot=f"docs_404_{missing.count('/')}.png")
+            # the page itself is a 404, and so are the folders it asks for its 404.html when it looks for the root
+            problems = [p for p in problems if not (p.endswith((root + missing, "/404.html"))
+                                                    or "Failed to load resource" in p)]
+            styled = page.evaluate("() => getComputedStyle(document.querySelector('.md-header')).position")
+            hrefs = page.evaluate("() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
+            page.close()
+            bad = sorted({b for h in hrefs if (b := link_problems(h, root, out, {}))})
+            assert styled == "sticky" and not bad and not problems and len(hrefs) > 20, (missing, styled, bad, problems)
+    finally:
+        server.shutdown()
+
+
+def test_search_finds_shap_from_disk(browser, site):
+    "Opened as a file (as the README says), the search box answers: 'SHAP' lists pages, each one there."
+    out, _ = site
+    page, problems = open_page(browser, (out / "index.html").as_uri())
+    page.click("input.md-search__input")
+    page.keyboard.type("SHAP")
+    page.locator(".md-search-result__item").first.wait_for(timeout=15000)
+    hrefs = page.eval_on_selector_all(".md-search-result__item > a", "as => as.map(a => a.href)")
+    page.screenshot(path=str(SHOTS / "docs_search_from_disk.png"))
+    page.close()
+    assert len(hrefs) >= 3 and not problems, (hrefs, problems)
+    assert all(link_problems(h, out.as_uri() + "/", out, {}) is None for h in hrefs), hrefs
+
+
+def test_stray_pages_are_not_searched(site):
+    "Every page in the search index is one the navigation lists (no stray figures/ pages)."
+    import json as _json
+    out, _ = site
+    index = _json.loads((out / "search" / "search_index.json").read_text())
+    searched = {d["location"].split("#")[0] or "index.html" for d in index["docs"]}
+    nav = set(re.findall(r'class="md-nav__link[^"]*"[^>]*href="([^"#]+)"|href="([^"#]+)"[^>]*class="md-nav__link',
+                         (out / "index.html").read_text()))
+    nav = {a or b for a, b in nav} | {"index.html"}
+    assert searched <= nav, sorted(searched - nav)
+
+
+STREAMS_JS = "() => Array.from(document.querySelectorAll('.nb-stream code')).map(c => c.textContent)"
+
+
+def test_outputs_are_short_quiet_and_pathless(browser, site):
+    """No output block over 40 lines, no progress bar shown twice, no library warning; no path of this machine
+    anywhere but in code the notebooks' authors wrote; no formula inside code."""
+    out, url = site
+    frame = re.compile(r"^(.*?)\s*\d+%\|")
+    machine = re.compile(rf"({re.escape(str(ROOT))}|/tmp/|/root/|/home/|site-packages)")
+    failures = {}
+    for p in sorted(out.glob("*.html")):
+        page, _ = open_page(browser, f"{url}/{p.name}")
+        found = []
+        for text in page.evaluate(STREAMS_JS):
+            lines = text.rstrip("\n").split("\n")
+            bars = [m.group(1) for l in lines if (m := frame.match(l))]
+            if len(lines) > 40: found.append(f"{len(lines)} lines: {lines[0][:60]}")
+            if len(bars) != len(set(bars)): found.append(f"progress frames: {bars[:3]}")
+            if re.search(r"(Future|Deprecation|Tqdm)Warning", text): found.append(f"warning: {text[:80]}")
+        prose = page.evaluate("""() => { const b = document.querySelector('article').cloneNode(true);
+            b.querySelectorAll('.language-python').forEach(e => e.remove()); return b.textContent; }""")
+        found += [f"machine path: …{prose[max(m.start() - 30, 0):m.end() + 30]}…" for m in machine.finditer(prose)]
+        if page.locator("pre math, code math").count(): found.append("a formula inside code")
+        page.close()
+        if found: failures[p.name] = found
+    assert not failures, failures
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_display_formulas_fit_or_scroll(browser, site, width):
+    "A display formula never runs past the text column: it fits (on a desktop, always), or scrolls in its own box."
+    out, url = site
+    for name in ("03_graphs.html", "03b_scoring.html", "index.html"):
+        page, problems = open_page(browser, f"{url}/{name}", size=(width, 900))
+        boxes = page.evaluate("""() => {
+            const col = document.querySelector('.md-content__inner').getBoundingClientRect();
+            return Array.from(document.querySelectorAll('math[display=block]')).map(m => {
+                const box = m.closest('.math-block'), r = (box || m).getBoundingClientRect();
+                return { boxed: !!box, inside: r.right <= col.right + 1 && r.left >= col.left - 1,
+                         scroll: box ? ['auto', 'scroll'].includes(getComputedStyle(box).overflowX) : false,
+                         wide: box ? box.scrollWidth > box.clientWidth : false }; }); }""")
+        page.screenshot(path=str(SHOTS / f"docs_math_{name[:-5]}_{width}.png"))
+        page.close()
+        if name == "03_graphs.html": assert boxes, "03_graphs shows no display formula"
+        assert all(b["boxed"] and b["inside"] and b["scroll"] for b in boxes) and not problems, (name, boxes)
+        if width == 1400: assert not any(b["wide"] for b in boxes), (name, boxes)   # on a desktop: all of it seen
+
+
+def test_cli_page_documents_every_subcommand(browser, site):
+    "The command line's page: each subcommand of `agic` under its own heading, with its --help (every option)."
+    import argparse
+    from agic.__main__ import parser
+    out, url = site
+    sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    every = {"train", "data", "graphs", "pretrain", "sa", "bench-graphs", "figures", "docs", "models"}
+    assert every <= set(sub.choices), every - set(sub.choices)
+    page, problems = open_page(browser, f"{url}/09_cli.html", shot="docs_cli.png")
+    for name, q in sub.choices.items():
+        heading = page.locator(f"#agic-{name}")
+        assert heading.count() == 1, f"no section for agic {name}"
+        text = page.evaluate(f"""() => {{ let e = document.getElementById('agic-{name}').nextElementSibling;
+            while (e && !e.querySelector('pre')) e = e.nextElementSibling; return e ? e.textContent : ''; }}""")
+        assert text.startswith(f"usage: agic {name}"), (name, text[:80])
+        options = [o for a in q._actions for o in a.option_strings if o.startswith("--")]
+        assert all(o in text for o in options), (name, [o for o in options if o not in text])
     assert not problems, problems
     page.close()

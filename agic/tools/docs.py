@@ -12,7 +12,8 @@ import yaml
 from ..core import AgicError, project_root
 
 # %% auto #0
-__all__ = ['directives', 'math_to_placeholders', 'notebook_markdown', 'figure_pages', 'check_offline', 'execute_notebooks',
+__all__ = ['directives', 'math_to_placeholders', 'put_formulas', 'signature_text', 'param_table', 'api_markdown', 'api_index',
+           'site_links', 'notebook_markdown', 'figure_pages', 'check_offline', 'execute_notebooks', 'portable_404',
            'build_docs']
 
 # %% ../../nbs/08_docs.ipynb #8b7a9856
@@ -27,15 +28,39 @@ def directives(source: str) -> tuple[dict[str, str], str]:
         found[key.strip()] = value.strip() or "true"
     return found, "\n".join(lines).strip("\n")
 
-_LIBRARY_WARNING = re.compile(r"(FutureWarning|DeprecationWarning|TqdmWarning|IProgress not found)"
-                              r"|^\s*warnings\.warn\(")
+_WARNING = re.compile(r"^(\S.*?):\d+: \w*Warning: ")
+_TQDM_TIME = re.compile(r"\[\d+:\d\d(?::\d\d)?[<,\]]")   # a progress bar's [elapsed<remaining, rate]
+_NO_PROGRESS = re.compile(r"(?<![\d.])0%\||(?<![\d.])0(?:/\d+)?(?:it)? \[")      # 0%| or 0/1000 [ or 0it [
 
-def _stream_text(text: str, max_lines: int = 25) -> str:
-    """What a terminal would show: progress bars collapsed to their last state, colours removed, long output cut;
-    libraries' deprecation warnings (torch.jit, tqdm's widgets) left out: they say nothing about the page."""
-    lines = [l.split("\r")[-1] for l in _ANSI.sub("", text).split("\n")]
-    lines = [l for l in lines if l.strip() and not _LIBRARY_WARNING.search(l)]
-    if len(lines) > max_lines: lines = [f"… ({len(lines) - max_lines} earlier lines)"] + lines[-max_lines:]
+def _bar_key(line: str) -> str | None:
+    "The bar a tqdm frame belongs to (its text with every number and the bar itself left out); None: no frame."
+    if not _TQDM_TIME.search(line): return None
+    head = re.sub(r"\|[^|]*\|", " ", line[:_TQDM_TIME.search(line).start()])
+    return re.sub(r"\s+", " ", re.sub(r"\d+(\.\d+)?[kMG]?", "#", head)).strip()
+
+# %% ../../nbs/08_docs.ipynb #5593c872
+def _stream_text(text: str, max_lines: int = 25, keep: str = "last") -> str:
+    """What a reader needs of an output: progress bars collapsed to their last frame (a `\\r` redraw or, with
+    `AGIC_PROGRESS=lines`, a line per update), colours removed, libraries' warnings left out (torch.jit, tqdm: they
+    say nothing about the page; agic's own stay), and at most `max_lines` lines: the `last` ones (a log) or the
+    `first` (an object's repr)."""
+    lines, skip_source = [], False
+    for l in _ANSI.sub("", text).split("\n"):
+        l = l.split("\r")[-1]
+        if skip_source and l.startswith("  "): skip_source = False; continue   # the warning's line of source
+        skip_source = False
+        if (w := _WARNING.match(l)):                  # a warning is two lines: `path:line: message`, its source
+            skip_source = True
+            if not ("/agic/" in w.group(1) and "site-packages" not in w.group(1)): continue
+        if l.strip() and "IProgress not found" not in l: lines.append(l)
+    last = {k: i for i, l in enumerate(lines) if (k := _bar_key(l))}
+    # a bar's last frame only; none for a bar that shows no progress (`leave=False` erased its later frames)
+    lines = [l for i, l in enumerate(lines) if (k := _bar_key(l)) is None
+             or (last[k] == i and not _NO_PROGRESS.search(l))]
+    if len(lines) > max_lines:
+        n = len(lines) - max_lines + 1
+        lines = ([f"… ({n} earlier lines)"] + lines[n:] if keep == "last"
+                 else lines[:max_lines - 1] + [f"… ({n} more lines)"])
     return "\n".join(lines)
 
 # %% ../../nbs/08_docs.ipynb #3b4c4876
@@ -50,10 +75,200 @@ def math_to_placeholders(md: str, formulas: dict[str, str]) -> str:
         try: mathml = convert(tex, display="block" if block else "inline")
         except Exception: mathml = f"<code>{html.escape(tex)}</code>"   # a formula MathML cannot express stays readable
         key = f"AGICMATH{len(formulas):05d}X"
-        formulas[key] = mathml
+        # a formula wider than the column scrolls inside its own box instead of running off the page
+        formulas[key] = f'<div class="math-block">{mathml}</div>' if block else mathml
         return f"\n\n{key}\n\n" if block else key
     parts = _CODE.split(md)
     return "".join(p if i % 2 else _MATH.sub(one, p) for i, p in enumerate(parts))
+
+def put_formulas(page: str, formulas: dict[str, str]) -> str:
+    """The built HTML `page` with its formulas' placeholders replaced by their MathML; code is left as it is (a
+    test in a notebook may hold a placeholder's text: it is not a formula)."""
+    parts = re.split(r"(<pre\b.*?</pre>|<code\b.*?</code>)", page, flags=re.S)
+    def put(text):
+        text = re.sub(r"<p>(AGICMATH\d{5}X)</p>", lambda m: formulas.get(m.group(1), m.group(0)), text)
+        return re.sub(r"AGICMATH\d{5}X", lambda m: formulas.get(m.group(0), m.group(0)), text)
+    return "".join(p if i % 2 else put(p) for i, p in enumerate(parts))
+
+# %% ../../nbs/08_docs.ipynb #ee12a118
+import dataclasses, importlib, inspect
+
+_P = inspect.Parameter
+
+def _anno(a) -> str:
+    "An annotation as written: a string (postponed annotations) as it is, a class by its name, '' when absent."
+    if a is _P.empty: return ""
+    return a if isinstance(a, str) else inspect.formatannotation(a)
+
+def _default(v) -> str:
+    "A default as code: functions and classes by their name, objects without a useful repr by their type."
+    if inspect.isfunction(v) or inspect.isbuiltin(v) or inspect.isclass(v): return v.__qualname__
+    r = repr(v)
+    return f"{type(v).__name__}(…)" if re.search(r" at 0x[0-9a-f]+>$", r) else r
+
+def _params(fn, bound: bool = False) -> list | None:
+    "The parameters a caller passes (a method's `self` or `cls` left out); None when Python cannot tell."
+    try: ps = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError): return None
+    return ps[1:] if bound and ps and ps[0].name in ("self", "cls") else ps
+
+def _param_texts(ps: list) -> list[str]:
+    "`name: annotation = default` for each parameter, with the `*` and `/` markers Python writes."
+    out = []
+    for i, p in enumerate(ps):
+        if p.kind is _P.KEYWORD_ONLY and (i == 0 or ps[i - 1].kind not in (_P.KEYWORD_ONLY, _P.VAR_POSITIONAL)):
+            out.append("*")
+        s, a = {_P.VAR_POSITIONAL: "*", _P.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name, _anno(p.annotation)
+        if a: s += f": {a}"
+        if p.default is not _P.empty: s += (" = " if a else "=") + _default(p.default)
+        out.append(s)
+        if p.kind is _P.POSITIONAL_ONLY and (i == len(ps) - 1 or ps[i + 1].kind is not _P.POSITIONAL_ONLY):
+            out.append("/")
+    return out
+
+def signature_text(obj, name: str, bound: bool = False, width: int = 76) -> str:
+    """`class name(…)`, `def name(…) -> …` or `property name -> …` for `obj` (without `self` when `bound`),
+    every parameter with its annotation and default, nothing cut: one parameter a line when wider than `width`."""
+    if isinstance(obj, property):
+        ret = _anno(inspect.signature(obj.fget).return_annotation)
+        return f"property {name}" + (f" -> {ret}" if ret else "")
+    fn = obj.__func__ if isinstance(obj, (staticmethod, classmethod)) else obj
+    kind = "class" if inspect.isclass(fn) else "async def" if inspect.iscoroutinefunction(fn) else "def"
+    ps = _params(fn, bound=bound and not isinstance(obj, staticmethod))
+    if ps is None:   # a class Python knows no signature of (an exception): its bases instead
+        return f"{kind} {name}(" + ", ".join(b.__qualname__ for b in getattr(fn, "__bases__", ())) + ")"
+    ret = "" if kind == "class" else _anno(inspect.signature(fn).return_annotation)
+    ret, parts = (f" -> {ret}" if ret else ""), _param_texts(ps)
+    one = f"{kind} {name}({', '.join(parts)}){ret}"
+    if len(one) <= width: return one
+    return f"{kind} {name}(\n" + "".join(f"    {p},\n" for p in parts) + f"){ret}"
+
+# %% ../../nbs/08_docs.ipynb #cabf564b
+def _own_doc(obj) -> str:
+    """`obj`'s own docstring, cleaned: not one a class inherits (`Call self as a function.`), not the signature a
+    dataclass writes in place of a missing one; '' if none."""
+    fn = obj.fget if isinstance(obj, property) else getattr(obj, "__func__", obj)
+    doc = fn.__dict__.get("__doc__") if inspect.isclass(fn) else getattr(fn, "__doc__", None)
+    if not isinstance(doc, str) or (inspect.isclass(fn) and doc.startswith(f"{fn.__name__}(")): return ""
+    return inspect.cleandoc(doc)
+
+def _docments(fn) -> dict[str, str]:
+    "fastcore's docments of `fn` (the comment after each parameter or field), {} where its source cannot be read."
+    from fastcore.docments import docments
+    try: return {k: v["docment"] for k, v in docments(fn, full=True).items() if v["docment"]}
+    except Exception: return {}
+
+def _cell(text: str) -> str:
+    "Table-cell HTML (Markdown is not rendered inside HTML): code spans as `<code>`, the rest escaped."
+    return "".join(f"<code>{html.escape(p)}</code>" if i % 2 else html.escape(p)
+                   for i, p in enumerate(re.split(r"`([^`]+)`", text)))
+
+def param_table(obj, bound: bool = False) -> str:
+    """What `obj` takes, as an HTML table: each parameter (a dataclass's fields) with its type, default and docment,
+    then what it returns; the Details column only where something has a docment."""
+    fn = obj.fget if isinstance(obj, property) else getattr(obj, "__func__", obj)
+    ps = [] if isinstance(obj, property) else _params(fn, bound=bound and not isinstance(obj, staticmethod)) or []
+    docs, rows, code = _docments(fn), [], lambda t: f"<code>{html.escape(t)}</code>" if t else ""
+    for p in ps:
+        star = {_P.VAR_POSITIONAL: "*", _P.VAR_KEYWORD: "**"}.get(p.kind, "")
+        rows.append([code(star + p.name), code(_anno(p.annotation)),
+                     "" if p.default is _P.empty else code(_default(p.default)), _cell(docs.get(p.name, ""))])
+    ret = "" if inspect.isclass(fn) else _anno(inspect.signature(fn).return_annotation)
+    if ret or docs.get("return"): rows.append(["<b>returns</b>", code(ret), "", _cell(docs.get("return", ""))])
+    if not rows: return '<div class="api-params"><table><tbody><tr><td>no parameters</td></tr></tbody></table></div>'
+    head = ["Field" if dataclasses.is_dataclass(fn) else "Parameter", "Type", "Default", "Details"]
+    n = 4 if any(r[3] for r in rows) else 3
+    # a table without a class of its own: the theme styles it, and lets it scroll on a narrow screen
+    return ('<div class="api-params"><table>\n<thead><tr>' + "".join(f"<th>{h}</th>" for h in head[:n])
+            + "</tr></thead>\n<tbody>\n"
+            + "\n".join("<tr>" + "".join(f"<td>{c}</td>" for c in r[:n]) + "</tr>" for r in rows)
+            + "\n</tbody>\n</table></div>")
+
+# %% ../../nbs/08_docs.ipynb #4f09020e
+_DUNDERS = {"__call__", "__getitem__", "__len__", "__iter__", "__enter__", "__exit__"}
+
+def _members(cls) -> dict:
+    "A class's own public methods and properties (and `__call__`, `__getitem__`, …), `@patch`-ed ones included."
+    return {k: v for k, v in cls.__dict__.items() if (not k.startswith("_") or k in _DUNDERS)
+            and (inspect.isfunction(v) or isinstance(v, (property, staticmethod, classmethod)))}
+
+def _heading(level: int, name: str) -> str:
+    "A Markdown heading whose anchor is `name` itself (`_` escaped: `__call__` is a name, not bold text)."
+    esc = re.sub(r"([_*])", r"\\\1", name)
+    return f"{'#' * level} {esc} {{ #{esc} .api-name }}"
+
+def api_markdown(obj, name: str, level: int = 3, elsewhere: dict[str, str] | None = None) -> str:
+    """The API entry of `obj`, named `name` (its anchor too): heading, signature, bases, docstring, parameter table;
+    for a class, links to the entries its methods have `elsewhere` (`{"Class.method": link}`), then each of its other
+    public methods and properties (a table where it takes parameters)."""
+    elsewhere, bound = elsewhere or {}, "." in name
+    sig = signature_text(obj, name.rsplit(".", 1)[-1] if bound else name, bound=bound)
+    if inspect.isclass(obj) and dataclasses.is_dataclass(obj): sig = "@dataclass\n" + sig
+    out = [_heading(level, name), f"```python\n{sig}\n```"]
+    if inspect.isclass(obj) and (bases := [b for b in obj.__bases__ if b is not object]):
+        out.append("Bases: " + ", ".join(f"`{b.__module__}.{b.__qualname__}`" for b in bases))
+    if (doc := _own_doc(obj)): out.append(doc)
+    takes = not isinstance(obj, property) and _params(getattr(obj, "__func__", obj), not isinstance(obj, staticmethod))
+    if not bound or takes: out.append(param_table(obj, bound=bound))   # a method: only where it takes something
+    members = _members(obj) if inspect.isclass(obj) else {}
+    if (refs := [f"[`{k}`]({elsewhere[f'{name}.{k}']})" for k in members if f"{name}.{k}" in elsewhere]):
+        out.append("Methods with an entry of their own: " + ", ".join(refs) + ".")
+    out += [api_markdown(v, f"{name}.{k}", level + 1) for k, v in members.items() if f"{name}.{k}" not in elsewhere]
+    return "\n\n".join(out)
+
+# %% ../../nbs/08_docs.ipynb #0f59459e
+_SHOW_DOC = re.compile(r"^show_doc\(\s*([\w.]+)\s*[,)]", re.M)
+
+def _resolve(name: str, modules: list[str]):
+    """(object, module it belongs to) for `name` (`f`, `Class`, `Class.method`) in the first of `modules` that has
+    it; None if none does."""
+    for mod in modules:
+        try: obj = importlib.import_module(mod)
+        except Exception: continue
+        try:
+            first, *rest = name.split(".")
+            top = obj = getattr(obj, first)
+            for part in rest: obj = inspect.getattr_static(obj, part)
+        except AttributeError: continue
+        return obj, getattr(top, "__module__", mod)
+    return None
+
+def api_index(pages: dict[str, tuple[dict, str | None]], modules: list[str]) -> dict[str, dict]:
+    """What the `show_doc` cells of each page document. `pages`: page -> (processed notebook, the module it
+    exports); returns '<module>.<name>' -> {page, name, obj, own}: each function and class (on the page of its own
+    module where it is shown on several), and the public methods of its classes (`own`: with an entry of their own;
+    else in their class's)."""
+    found = {}
+    for page, (nb, module) in pages.items():
+        for cell in nb["cells"]:
+            m = _SHOW_DOC.search(directives(_source(cell))[1]) if cell["cell_type"] == "code" else None
+            if not m or not (r := _resolve(m.group(1), ([module] if module else []) + modules)): continue
+            key = f"{r[1]}.{m.group(1)}"
+            old = found.get(key)
+            if old is None or (module == r[1] and pages[old["page"]][1] != r[1]):   # its own module's page wins
+                found[key] = {"page": page, "name": m.group(1), "obj": r[0], "own": True}
+    for key, e in list(found.items()):
+        if inspect.isclass(e["obj"]):
+            for k, v in _members(e["obj"]).items():
+                found.setdefault(f"{key}.{k}", {"page": e["page"], "name": f"{e['name']}.{k}", "obj": v, "own": False})
+    return found
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+# %% ../../nbs/08_docs.ipynb #9cb6e2e2
+def site_links(md: str, prefix: str, urls: dict[str, list[str]], target) -> str:
+    """nbdev's links to the published docs (`prefix` + Quarto's page name + anchor) pointed at this site's pages:
+    `urls` maps each such link to the symbols it may stand for (from the library's `_modidx`), `target` gives a
+    symbol's link on this site (or None); a link that nothing here documents keeps its text, unlinked."""
+    def one(m):
+        text, url = m.group(1), m.group(2)
+        name = text.strip("`").removesuffix("()")
+        cands = urls.get(url[len(prefix):], [])
+        best = [c for c in cands if c == name or c.endswith("." + name)] or cands   # `Dist` or `dist`: the text says
+        href = next((h for c in best if (h := target(c))), None)
+        return f"[{text}]({href})" if href else text
+    return re.sub(r"\[([^\]\n]+)\]\((" + re.escape(prefix) + r"[^)\s]*)\)", one, md)
 
 # %% ../../nbs/08_docs.ipynb #895dc81f
 def _front_matter(text: str) -> str:
@@ -62,6 +277,15 @@ def _front_matter(text: str) -> str:
     except yaml.YAMLError: return ""
     out = f"# {meta['title']}\n\n" if meta.get("title") else ""
     return out + (f"> {meta['description']}\n\n" if meta.get("description") else "")
+
+_MACHINE = [(re.compile(r"/(?:[\w.+-]+/)*site-packages/"), "site-packages/"),      # a library's file
+            (re.compile(r"(?<![\w.~])/tmp/[^\s/'\"]+"), "<tmp>"),                  # a temporary folder
+            (re.compile(r"(?<![\w.~])/(?:root|home/[\w.-]+)(?=/)"), "~")]           # a home folder
+
+def _text_block(text: str) -> str:
+    "Text output as a code block the site marks as output (`nb-stream`), without the paths of this machine."
+    for pattern, short in _MACHINE: text = pattern.sub(short, text)
+    return "```{.text .nb-stream}\n" + text + "\n```"
 
 def _outputs(outputs: list, assets: Path, stem: str, counter: list) -> list[str]:
     import base64
@@ -74,11 +298,11 @@ def _outputs(outputs: list, assets: Path, stem: str, counter: list) -> list[str]
     parts = []
     for o in merged:
         kind = o.get("output_type")
-        if kind == "stream":
-            text = _stream_text("".join(o.get("text", "")))
-            if text: parts.append(f"```text\n{text}\n```")
+        if kind == "stream":   # what a cell prints: its beginning (an object); a log on stderr: its end
+            text = _stream_text("".join(o.get("text", "")), keep="first" if o.get("name") == "stdout" else "last")
+            if text: parts.append(_text_block(text))
         elif kind == "error":
-            parts.append("```text\n" + _stream_text("\n".join(o.get("traceback", [])), 40) + "\n```")
+            parts.append(_text_block(_stream_text("\n".join(o.get("traceback", [])), 40)))
         elif kind in ("display_data", "execute_result"):
             data = o.get("data", {})
             if "image/png" in data:
@@ -93,13 +317,14 @@ def _outputs(outputs: list, assets: Path, stem: str, counter: list) -> list[str]
                 # widgets and interactive outputs need a kernel; the docs show files instead
                 if "<script" in h: continue
                 parts.append('<div class="nb-output" markdown="0">\n' + h.strip() + "\n</div>")
-            elif "text/plain" in data:
-                parts.append("```text\n" + _stream_text("".join(data["text/plain"]), 40) + "\n```")
+            elif "text/plain" in data:   # an object's repr: its beginning says what it is
+                parts.append(_text_block(_stream_text("".join(data["text/plain"]), 40, keep="first")))
     return parts
 
 # %% ../../nbs/08_docs.ipynb #7d7791f1
-def notebook_markdown(nb: dict, stem: str, assets: Path, formulas: dict) -> tuple[str, str]:
-    "One notebook (as JSON) as a Markdown page; returns (title, markdown). Images of outputs go into `assets`."
+def notebook_markdown(nb: dict, stem: str, assets: Path, formulas: dict, api=None) -> tuple[str, str]:
+    """One notebook (as JSON) as a Markdown page; returns (title, markdown). Images of outputs go into `assets`;
+    `api(name)` gives the entry of a `show_doc(name)` cell (None: nbdev's output, as it is)."""
     chunks, counter, title = [], [0], stem
     for cell in nb["cells"]:
         src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
@@ -110,6 +335,8 @@ def notebook_markdown(nb: dict, stem: str, assets: Path, formulas: dict) -> tupl
             chunks.append(math_to_placeholders(src, formulas)); continue
         d, code = directives(src)
         if d.get("hide") == "true" or d.get("include") == "false" or "default_exp" in d: continue
+        if api and (m := _SHOW_DOC.search(code)) and (entry := api(m.group(1))):
+            chunks.append(entry); continue
         if code and d.get("echo") != "false": chunks.append(f"```python\n{code}\n```")
         if d.get("output") != "false": chunks += _outputs(cell.get("outputs", []), assets, stem, counter)
     md = "\n\n".join(c.strip("\n") for c in chunks if c.strip()) + "\n"
@@ -136,7 +363,8 @@ def _caption(name: str, record: dict) -> str:
 
 def figure_pages(figs: Path, src: Path) -> dict[str, str]:
     "Copy `figs` into the site's sources; write the gallery (for the home page), the figures page and the viewer page."
-    shutil.copytree(figs, src / "figures", ignore=shutil.ignore_patterns("quick"), dirs_exist_ok=True)
+    # the tables' Markdown is on the figures page: copied as well, MkDocs would make each a page outside the navigation
+    shutil.copytree(figs, src / "figures", ignore=shutil.ignore_patterns("quick", "*.md"), dirs_exist_ok=True)
     record = json.loads((figs / "provenance.json").read_text()) if (figs / "provenance.json").is_file() else {}
     pngs, tables = sorted(figs.glob("*.png")), sorted(figs.glob("tab_*.md"))
     viewers = sorted(figs.glob("*.html"))
@@ -208,11 +436,16 @@ def _without_root(text: str, root: Path) -> str:
 def _is_experiment(nb: dict) -> bool:
     return any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
 
-def _exports(nb: dict) -> bool:
-    "A library notebook: it names the module it exports to."
-    return any(c["cell_type"] == "code" and "".join(c["source"]).startswith("#| default_exp") for c in nb["cells"])
+def _default_exp(nb: dict) -> str | None:
+    "The module a library notebook exports to (`#| default_exp`); None for the others."
+    for c in nb["cells"]:
+        if c["cell_type"] == "code" and (m := re.match(r"#\|\s*default_exp\s+(\S+)", _source(c))): return m.group(1)
+    return None
 
+# %% ../../nbs/08_docs.ipynb #134a1ac8
 def _mkdocs_config(src: Path, out: Path, nav: list) -> Path:
+    """MkDocs' configuration: Material, no web fonts, no link to Material's site; the site's own style and, for pages
+    opened from disk, its stand-in for the search's Web Worker (`agic/assets/docs.js`)."""
     cfg = {"site_name": "agic", "site_description": "Attribution-graph interpretability (AGIC) for CNNs",
            "docs_dir": str(src), "site_dir": str(out), "use_directory_urls": False,
            "theme": {"name": "material", "font": False,
@@ -220,10 +453,14 @@ def _mkdocs_config(src: Path, out: Path, nav: list) -> Path:
                      "palette": {"primary": "indigo", "accent": "red"}},
            "plugins": ["search"],
            "markdown_extensions": ["tables", "admonition", "attr_list", "md_in_html", {"toc": {"permalink": True}},
-                                   {"pymdownx.highlight": {"use_pygments": True}}, "pymdownx.superfences"],
-           "extra_css": ["agic.css"], "nav": nav}
-    (src / "agic.css").write_text(".nb-output { overflow-x: auto; } .nb-output table { font-size: .75rem; }\n"
-                                  "math[display=block] { margin: 1em 0; overflow-x: auto; }\n")
+                                   # a block says its language: python source and outputs (`nb-stream`) told apart
+                                   {"pymdownx.highlight": {"use_pygments": True, "pygments_lang_class": True}},
+                                   "pymdownx.superfences"],
+           "extra": {"generator": False, "polyfills": ["assets/agic-docs.js"]},
+           "extra_css": ["assets/agic-docs.css"], "nav": nav}
+    assets = Path(importlib.import_module("agic").__file__).parent / "assets"   # package data, as the viewer's
+    (src / "assets").mkdir(parents=True, exist_ok=True)
+    for name in ("docs.js", "docs.css"): shutil.copy(assets / name, src / "assets" / f"agic-{name}")
     path = src.parent / "mkdocs.yml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     return path
@@ -278,6 +515,81 @@ def execute_notebooks(nbs: Path, dst: Path, skip: set[str], progress: bool = Tru
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
+# %% ../../nbs/08_docs.ipynb #10f9d9a0
+def _api_and_links(procs: dict[str, dict], modules: dict[str, str | None]):
+    """From the processed notebooks (`procs`, page -> notebook) and the module each exports (`modules`): a function
+    page -> its `show_doc` renderer, and one (page, markdown) -> the markdown with nbdev's links pointed here."""
+    from agic._modidx import d as modidx
+    s = modidx["settings"]
+    prefix = f"{s['doc_host'].rstrip('/')}/{s['doc_baseurl'].strip('/')}/".replace("//", "/").replace(":/", "://")
+    urls = {}
+    for syms in modidx["syms"].values():
+        for key, (url, _) in syms.items(): urls.setdefault(url, []).append(key)
+    found = api_index({p: (nb, modules.get(p)) for p, nb in procs.items()}, list(modidx["syms"]))
+    def link(key: str, page: str) -> str | None:
+        if (e := found.get(key)): return f"#{e['name']}" if e["page"] == page else f"{e['page']}.md#{e['name']}"
+        homes = [p for p, m in modules.items() if m and key.startswith(m + ".")]   # a constant: its module's page
+        return f"{max(homes, key=lambda p: len(modules[p]))}.md" if homes else None
+    def renderer(page: str):
+        def entry(name: str) -> str | None:
+            if not (r := _resolve(name, [m for m in [modules.get(page)] if m] + list(modidx["syms"]))): return None
+            key, obj = f"{r[1]}.{name}", r[0]
+            own = {f"{name}.{k}": link(f"{key}.{k}", page) for k in (_members(obj) if inspect.isclass(obj) else {})
+                   if found.get(f"{key}.{k}", {}).get("own")}
+            return api_markdown(obj, name, elsewhere=own)
+        return entry
+    return renderer, lambda page, md: site_links(md, prefix, urls, lambda key: link(key, page))
+
+# %% ../../nbs/08_docs.ipynb #5fed845c
+_ROOT_SCRIPT = """<script>/* agic: served for a missing page at any depth, this page finds the site's root */
+(function () {
+  if (location.protocol === "file:") return;
+  var top = %s, parts = location.pathname.split("/"), root = null, i, x;
+  for (i = 1; i < parts.length - 1 && root === null; i++)   // a folder of the site in the path: the root is above it
+    if (top.indexOf(parts[i]) >= 0) root = parts.slice(0, i).join("/") + "/";
+  for (i = parts.length - 1; i >= 1 && root === null; i--) {  // else the deepest folder that holds this 404 page
+    try { x = new XMLHttpRequest(); x.open("HEAD", parts.slice(0, i).join("/") + "/404.html", false); x.send();
+          if (x.status === 200) root = parts.slice(0, i).join("/") + "/"; } catch (e) {}
+  }
+  document.write('<base href="' + (root || "/") + '">');
+})();</script>"""
+_CONFIG_SCRIPT = """<script>(function () {  /* the theme's base and search worker, from the root found above */
+  var c = document.getElementById("__config"), j = JSON.parse(c.textContent);
+  j.base = document.baseURI; j.search = new URL(j.search, document.baseURI).href; c.textContent = JSON.stringify(j);
+})();</script>"""
+
+def portable_404(page: str, folders: list[str]) -> str:
+    """MkDocs writes `404.html` with links from the server's root (`/index.html`): they break when the site is served
+    from a sub-folder or opened from disk. Links relative to the site's root instead, and a `<base>` set to the root
+    (found from the site's `folders` in the path, else by asking the server) where the page is served."""
+    page = re.sub(r'\b(href|src)="/(?!/)', r'\1="', page)
+    page = re.sub(r'("(?:base|search)": ")/', r"\1", page).replace('"base": ""', '"base": "."')
+    # the stylesheets and scripts are written by a script, after the <base>: a browser would otherwise fetch them at
+    # once (before any script runs) from the wrong folder
+    later = lambda m: "<script>document.write(" + json.dumps(m.group(0)).replace("</", "<\\/") + ")</script>"
+    page = re.sub(r'<link\b[^>]*\bhref="(?![\w+.-]+:|#)[^"]*"[^>]*>|<script\b[^>]*\bsrc="(?![\w+.-]+:)[^"]*"[^>]*>'
+                  r"</script>", later, page)
+    page = page.replace("<head>", "<head>\n" + _ROOT_SCRIPT % json.dumps(sorted(folders)), 1)
+    return re.sub(r'(<script id="__config"[^>]*>.*?</script>)', lambda m: m.group(1) + _CONFIG_SCRIPT, page,
+                  count=1, flags=re.S)
+
+# %% ../../nbs/08_docs.ipynb #b04ee230
+def _finish_site(out: Path, formulas: dict[str, str]) -> None:
+    """After MkDocs: the formulas into the pages (the search index keeps text only); the index also as a script,
+    which pages opened from disk read (a browser refuses to fetch a file from one); a 404 page that works at any
+    depth; then the check that no page fetches from the network."""
+    for page in out.rglob("*.html"):
+        text = page.read_text()
+        if "AGICMATH" in text: page.write_text(put_formulas(text, formulas))
+    index = out / "search" / "search_index.json"
+    if index.is_file():
+        data = re.sub(r"AGICMATH\d{5}X", "", index.read_text())
+        index.write_text(data); index.with_suffix(".js").write_text(f"var __index = {data}\n")
+    if (missing := out / "404.html").is_file():
+        missing.write_text(portable_404(missing.read_text(), [p.name for p in out.iterdir() if p.is_dir()]))
+    fetched = check_offline(out)
+    if fetched: raise AgicError("the site would fetch from the network: " + "; ".join(fetched[:5]))
+
 # %% ../../nbs/08_docs.ipynb #d19bc90d
 def build_docs(out: Path | str | None = None, root: Path | str | None = None, progress: bool = True,
                execute: bool = True) -> Path:
@@ -286,29 +598,32 @@ def build_docs(out: Path | str | None = None, root: Path | str | None = None, pr
     without the library notebooks' own outputs, API docs and results unchanged (a quick preview)."""
     root = Path(root or project_root()); out = Path(out or root / "_site").resolve()
     work = Path(tempfile.mkdtemp(prefix="agic-docs-")); src = work / "docs"; src.mkdir()
-    experiments_nbs = {p.stem for p in (root / "nbs").glob("*.ipynb") if _is_experiment(json.loads(p.read_text()))}
-    everything = {p.stem for p in (root / "nbs").glob("*.ipynb")}
-    execute_notebooks(root / "nbs", work / "nbs", skip=experiments_nbs if execute else everything, progress=progress)
+    sources = {p.stem: json.loads(p.read_text()) for p in (root / "nbs").glob("*.ipynb")}
+    experiments_nbs = {stem for stem, nb in sources.items() if _is_experiment(nb)}
+    execute_notebooks(root / "nbs", work / "nbs", skip=experiments_nbs if execute else set(sources), progress=progress)
     p = subprocess.run([str(Path(sys.executable).with_name("nbdev_proc_nbs")), "--path", str(work / "nbs"),
                         "--n_workers", "0", "--force"],
                        cwd=root, capture_output=True, text=True)
     if p.returncode: raise AgicError(f"nbdev_proc_nbs failed: {(p.stderr or p.stdout).strip()[-800:]}")
     proc, executed = root / "_proc", _executed_copies(root)
+    procs = {p.stem: json.loads(p.read_text()) for p in sorted(proc.glob("*.ipynb")) if p.stem in sources}
+    modules = {stem: f"agic.{m}" if (m := _default_exp(sources[stem])) else None for stem in procs}
+    api, links = _api_and_links({s: nb for s, nb in procs.items() if s not in experiments_nbs}, modules)
     formulas, library, experiments, guides, home = {}, [], [], [], ""
-    for nb_path in sorted(proc.glob("*.ipynb")):
-        nb = json.loads(nb_path.read_text())
-        if _is_experiment(nb):   # one page per executed run of figures.yml
-            pages = _experiment_pages(nb_path, executed.get(f"nbs/{nb_path.name}", []), root, src, formulas)
+    for stem, nb in procs.items():
+        if stem in experiments_nbs:   # one page per executed run of figures.yml
+            pages = _experiment_pages(proc / f"{stem}.ipynb", executed.get(f"nbs/{stem}.ipynb", []), root, src,
+                                      formulas)
             experiments += [{t: n} for t, n in pages]; continue
-        title, md = notebook_markdown(nb, nb_path.stem, src / f"{nb_path.stem}_files", formulas)
+        title, md = notebook_markdown(nb, stem, src / f"{stem}_files", formulas, api=api(stem))
         md = _without_root(md, root)
-        if nb_path.stem == "index": home = md; continue
-        exports = _exports(json.loads((root / "nbs" / nb_path.name).read_text()))   # (processing drops default_exp)
-        (library if exports else guides).append({title: f"{nb_path.stem}.md"})     # guides: no module, no parameters
-        (src / f"{nb_path.stem}.md").write_text(md)
+        if stem == "index": home = md; continue
+        (library if modules[stem] else guides).append({title: f"{stem}.md"})   # guides: no module, no parameters
+        (src / f"{stem}.md").write_text(md)
     pages = figure_pages(root / "figures", src)
     (src / "index.md").write_text(home + pages["gallery"])
     (src / "figures.md").write_text(pages["figures.md"]); (src / "viewer.md").write_text(pages["viewer.md"])
+    for page in src.glob("*.md"): page.write_text(links(page.stem, page.read_text()))
     nav = [{"Home": "index.md"}, *([{"Guides": guides}] if guides else []), {"Library": library},
            {"Experiments": experiments},
            {"Results": [{"Figures and tables": "figures.md"}, {"At-GC viewer": "viewer.md"}]}]
@@ -316,14 +631,6 @@ def build_docs(out: Path | str | None = None, root: Path | str | None = None, pr
     p = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--clean", "-q", "-f", str(cfg)],
                        capture_output=True, text=True)
     if p.returncode: raise AgicError(f"mkdocs build failed: {(p.stderr or p.stdout).strip()[-800:]}")
-    for page in list(out.rglob("*.html")) + list(out.rglob("search_index.json")):
-        text = page.read_text()
-        if "AGICMATH" not in text: continue
-        for key, mathml in formulas.items():
-            if page.suffix == ".json": text = text.replace(key, "")   # search indexes text, not formulas
-            else: text = text.replace(f"<p>{key}</p>", mathml).replace(key, mathml)
-        page.write_text(text)
-    fetched = check_offline(out)
-    if fetched: raise AgicError("the site would fetch from the network: " + "; ".join(fetched[:5]))
+    _finish_site(out, formulas)
     shutil.rmtree(work)
     return out
