@@ -38,3 +38,9 @@ def project_copy(tmp_path, *names):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp_path / name)
     return tmp_path
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first: under pytest-xdist the longest jobs then start early, and the two workers finish together
+    instead of one running the last long test alone (the browser tests form one group: one worker, one browser)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]   # one worker: one browser, pages loaded once
 
 from conftest import ROOT, run_agic
 
@@ -88,18 +88,41 @@ def test_site_has_every_page_and_fetches_nothing(site):
     for png in (ROOT / "figures").glob("*.png"): assert f"figures/{png.name}" in home, f"gallery misses {png.name}"
 
 
-def test_every_docs_page_loads_without_errors(browser, site):
+PAGE_JS = """() => { const article = document.querySelector('article');
+    const prose = article ? article.cloneNode(true) : document.createElement('div');
+    prose.querySelectorAll('.language-python').forEach(e => e.remove());
+    return { title: document.title, hrefs: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
+             broken: Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src),
+             streams: Array.from(document.querySelectorAll('.nb-stream code')).map(c => c.textContent),
+             prose: prose.textContent, formula_in_code: document.querySelectorAll('pre math, code math').length }; }"""
+
+
+@pytest.fixture(scope="module")
+def visited(browser, site):
+    """Every page of the site opened once, served, with a screenshot: what went wrong loading it and what it shows
+    (title, links, images, outputs, prose, API entries). Several tests read it: each page is loaded once, not four
+    times (a page waits for the network to be idle, half a second at least)."""
     out, url = site
-    pages = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.html") if p.name != "404.html")
+    pages = {}
+    for p in sorted(out.rglob("*.html")):
+        rel = p.relative_to(out).as_posix()
+        shot = None if rel == "404.html" else f"docs_{rel.replace('/', '_').removesuffix('.html')}.png"
+        page, problems = open_page(browser, f"{url}/{rel}", shot=shot)
+        info = page.evaluate(PAGE_JS)
+        info["api"] = page.evaluate(ENTRIES_JS) if "api-name" in p.read_text() else None
+        page.close()
+        pages[rel] = {**info, "problems": problems}
+    return pages
+
+
+def test_every_docs_page_loads_without_errors(visited):
+    pages = sorted(rel for rel in visited if rel != "404.html")
     failures = {}
     for rel in pages:
-        name = rel.replace("/", "_").removesuffix(".html")
-        page, problems = open_page(browser, f"{url}/{rel}", shot=f"docs_{name}.png")
-        problems += [f"broken image: {src}" for src in broken_images(page)]
-        if not rel.startswith("figures/"):
-            title = page.title()
-            if not title or "404" in title: problems.append(f"bad title {title!r}")
-        page.close()
+        v = visited[rel]
+        problems = v["problems"] + [f"broken image: {src}" for src in v["broken"]]
+        if not rel.startswith("figures/") and (not v["title"] or "404" in v["title"]):
+            problems.append(f"bad title {v['title']!r}")
         if problems: failures[rel] = problems
     assert not failures, failures
     assert len(pages) >= 15, pages
@@ -319,18 +342,14 @@ def entry_problems(name: str, obj, entry: dict, ids: set) -> list[str]:
     return found
 
 
-def test_every_public_symbol_has_its_api_entry(browser, site):
+def test_every_public_symbol_has_its_api_entry(visited):
     "Each public function and class: `class X(` / `def x(`, whole signature, parameter table, docstring, methods."
-    out, url = site
     entries = {}
-    for p in sorted(out.glob("*.html")):
-        if "api-name" not in p.read_text(): continue
-        page, problems = open_page(browser, f"{url}/{p.name}")
-        assert not problems, (p.name, problems)
-        found = page.evaluate(ENTRIES_JS)
-        ids = {e["id"] for e in found}
-        for e in found: entries.setdefault(e["id"], []).append({**e, "page": p.name, "ids": ids})
-        page.close()
+    for rel, v in visited.items():
+        if v["api"] is None or "/" in rel: continue
+        assert not v["problems"], (rel, v["problems"])
+        ids = {e["id"] for e in v["api"]}
+        for e in v["api"]: entries.setdefault(e["id"], []).append({**e, "page": rel, "ids": ids})
     missing, wrong = [], {}
     for module, name, obj in public_symbols():
         if name not in entries: missing.append(f"{module}.{name}"); continue
@@ -358,22 +377,33 @@ def link_problems(href: str, base: str, out: Path, ids: dict) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("how", ["served", "from disk"])
-def test_no_link_leaves_the_site_or_breaks(browser, site, how):
-    "Every link of every page (404.html included) stays on the site and finds its page and anchor."
-    out, url = site
-    base = f"{url}/" if how == "served" else out.as_uri() + "/"
-    failures, ids, n = {}, {}, 0
-    for p in sorted(out.rglob("*.html")):
-        rel = p.relative_to(out).as_posix()
-        page, _ = open_page(browser, base + rel)
-        hrefs = page.evaluate("() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
-        page.close()
-        n += len(hrefs)
+def _link_failures(pages: dict, base: str, out: Path) -> dict:
+    "Page -> what is wrong with its links (`pages`: page -> the links as the browser resolved them)."
+    failures, ids = {}, {}
+    for rel, hrefs in pages.items():
         bad = sorted({b for h in hrefs if (b := link_problems(h, base, out, ids))})
         if bad: failures[rel] = bad[:8] + ([f"... {len(bad) - 8} more"] if len(bad) > 8 else [])
-    assert not failures, failures
-    assert n > 1000, n
+    return failures
+
+
+def test_no_link_leaves_the_site_or_breaks_served(visited, site):
+    "Every link of every page (404.html included), served over HTTP, stays on the site and finds its page and anchor."
+    out, url = site
+    assert not (failures := _link_failures({rel: v["hrefs"] for rel, v in visited.items()}, f"{url}/", out)), failures
+    assert sum(len(v["hrefs"]) for v in visited.values()) > 1000
+
+
+def test_no_link_leaves_the_site_or_breaks_from_disk(browser, site):
+    "The same, for the site opened from disk (file://), as the README also says it can be read."
+    out, _ = site
+    base, pages = out.as_uri() + "/", {}
+    for p in sorted(out.rglob("*.html")):
+        page, _ = open_page(browser, base + p.relative_to(out).as_posix())
+        pages[p.relative_to(out).as_posix()] = page.evaluate(
+            "() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
+        page.close()
+    assert not (failures := _link_failures(pages, base, out)), failures
+    assert sum(map(len, pages.values())) > 1000
 
 
 class SubFolderHandler(QuietHandler):
@@ -437,31 +467,25 @@ def test_stray_pages_are_not_searched(site):
     assert searched <= nav, sorted(searched - nav)
 
 
-STREAMS_JS = "() => Array.from(document.querySelectorAll('.nb-stream code')).map(c => c.textContent)"
-
-
-def test_outputs_are_short_quiet_and_pathless(browser, site):
+def test_outputs_are_short_quiet_and_pathless(visited):
     """No output block over 40 lines, no progress bar shown twice, no library warning; no path of this machine
     anywhere but in code the notebooks' authors wrote; no formula inside code."""
-    out, url = site
     frame = re.compile(r"^(.*?)\s*\d+%\|")
     machine = re.compile(rf"({re.escape(str(ROOT))}|/tmp/|/root/|/home/|site-packages)")
     failures = {}
-    for p in sorted(out.glob("*.html")):
-        page, _ = open_page(browser, f"{url}/{p.name}")
+    for rel, v in visited.items():
+        if "/" in rel: continue
         found = []
-        for text in page.evaluate(STREAMS_JS):
+        for text in v["streams"]:
             lines = text.rstrip("\n").split("\n")
             bars = [m.group(1) for l in lines if (m := frame.match(l))]
             if len(lines) > 40: found.append(f"{len(lines)} lines: {lines[0][:60]}")
             if len(bars) != len(set(bars)): found.append(f"progress frames: {bars[:3]}")
             if re.search(r"(Future|Deprecation|Tqdm)Warning", text): found.append(f"warning: {text[:80]}")
-        prose = page.evaluate("""() => { const b = document.querySelector('article').cloneNode(true);
-            b.querySelectorAll('.language-python').forEach(e => e.remove()); return b.textContent; }""")
+        prose = v["prose"]
         found += [f"machine path: …{prose[max(m.start() - 30, 0):m.end() + 30]}…" for m in machine.finditer(prose)]
-        if page.locator("pre math, code math").count(): found.append("a formula inside code")
-        page.close()
-        if found: failures[p.name] = found
+        if v["formula_in_code"]: found.append("a formula inside code")
+        if found: failures[rel] = found
     assert not failures, failures
 
 
