@@ -42,5 +42,5 @@ def project_copy(tmp_path, *names):
 
 def pytest_collection_modifyitems(config, items):
     """Slow tests first: under pytest-xdist the longest jobs then start early, and the two workers finish together
-    instead of one running the last long test alone (the browser tests form one group: one worker, one browser)."""
+    instead of one running the last long test alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -3,12 +3,12 @@
 The site is built the way `make docs` builds it, served from 127.0.0.1, and every page is opened; any request to
 another host is blocked and counted as a failure (the site must work offline). Screenshots go to
 tests/_artifacts/screenshots/."""
-import fcntl, functools, http.server, os, re, shutil, threading
+import fcntl, functools, http.server, json, os, re, shutil, threading
 from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]   # one worker: one browser, pages loaded once
+pytestmark = pytest.mark.slow
 
 from conftest import ROOT, run_agic
 
@@ -17,7 +17,7 @@ SHOTS = ROOT / "tests" / "_artifacts" / "screenshots"
 VIEWER = "atgc_viewer_vgg_small_fashion-mnist.html"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium); .ci/run does")
@@ -97,25 +97,34 @@ PAGE_JS = """() => { const article = document.querySelector('article');
              prose: prose.textContent, formula_in_code: document.querySelectorAll('pre math, code math').length }; }"""
 
 
-@pytest.fixture(scope="module")
-def visited(browser, site):
+@pytest.fixture(scope="session")
+def visited(browser, site, tmp_path_factory):
     """Every page of the site opened once, served, with a screenshot: what went wrong loading it and what it shows
-    (title, links, images, outputs, prose, API entries). Several tests read it: each page is loaded once, not four
-    times (a page waits for the network to be idle, half a second at least)."""
+    (title, links, images, outputs, prose, API entries), and the address it was served from. Several tests read it,
+    so each page is loaded once per run, not four times (a page waits for the network to be idle, half a second at
+    least): under pytest-xdist the first worker to take the lock visits, the other reads what it saw."""
     out, url = site
-    pages = {}
-    for p in sorted(out.rglob("*.html")):
-        rel = p.relative_to(out).as_posix()
-        shot = None if rel == "404.html" else f"docs_{rel.replace('/', '_').removesuffix('.html')}.png"
-        page, problems = open_page(browser, f"{url}/{rel}", shot=shot)
-        info = page.evaluate(PAGE_JS)
-        info["api"] = page.evaluate(ENTRIES_JS) if "api-name" in p.read_text() else None
-        page.close()
-        pages[rel] = {**info, "problems": problems}
-    return pages
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"): root = root.parent
+    saved = root / "site" / "visited.json"
+    with open(root / "visited.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if saved.is_file(): return json.loads(saved.read_text())
+        pages = {}
+        for p in sorted(out.rglob("*.html")):
+            rel = p.relative_to(out).as_posix()
+            shot = None if rel == "404.html" else f"docs_{rel.replace('/', '_').removesuffix('.html')}.png"
+            page, problems = open_page(browser, f"{url}/{rel}", shot=shot)
+            info = page.evaluate(PAGE_JS)
+            info["api"] = page.evaluate(ENTRIES_JS) if "api-name" in p.read_text() else None
+            page.close()
+            pages[rel] = {**info, "problems": problems}
+        saved.write_text(json.dumps({"url": url, "pages": pages}))
+    return {"url": url, "pages": pages}
 
 
 def test_every_docs_page_loads_without_errors(visited):
+    visited = visited["pages"]
     pages = sorted(rel for rel in visited if rel != "404.html")
     failures = {}
     for rel in pages:
@@ -345,7 +354,7 @@ def entry_problems(name: str, obj, entry: dict, ids: set) -> list[str]:
 def test_every_public_symbol_has_its_api_entry(visited):
     "Each public function and class: `class X(` / `def x(`, whole signature, parameter table, docstring, methods."
     entries = {}
-    for rel, v in visited.items():
+    for rel, v in visited["pages"].items():
         if v["api"] is None or "/" in rel: continue
         assert not v["problems"], (rel, v["problems"])
         ids = {e["id"] for e in v["api"]}
@@ -388,9 +397,10 @@ def _link_failures(pages: dict, base: str, out: Path) -> dict:
 
 def test_no_link_leaves_the_site_or_breaks_served(visited, site):
     "Every link of every page (404.html included), served over HTTP, stays on the site and finds its page and anchor."
-    out, url = site
-    assert not (failures := _link_failures({rel: v["hrefs"] for rel, v in visited.items()}, f"{url}/", out)), failures
-    assert sum(len(v["hrefs"]) for v in visited.values()) > 1000
+    out, _ = site
+    pages = {rel: v["hrefs"] for rel, v in visited["pages"].items()}
+    assert not (failures := _link_failures(pages, visited["url"] + "/", out)), failures
+    assert sum(map(len, pages.values())) > 1000
 
 
 def test_no_link_leaves_the_site_or_breaks_from_disk(browser, site):
@@ -473,7 +483,7 @@ def test_outputs_are_short_quiet_and_pathless(visited):
     frame = re.compile(r"^(.*?)\s*\d+%\|")
     machine = re.compile(rf"({re.escape(str(ROOT))}|/tmp/|/root/|/home/|site-packages)")
     failures = {}
-    for rel, v in visited.items():
+    for rel, v in visited["pages"].items():
         if "/" in rel: continue
         found = []
         for text in v["streams"]:
