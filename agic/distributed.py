@@ -4,14 +4,13 @@
 
 # %% ../nbs/00a_distributed.ipynb #a23e4aee
 from __future__ import annotations
-import datetime, json, os, signal, sys, time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+import datetime, os, signal, sys
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-from .core import AgicError, load_tensors
+from .core import AgicError
 
 # %% auto #0
 __all__ = ['DEVICES', 'Dist', 'current', 'pick_device', 'backend_for', 'setup', 'teardown', 'barrier', 'on_main',

@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import distributed
 from .core import (AgicError, cache_dir, check_choice, check_range, config_hash, load_tensors, read_json,
                        seed_everything, use_all_cores)
 from .loop import fit, graph_batches, save_trained
