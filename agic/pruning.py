@@ -15,6 +15,7 @@ from .core import progress_bar
 from .core import AgicError, ResultLog, atomic_write_text, check_choice, check_range, seed_everything
 from .graphs import trace_layers
 from .loop import fit
+from .training import EVAL_BATCH
 
 CRITERIA = ["sa", "random", "l1", "bn", "taylor", "activation", "shap_strength"]
 SCOPES = ["uniform", "global"]
@@ -230,7 +231,7 @@ def recalibrate_bn(model: nn.Module, masks: dict[str, torch.Tensor], images: tor
     return _reestimate(copy.deepcopy(model), masks, images, batch_size)
 
 @torch.no_grad()
-def masked_accuracy(model: nn.Module, masks: dict[str, torch.Tensor], ds, batch_size: int = 500,
+def masked_accuracy(model: nn.Module, masks: dict[str, torch.Tensor], ds, batch_size: int = EVAL_BATCH,
                     calibration: torch.Tensor | None = None) -> float:
     """Accuracy on `ds` (a TensorDataset) with the masked kernels removed (`sliced`, the rest masked); with
     `calibration` images, after BatchNorm statistics are re-estimated on them (as `recalibrate_bn` does)."""
@@ -567,7 +568,7 @@ def physical_table(rows: list[dict]):
 # %% ../nbs/03c_pruning.ipynb #03076eea
 @torch.no_grad()
 def class_accuracy(model: nn.Module, masks: dict[str, torch.Tensor], ds, n_classes: int,
-                   calibration: torch.Tensor | None = None, batch_size: int = 500) -> torch.Tensor:
+                   calibration: torch.Tensor | None = None, batch_size: int = EVAL_BATCH) -> torch.Tensor:
     "Accuracy on the images of each class of `ds` with the masked kernels removed (BN re-estimated on `calibration`)."
     net, rest = sliced(model, masks)
     if calibration is not None: _reestimate(net, rest, calibration)
