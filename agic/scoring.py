@@ -235,10 +235,15 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
     def draw(layers) -> float | dict[str, float]:
         if cfg.ratios == "shared": return float(torch.rand(1, generator=generator)) * cfg.max_ratio
         return {nt: float(r) * cfg.max_ratio for nt, r in zip(layers, torch.rand(len(layers), generator=generator))}
+    reference = {}   # image index -> the CNN's own log-probabilities: a fixed target, computed once per image
+    def target_of(index: list[int], device) -> torch.Tensor:
+        new = [i for i in dict.fromkeys(index) if i not in reference]
+        if new: reference.update(zip(new, gated.reference(images[new].to(device)).log_softmax(1)))
+        return torch.stack([reference[i] for i in index])
     def step(module, b):
         logits, a = module(b)
-        x = images[b.image_index.cpu()].to(logits.device)
-        target = gated.reference(x).log_softmax(1)
+        index = b.image_index.cpu()
+        x, target = images[index].to(logits.device), target_of(index.tolist(), logits.device)
         n = distributed.sum_over_ranks(torch.tensor(float(b.num_graphs), device=logits.device))
         mean = {nt: distributed.sum_over_ranks(v.sum(0)) / n for nt, v in a.items()}   # the global batch's mean
         out = gated(x, nested_gates(mean, draw(mean), generator))     # least relevant removed: keep the decision
