@@ -411,7 +411,8 @@ def pruning_verdicts(curves, summary, physical, base: float, max_loss: float, sc
          else "no baseline keeps 1 point at any ratio > 0",
          f">= {base - max_loss:.4f} (unpruned {base:.4f} - 1 point)",
          bool(lerf("sa")[r_safe] >= base - max_loss) if r_safe > 0 else None),
-        (f"physical pruning by SA at {last.ratio:.0%}: fewer MACs, points lost after {last.fine_tune_epochs} epochs",
+        (f"physical pruning by SA at {last.ratio:.0%}: fewer MACs, points lost after "
+         f"{int(last.fine_tune_epochs)} epoch{'s' * (int(last.fine_tune_epochs) != 1)}",
          f"{last.macs_reduction:.2f}x, {100 * (base - last.accuracy):.2f} points", ">= 2x, <= 1 point",
          bool(last.macs_reduction >= 2 and base - last.accuracy <= max_loss))]
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03b_scoring.ipynb #399787f7
 from __future__ import annotations
-import copy, json, time
+import copy, hashlib, json, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from .loop import fit, graph_batches, save_trained
 # %% auto #0
 __all__ = ['HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'RATIO_MODES', 'SCORER_INITS', 'SANetwork',
            'Embedded', 'node_strength', 'embed', 'hard_concrete', 'nested_gates', 'GatedCNN', 'SAConfig', 'sa_loss',
-           'train_sa', 'KernelImportance', 'kernel_importance', 'SAImportance']
+           'train_sa', 'KernelImportance', 'weights_digest', 'kernel_importance', 'SAImportance']
 
 # %% ../nbs/03b_scoring.ipynb #5e33207c
 class SANetwork(nn.Module):
@@ -365,10 +365,23 @@ class KernelImportance:
                    {l: t[f"per_class/{l}"] for l in meta["layers"]}, meta["model_hash"], meta["n_graphs"])
 
 # %% ../nbs/03b_scoring.ipynb #11e7bb18
+def weights_digest(module: nn.Module) -> str:
+    "A digest of `module`'s weights and buffers: what was computed from exactly these weights can be found again."
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        h.update(name.encode()); h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
 @torch.no_grad()
-def kernel_importance(sa: SANetwork, store, graphs: list, n_classes: int, batch_size: int = 64) -> KernelImportance:
-    "Mean node score of every kernel over `graphs` (overall) and over the graphs of each class."
+def kernel_importance(sa: SANetwork, store, graphs: list, n_classes: int, batch_size: int = 64,
+                      cache: Path | str | None = None) -> KernelImportance:
+    """Mean node score of every kernel over `graphs` (overall) and over the graphs of each class. With `cache` (a
+    folder) it is read back when the same weights scored the same At-GCs before, and saved there otherwise."""
     from torch_geometric.loader import DataLoader
+    key = config_hash([weights_digest(sa), graphs_key(graphs), n_classes, store.manifest["model_hash"]])
+    file = None if cache is None else Path(cache) / f"importance__{key}.pt"
+    if file is not None and file.is_file() and file.with_suffix(".json").is_file():
+        return KernelImportance.load(file, store.manifest["model_hash"])
     sa.eval(); device = next(sa.parameters()).device
     scores, labels = {nt: [] for nt in sa.kernel_types}, []
     for b in DataLoader(graphs, batch_size=batch_size):
@@ -384,7 +397,9 @@ def kernel_importance(sa: SANetwork, store, graphs: list, n_classes: int, batch_
         overall[nt] = s.mean(0)
         per_class[nt] = torch.where(count > 0, onehot.T @ s / count.clamp_min(1), torch.nan)
     modules = {l["name"]: l["module"] for l in store.manifest["layers"] if l["name"] in overall}
-    return KernelImportance(sa.kernel_types, modules, overall, per_class, store.manifest["model_hash"], len(graphs))
+    imp = KernelImportance(sa.kernel_types, modules, overall, per_class, store.manifest["model_hash"], len(graphs))
+    if file is not None: imp.save(file)
+    return imp
 
 # %% ../nbs/03b_scoring.ipynb #04e1f41f
 class SAImportance(tp.importance.Importance):
