@@ -4,7 +4,7 @@
 
 # %% ../nbs/03b_scoring.ipynb #399787f7
 from __future__ import annotations
-import copy, hashlib, json, time
+import copy, json, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,11 +18,12 @@ from .core import (AgicError, atomic_write_text, cache_dir, check_choice, check_
                        read_json, seed_everything, use_all_cores)
 from .encoder import AtGCEncoder, dense_adjacency, graphs_key
 from .loop import fit, graph_batches, save_trained
+from .models import model_hash
 
 # %% auto #0
 __all__ = ['HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'RATIO_MODES', 'SCORER_INITS', 'SANetwork',
            'Embedded', 'node_strength', 'embed', 'hard_concrete', 'nested_gates', 'GatedCNN', 'SAConfig', 'sa_loss',
-           'train_sa', 'KernelImportance', 'weights_digest', 'kernel_importance', 'SAImportance']
+           'train_sa', 'KernelImportance', 'kernel_importance', 'SAImportance']
 
 # %% ../nbs/03b_scoring.ipynb #5e33207c
 class SANetwork(nn.Module):
@@ -365,20 +366,13 @@ class KernelImportance:
                    {l: t[f"per_class/{l}"] for l in meta["layers"]}, meta["model_hash"], meta["n_graphs"])
 
 # %% ../nbs/03b_scoring.ipynb #11e7bb18
-def weights_digest(module: nn.Module) -> str:
-    "A digest of `module`'s weights and buffers: what was computed from exactly these weights can be found again."
-    h = hashlib.sha256()
-    for name, t in module.state_dict().items():
-        h.update(name.encode()); h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
 @torch.no_grad()
 def kernel_importance(sa: SANetwork, store, graphs: list, n_classes: int, batch_size: int = 64,
                       cache: Path | str | None = None) -> KernelImportance:
     """Mean node score of every kernel over `graphs` (overall) and over the graphs of each class. With `cache` (a
     folder) it is read back when the same weights scored the same At-GCs before, and saved there otherwise."""
     from torch_geometric.loader import DataLoader
-    key = config_hash([weights_digest(sa), graphs_key(graphs), n_classes, store.manifest["model_hash"]])
+    key = config_hash([model_hash(sa), graphs_key(graphs), n_classes, store.manifest["model_hash"]])   # these weights
     file = None if cache is None else Path(cache) / f"importance__{key}.pt"
     if file is not None and file.is_file() and file.with_suffix(".json").is_file():
         return KernelImportance.load(file, store.manifest["model_hash"])
