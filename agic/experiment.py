@@ -22,10 +22,13 @@ def _check_list(name: str, value, kind: str):
         raise AgicError(f"parameter {name} must be a list, got {type(value).__name__} {value!r}")
     if kind in ("ratios+", "seeds") and not value: raise AgicError(f"{name} must not be empty")
     for v in value:
-        if kind.startswith("ratios") and not (_is_number(v) and 0 <= v < 1):
+        if (kind.startswith("ratios") or kind == "curve") and not (_is_number(v) and 0 <= v < 1):
             raise AgicError(f"every ratio must be a number in [0, 1), got {v!r}")
         if kind == "seeds" and not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
             raise AgicError(f"seeds must be integers >= 0, got {v!r}")
+    if kind == "curve" and sum(0.1 - 1e-9 <= v <= 0.9 + 1e-9 for v in value) < 2:
+        raise AgicError(f"{name} must hold two ratios or more in [0.1, 0.9] (the span of every area under a curve), "
+                        f"got {value!r}")
 
 # %% ../nbs/03e_experiment.ipynb #f03fda74
 def check_parameters(values: dict, spec: dict):

@@ -43,6 +43,7 @@ def figures(tmp_path, monkeypatch):
     (dict(ratios=[0.0, 1.5]), "every ratio must be a number in [0, 1), got 1.5"),
     (dict(ratios=[-0.1]), "every ratio must be a number in [0, 1), got -0.1"),
     (dict(ratios=0.5), "parameter ratios must be a list, got float 0.5"),
+    (dict(side_ratios=[0.0, 0.6]), "side_ratios must hold two ratios or more in [0.1, 0.9]"),
     (dict(scope="per_layer"), "unknown scope 'per_layer'; valid: uniform, global"),
     (dict(n_graphs="many"), "parameter n_graphs must be an integer >= 20, got 'many'"),
     (dict(random_seeds=[]), "random_seeds must not be empty"),
