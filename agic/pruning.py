@@ -30,7 +30,7 @@ __all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'BN_BATCH', 'CURVE_COL
            'pruning_heading', 'physical_heading', 'pruning_verdicts', 'pruning_summary', 'rank_correlation',
            'criterion_rankings', 'first_seeds', 'ranking_agreement', 'largest_kept_ratio', 'bn_sample_check', 'prune',
            'cost', 'latency', 'physical_pruning', 'physical_table', 'class_accuracy', 'class_activation_scores',
-           'class_shap_strength', 'class_selectivity']
+           'class_shap_strength', 'class_selectivity', 'class_contrast']
 
 # %% ../nbs/03c_pruning.ipynb #609f852d
 _traced = weakref.WeakKeyDictionary()   # model -> its kernel modules: tracing once per model, not once per curve point
@@ -628,3 +628,8 @@ def class_selectivity(model: nn.Module, class_scores: dict[str, torch.Tensor], q
                          for c in range(n_classes)])
     others = (drops.sum(1) - drops.diag()) / (n_classes - 1)
     return drops, float((drops.diag() / others.clamp_min(SELECTIVITY_FLOOR)).mean())
+
+# %% ../nbs/03c_pruning.ipynb #d358f07a
+def class_contrast(class_scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    "Per-class scores ((n_classes, kernels) per conv) minus, for each kernel, the mean of the other classes' scores."
+    return {k: s - (s.sum(0, keepdim=True) - s) / (len(s) - 1) for k, s in class_scores.items()}
