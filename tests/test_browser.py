@@ -52,8 +52,8 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args): pass
 
 
-def watched_page(browser, size=(1400, 900)):
-    "A new page, and the list its console errors, page errors, failed and off-host requests are recorded into."
+def open_page(browser, url, shot=None, size=(1400, 900)):
+    "Load `url`; return the page and what went wrong: console errors, page errors, failed and off-host requests."
     page = browser.new_page(viewport={"width": size[0], "height": size[1]})
     problems = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
@@ -65,12 +65,6 @@ def watched_page(browser, size=(1400, 900)):
         if route.request.url.startswith(("http://127.0.0.1", "file://", "data:", "blob:", "about:")): route.continue_()
         else: problems.append(f"off-host request: {route.request.url}"); route.abort()
     page.route("**/*", only_local)
-    return page, problems
-
-
-def open_page(browser, url, shot=None, size=(1400, 900)):
-    "Load `url`; return the page and what went wrong: console errors, page errors, failed and off-host requests."
-    page, problems = watched_page(browser, size)
     page.goto(url, wait_until="networkidle")
     if shot:
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -116,20 +110,15 @@ def visited(browser, site, tmp_path_factory):
     with open(root / "visited.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if saved.is_file(): return json.loads(saved.read_text())
-        pages, files = {}, sorted(out.rglob("*.html"))
-        for group in (files[i:i + 6] for i in range(0, len(files), 6)):   # six at a time: their idle waits overlap
-            opened = [(p, *watched_page(browser)) for p in group]
-            for p, page, _ in opened: page.goto(f"{url}/{p.relative_to(out).as_posix()}", wait_until="commit")
-            for p, page, problems in opened:
-                rel = p.relative_to(out).as_posix()
-                page.wait_for_load_state("networkidle")
-                if rel != "404.html":
-                    SHOTS.mkdir(parents=True, exist_ok=True)
-                    page.screenshot(path=str(SHOTS / f"docs_{rel.replace('/', '_').removesuffix('.html')}.png"))
-                info = page.evaluate(PAGE_JS)
-                info["api"] = page.evaluate(ENTRIES_JS) if "api-name" in p.read_text() else None
-                page.close()
-                pages[rel] = {**info, "problems": problems}
+        pages = {}
+        for p in sorted(out.rglob("*.html")):
+            rel = p.relative_to(out).as_posix()
+            shot = None if rel == "404.html" else f"docs_{rel.replace('/', '_').removesuffix('.html')}.png"
+            page, problems = open_page(browser, f"{url}/{rel}", shot=shot)
+            info = page.evaluate(PAGE_JS)
+            info["api"] = page.evaluate(ENTRIES_JS) if "api-name" in p.read_text() else None
+            page.close()
+            pages[rel] = {**info, "problems": problems}
         saved.write_text(json.dumps({"url": url, "pages": pages}))
     return {"url": url, "pages": pages}
 
