@@ -26,9 +26,12 @@ def _check_list(name: str, value, kind: str):
             raise AgicError(f"every ratio must be a number in [0, 1), got {v!r}")
         if kind == "seeds" and not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
             raise AgicError(f"seeds must be integers >= 0, got {v!r}")
-    if kind == "curve" and sum(0.1 - 1e-9 <= v <= 0.9 + 1e-9 for v in value) < 2:
-        raise AgicError(f"{name} must hold two ratios or more in [0.1, 0.9] (the span of every area under a curve), "
-                        f"got {value!r}")
+    if kind == "curve":
+        from agic.pruning import AUC_RANGE   # imported here: checking other kinds needs no torch-pruning
+        low, high = AUC_RANGE
+        if sum(low - 1e-9 <= v <= high + 1e-9 for v in value) < 2:
+            raise AgicError(f"{name} must hold two ratios or more in [{low}, {high}] (the span of every area under a "
+                            f"curve), got {value!r}")
 
 # %% ../nbs/03e_experiment.ipynb #f03fda74
 def check_parameters(values: dict, spec: dict):

@@ -23,7 +23,7 @@ ORDERS = ["lerf", "morf"]   # least relevant first, most relevant first
 TP_CRITERIA = ["l1", "bn", "taylor", "activation"]
 
 # %% auto #0
-__all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'BN_BATCH', 'CURVE_COLUMNS', 'PROTOCOL', 'BASELINES',
+__all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'BN_BATCH', 'CURVE_COLUMNS', 'PROTOCOL', 'AUC_RANGE', 'BASELINES',
            'SELECTIVITY_FLOOR', 'kernel_modules', 'random_scores', 'tp_scores', 'shap_strength', 'layer_normalised',
            'keep_masks', 'masked', 'fraction_removed', 'slice_plan', 'sliced', 'recalibrate_bn', 'masked_accuracy',
            'fine_tune', 'protocol_images', 'masks_key', 'pruning_curves', 'curve_auc', 'auc_summary', 'pruning_table',
@@ -325,7 +325,9 @@ def pruning_curves(model: nn.Module, rankings: dict[tuple[str, int], dict], rati
     return pd.DataFrame([{**p, "accuracy": done[k]} for p, k in zip(points, keys)], columns=CURVE_COLUMNS)
 
 # %% ../nbs/03c_pruning.ipynb #9ce21788
-def curve_auc(curves, low: float = 0.1, high: float = 0.9):
+AUC_RANGE = (0.1, 0.9)   # the removal ratios every area under a pruning curve spans
+
+def curve_auc(curves, low: float = AUC_RANGE[0], high: float = AUC_RANGE[1]):
     "Area under every curve of `curves` over ratios in [low, high], divided by the range: one row per curve."
     import numpy as np, pandas as pd
     part = curves[(curves.ratio >= low - 1e-9) & (curves.ratio <= high + 1e-9)]
@@ -334,7 +336,8 @@ def curve_auc(curves, low: float = 0.1, high: float = 0.9):
     rows = [dict(zip(by, k), auc=area(g)) for k, g in part.groupby(by) if len(g) > 1]
     return pd.DataFrame(rows, columns=by + ["auc"])
 
-def auc_summary(curves, scope: str = "uniform", bn_recalibrated: bool = True, low: float = 0.1, high: float = 0.9):
+def auc_summary(curves, scope: str = "uniform", bn_recalibrated: bool = True, low: float = AUC_RANGE[0],
+                high: float = AUC_RANGE[1]):
     """Per criterion (mean and sd over seeds): area under LeRF, under MoRF, and their gap, for one scope and mode."""
     import pandas as pd
     a = curve_auc(curves[~curves.fine_tuned], low, high)

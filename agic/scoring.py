@@ -372,8 +372,8 @@ def kernel_importance(sa: SANetwork, store, graphs: list, n_classes: int, batch_
     """Mean node score of every kernel over `graphs` (overall) and over the graphs of each class. With `cache` (a
     folder) it is read back when the same weights scored the same At-GCs before, and saved there otherwise."""
     from torch_geometric.loader import DataLoader
-    key = config_hash([model_hash(sa), graphs_key(graphs), n_classes, store.manifest["model_hash"]])   # these weights
-    file = None if cache is None else Path(cache) / f"importance__{key}.pt"
+    file = None if cache is None else Path(cache) / (   # named by these weights, At-GCs, classes and CNN
+        f"importance__{config_hash([model_hash(sa), graphs_key(graphs), n_classes, store.manifest['model_hash']])}.pt")
     if file is not None and file.is_file() and file.with_suffix(".json").is_file():
         return KernelImportance.load(file, store.manifest["model_hash"])
     sa.eval(); device = next(sa.parameters()).device
