@@ -151,8 +151,13 @@ class GatedCNN:
         self.gates: dict[str, torch.Tensor] = {}
         targets = kernel_modules(self.cnn)
         for nt, path in modules.items():
-            targets[path][1].register_forward_hook(lambda mod, i, o, nt=nt: o * self.gates[nt].view(1, -1, 1, 1)
+            targets[path][1].register_forward_hook(lambda mod, i, o, nt=nt: o * self._shaped(self.gates[nt])
                                                    if nt in self.gates else o)
+
+    @staticmethod
+    def _shaped(g: torch.Tensor) -> torch.Tensor:
+        "Gates (size,) for every image, or (images, size) one row per image, shaped to multiply a feature map."
+        return g.view(*(g.shape if g.dim() == 2 else (1, -1)), 1, 1)
 
     def to(self, device): self.cnn.to(device); return self
 
@@ -162,7 +167,7 @@ class GatedCNN:
         return self.cnn(x.contiguous(memory_format=torch.channels_last))
 
     def __call__(self, x: torch.Tensor, gates: dict[str, torch.Tensor]) -> torch.Tensor:
-        "Logits of the gated CNN on `x`; gradients flow to the gates."
+        "Logits of the gated CNN on `x`; gradients flow to the gates (per layer: (size,), or (len(x), size))."
         self.gates = gates
         for m in self.norms: m.train(self.bn == "batch")
         try: return self.cnn(x.contiguous(memory_format=torch.channels_last))
@@ -195,6 +200,8 @@ class SAConfig:
     # "fidelity": the gated CNN's BatchNorm uses batch statistics ("batch") or its own ("fixed")
     bn: str = "batch"
     prior_weight: float = 0.5    # "fidelity": weight of the tie-break toward the kernels' SHAP strength (see below)
+    # "fidelity": share of the gating terms that gate each image by its own class's mean scores, not the batch's
+    class_weight: float = 0.0
     hidden: int = 128
     seed: int = 0
 
@@ -206,7 +213,7 @@ class SAConfig:
         check_range("head_weight", self.head_weight, 0.0, 100.0)
         check_range("morf_weight", self.morf_weight, 0.0, 100.0)
         check_range("prior_weight", self.prior_weight, 0.0, 100.0); check_range("spread", self.spread, 0.01, 100.0)
-        check_range("max_ratio", self.max_ratio, 0.0, 0.99)
+        check_range("max_ratio", self.max_ratio, 0.0, 0.99); check_range("class_weight", self.class_weight, 0.0, 1.0)
         check_range("hidden", self.hidden, 1, 4096, kind=int); check_range("seed", self.seed, 0, kind=int)
 
 def sa_loss(logits: torch.Tensor, node_logits: dict[str, torch.Tensor], y: torch.Tensor,
@@ -231,7 +238,7 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12)
 
 def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generator: torch.Generator,
-                   sizes: dict[str, int] | None = None):
+                   sizes: dict[str, int] | None = None, n_classes: int | None = None):
     "One batch of the fidelity objective: gates at a drawn ratio must keep the CNN's decision on the batch's images."
     def draw(layers) -> float | dict[str, float]:
         if cfg.ratios == "shared": return float(torch.rand(1, generator=generator)) * cfg.max_ratio
@@ -241,19 +248,36 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
         new = [i for i in dict.fromkeys(index) if i not in reference]
         if new: reference.update(zip(new, gated.reference(images[new].to(device)).log_softmax(1)))
         return torch.stack([reference[i] for i in index])
+    def batch_gates(mean, sign: int) -> dict[str, torch.Tensor]:
+        "One gate per kernel for every image: the batch's mean node logits (sign -1: the most relevant removed)."
+        return nested_gates(mean if sign > 0 else {nt: -v for nt, v in mean.items()}, draw(mean), generator)
+    def class_gates(a, y, sign: int) -> dict[str, torch.Tensor]:
+        """One row of gates per image, from its class's mean node logits over the global batch (every class is drawn,
+        present or not, so that every rank draws the same noise)."""
+        onehot = F.one_hot(y, n_classes).to(next(iter(a.values())).dtype)
+        count = distributed.sum_over_ranks(onehot.sum(0)).clamp_min(1)[:, None]
+        means = {nt: sign * distributed.sum_over_ranks(onehot.T @ v) / count for nt, v in a.items()}
+        ratio = draw(means)
+        rows = [nested_gates({nt: v[c] for nt, v in means.items()}, ratio, generator) for c in range(n_classes)]
+        return {nt: torch.stack([r[nt] for r in rows])[y] for nt in means}
     def step(module, b):
         logits, a = module(b)
         index = b.image_index.cpu()
         x, target = images[index].to(logits.device), target_of(index.tolist(), logits.device)
         n = distributed.sum_over_ranks(torch.tensor(float(b.num_graphs), device=logits.device))
         mean = {nt: distributed.sum_over_ranks(v.sum(0)) / n for nt, v in a.items()}   # the global batch's mean
-        out = gated(x, nested_gates(mean, draw(mean), generator))     # least relevant removed: keep the decision
-        kl = F.kl_div(out.log_softmax(1), target, log_target=True, reduction="batchmean")
         decision = target.argmax(1)
-        loss = kl + cfg.head_weight * F.cross_entropy(logits, decision)
-        if cfg.morf_weight > 0:                                           # most relevant removed: lose the decision
-            worst = gated(x, nested_gates({nt: -v for nt, v in mean.items()}, draw(mean), generator))
-            loss = loss + cfg.morf_weight * worst.softmax(1).gather(1, decision[:, None]).mean()
+        loss, kl_seen, kept = cfg.head_weight * F.cross_entropy(logits, decision), 0.0, None
+        for share, gates in ((1 - cfg.class_weight, lambda sign: batch_gates(mean, sign)),
+                             (cfg.class_weight, lambda sign: class_gates(a, b.y.to(logits.device), sign))):
+            if share == 0: continue
+            out = gated(x, gates(1))                                      # least relevant removed: keep the decision
+            kl = F.kl_div(out.log_softmax(1), target, log_target=True, reduction="batchmean")
+            loss, kl_seen = loss + share * kl, kl_seen + share * kl.item()
+            if kept is None: kept = (out.argmax(1) == decision).sum().item()
+            if cfg.morf_weight > 0:                                       # most relevant removed: lose the decision
+                worst = gated(x, gates(-1))
+                loss = loss + share * cfg.morf_weight * worst.softmax(1).gather(1, decision[:, None]).mean()
         # tie-break: where gating cannot tell kernels apart, the stronger attribution ranks higher
         if cfg.prior_weight > 0:
             strength = b.strength if isinstance(b, Embedded) else node_strength(b, sizes)
@@ -261,7 +285,7 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
             prior = torch.stack([1 - _pearson(mean[nt], target[nt].log1p()) for nt in mean if len(mean[nt]) > 1])
             loss = loss + cfg.prior_weight * prior.mean()
         n = b.num_graphs
-        return loss, {"loss": loss.item() * n, "kl": kl.item() * n, "kept": (out.argmax(1) == decision).sum().item(),
+        return loss, {"loss": loss.item() * n, "kl": kl_seen * n, "kept": kept,
                       "correct": (logits.argmax(1) == decision).sum().item(), "seen": n}
     return step, lambda t: {"loss": t["loss"] / t["seen"], "kl": t["kl"] / t["seen"],
                             "gated_agreement": t["kept"] / t["seen"], "train_accuracy": t["correct"] / t["seen"]}
@@ -269,7 +293,7 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
 # %% ../nbs/03b_scoring.ipynb #c530922d
 def _hashed(cfg: SAConfig) -> dict:
     "The settings that name a trained SA network: those added later count only when set (older caches keep names)."
-    later = {"ratios": "shared", "scorer_init": "random", "prior_weight": 0.0}
+    later = {"ratios": "shared", "scorer_init": "random", "prior_weight": 0.0, "class_weight": 0.0}
     return {k: v for k, v in asdict(cfg).items() if later.get(k, object()) != v}
 
 # %% ../nbs/03b_scoring.ipynb #a44b5511
@@ -308,7 +332,7 @@ def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes
         modules = {l["name"]: l["module"] for l in store.manifest["layers"] if l["name"] in sa.kernel_types}
         gated = GatedCNN(cnn, modules, cfg.bn).to(distributed.current().device)
         images = split_images(splits, store.manifest["config"]["split"]).tensors[0]
-        step, summarise = _fidelity_step(cfg, gated, images, gen, sa.encoder.sizes)
+        step, summarise = _fidelity_step(cfg, gated, images, gen, sa.encoder.sizes, n_classes)
     data = embed(sa.encoder, graphs) if sa.freeze_encoder else graphs   # frozen: embeddings computed once
     collate = data.__getitem__ if sa.freeze_encoder else None
     opt = torch.optim.Adam(sa.parameters(), lr=cfg.lr)
