@@ -43,6 +43,7 @@ STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
     "permuted_labels": ("permuted_labels: chance control", "#c7c7c7"),
     "pure_topology": ("pure_topology: SHAP edge weights only", "#8c564b"),
     "other_class_edges": ("other_class_edges: edges of another class", "#e377c2"),
+    "other_class_edges_at_test": ("other_class_edges_at_test: another class's edges at test", "#f7b6d2"),
     "encoder_from_scratch": ("encoder_from_scratch: no pretraining, own edges", "#bcbd22"),
     # representations of the low-label curves (agic.probes)
     "dgi": ("dgi: DGI encoder", "#b2182b"),
