@@ -122,7 +122,7 @@ def _sa(args) -> dict | None:
     from agic.core import config_hash
     from agic.scoring import SAConfig, train_sa
     sa_cfg = SAConfig(args.objective, epochs=args.sa_epochs, sparsity=args.sparsity,   # checked before any work
-                      batch_size=args.batch_size)
+                      batch_size=args.batch_size, class_weight=args.class_weight)
     ecfg, splits, store, graphs, encoder, _, cnn = _encoder(args)
     _, meta = train_sa(encoder, store, graphs, sa_cfg, splits.info.n_classes, encoder_tag=ecfg.tag,
                        progress=not args.quiet, cnn=cnn, splits=splits)
@@ -283,6 +283,9 @@ def _add_sa(sub):
                     help=f"SA training epochs (default {SAConfig.epochs})")
     sa.add_argument("--sparsity", type=float, default=SAConfig.sparsity,
                     help=f"label objective: weight of the score sparsity penalty (default {SAConfig.sparsity})")
+    sa.add_argument("--class-weight", dest="class_weight", type=float, default=SAConfig.class_weight,
+                    help="fidelity objective: share of per-class gates, 0 to 1; 1 trains the local view's network "
+                         f"(class-selective per-class scores), 0 the global ranking's (default {SAConfig.class_weight})")
     sa.set_defaults(run=_sa)
 
 # %% ../nbs/09_cli.ipynb #59db527a
