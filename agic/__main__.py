@@ -285,7 +285,8 @@ def _add_sa(sub):
                     help=f"label objective: weight of the score sparsity penalty (default {SAConfig.sparsity})")
     sa.add_argument("--class-weight", dest="class_weight", type=float, default=SAConfig.class_weight,
                     help="fidelity objective: share of per-class gates, 0 to 1; 1 trains the local view's network "
-                         f"(class-selective per-class scores), 0 the global ranking's (default {SAConfig.class_weight})")
+                         f"(class-selective per-class scores), 0 the global ranking's "
+                         f"(default {SAConfig.class_weight})")
     sa.set_defaults(run=_sa)
 
 # %% ../nbs/09_cli.ipynb #59db527a

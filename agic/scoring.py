@@ -237,6 +237,7 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a, b = a - a.mean(), b - b.mean()
     return (a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12)
 
+# %% ../nbs/03b_scoring.ipynb #fe90d475
 def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generator: torch.Generator,
                    sizes: dict[str, int] | None = None, n_classes: int | None = None):
     "One batch of the fidelity objective: gates at a drawn ratio must keep the CNN's decision on the batch's images."
