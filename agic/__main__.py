@@ -119,7 +119,6 @@ def _pretrain(args) -> dict | None:
 # %% ../nbs/09_cli.ipynb #00fd27f7
 def _sa(args) -> dict | None:
     from agic import distributed
-    from agic.core import config_hash
     from agic.scoring import SAConfig, train_sa
     sa_cfg = SAConfig(args.objective, epochs=args.sa_epochs, sparsity=args.sparsity,   # checked before any work
                       batch_size=args.batch_size, class_weight=args.class_weight)
@@ -134,7 +133,6 @@ def _bench_graphs(args) -> dict:
     """Measured once per model, settings and machine, then cached: a rerun (`make figures`) only re-draws the plot;
     `--remeasure` measures again."""
     import os, torch
-    from pathlib import Path
     from agic.bench import bench_graphs
     from agic.viz import plot_bench
     from agic.core import atomic_write_text, cache_dir, config_hash, figures_dir

@@ -339,7 +339,6 @@ def curve_auc(curves, low: float = AUC_RANGE[0], high: float = AUC_RANGE[1]):
 def auc_summary(curves, scope: str = "uniform", bn_recalibrated: bool = True, low: float = AUC_RANGE[0],
                 high: float = AUC_RANGE[1]):
     """Per criterion (mean and sd over seeds): area under LeRF, under MoRF, and their gap, for one scope and mode."""
-    import pandas as pd
     a = curve_auc(curves[~curves.fine_tuned], low, high)
     a = a[(a.scope == scope) & (a.bn_recalibrated == bn_recalibrated)]
     wide = a.pivot_table(index=["criterion", "seed"], columns="order", values="auc").reset_index()

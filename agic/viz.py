@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_viz.ipynb #42da5fc5
 from __future__ import annotations
-import base64, hashlib, html, importlib.resources, io, json, math, os
+import base64, hashlib, html, importlib.resources, io, json, math
 from dataclasses import dataclass, field
 from pathlib import Path
 
