@@ -30,7 +30,7 @@ __all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'BN_BATCH', 'CURVE_COL
            'pruning_heading', 'physical_heading', 'pruning_verdicts', 'pruning_summary', 'rank_correlation',
            'criterion_rankings', 'first_seeds', 'ranking_agreement', 'largest_kept_ratio', 'bn_sample_check', 'prune',
            'cost', 'latency', 'physical_pruning', 'physical_table', 'class_accuracy', 'class_activation_scores',
-           'class_shap_strength', 'class_selectivity', 'class_contrast']
+           'class_shap_strength', 'class_selectivity', 'class_contrast', 'logged_selectivity']
 
 # %% ../nbs/03c_pruning.ipynb #609f852d
 _traced = weakref.WeakKeyDictionary()   # model -> its kernel modules: tracing once per model, not once per curve point
@@ -635,3 +635,18 @@ def class_selectivity(model: nn.Module, class_scores: dict[str, torch.Tensor], q
 def class_contrast(class_scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     "Per-class scores ((n_classes, kernels) per conv) minus, for each kernel, the mean of the other classes' scores."
     return {k: s - (s.sum(0, keepdim=True) - s) / (len(s) - 1) for k, s in class_scores.items()}
+
+# %% ../nbs/03c_pruning.ipynb #11ab7439
+def logged_selectivity(model: nn.Module, scores: dict, qs, test, n_classes: int, calibration: torch.Tensor | None,
+                       log: ResultLog, progress: bool = True) -> dict:
+    """`class_selectivity` of every per-class score in `scores` ({(criterion, seed): class scores}) at every q in `qs`,
+    as {(criterion, seed, q): entry (criterion, seed, q, selectivity, drops)}: read back from `log`, or measured now
+    and appended to it."""
+    done = {(e["criterion"], e["seed"], e["q"]): e for e in log.entries}
+    todo = [(c, s, q) for c, s in scores for q in qs if (c, s, q) not in done]
+    base = class_accuracy(model, {}, test, n_classes, calibration) if todo else None   # unmasked, once for all
+    for c, s, q in progress_bar(todo, desc="class-selective ablation", disable=not progress):
+        drops, sel = class_selectivity(model, scores[(c, s)], q, test, n_classes, calibration, base)
+        done[(c, s, q)] = dict(criterion=c, seed=s, q=q, selectivity=sel, drops=drops.tolist())
+        log.append(done[(c, s, q)])
+    return {(c, s, q): done[(c, s, q)] for c, s in scores for q in qs}
