@@ -636,7 +636,7 @@ def class_contrast(class_scores: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     "Per-class scores ((n_classes, kernels) per conv) minus, for each kernel, the mean of the other classes' scores."
     return {k: s - (s.sum(0, keepdim=True) - s) / (len(s) - 1) for k, s in class_scores.items()}
 
-# %% ../nbs/03c_pruning.ipynb #11ab7439
+# %% ../nbs/03c_pruning.ipynb #1bb1e93c
 def logged_selectivity(model: nn.Module, scores: dict, qs, test, n_classes: int, calibration: torch.Tensor | None,
                        log: ResultLog, progress: bool = True) -> dict:
     """`class_selectivity` of every per-class score in `scores` ({(criterion, seed): class scores}) at every q in `qs`,

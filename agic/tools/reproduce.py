@@ -184,10 +184,10 @@ def run_plan(plan: list[Run], root: Path | str | None = None, only: list[str] | 
                             f"{', '.join(r.name for r in plan)}")
         plan = [r for r in plan if r.name in only]
     record = json.loads((figs / RECORD).read_text()) if (figs / RECORD).is_file() else {}
-    commit = git_commit(root)
     bar = progress_bar(plan, desc="figures", unit="run", disable=not progress)
     for run in bar:
         bar.set_postfix_str(run.name)
+        commit = git_commit(root)   # per run: the sources may change while a long plan runs
         before, start = _snapshot(figs), time.perf_counter()
         (root / "runs").mkdir(exist_ok=True)
         # the run's own output
