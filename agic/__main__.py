@@ -313,7 +313,7 @@ def _add_figures(sub):
 # %% ../nbs/09_cli.ipynb #949eabd3
 def _add_docs(sub):
     "`agic docs`: where the site goes, and whether the library notebooks run for their outputs."
-    dc = sub.add_parser("docs", help="build the docs site offline (nbdev_proc_nbs + MkDocs)")
+    dc = sub.add_parser("docs", help="build the docs site offline (nbdev's proc_nbs + MkDocs)")
     dc.add_argument("--out", help="site folder (default <checkout>/_site)")
     dc.add_argument("--quiet", action="store_true", help="no progress output")
     dc.add_argument("--no-execute", action="store_true",

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# one worker runs every browser test (`make test` passes --dist loadgroup): the site is built and its pages visited
+# once, and the other worker never waits on the build's lock
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
 from conftest import ROOT, run_agic
 
@@ -39,13 +41,26 @@ def site(tmp_path_factory):
     with open(root / "site.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (out / "index.html").is_file():
-            p = run_agic("docs", "--out", out, "--quiet", "--no-execute", timeout=900)
+            p = run_agic("docs", "--out", out, "--quiet", "--no-execute", timeout=900, env=tripwires(root / "site"))
             assert p.returncode == 0, p.stderr[-3000:]
     handler = functools.partial(QuietHandler, directory=str(out))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield out, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+TRIPPED = "tripwires.log"
+
+
+def tripwires(folder: Path) -> dict:
+    """PATH for the docs build with `pip`, `pip3`, `sudo` and `curl` replaced by scripts that log their call into
+    `folder/tripwires.log` and fail: building the site must install nothing and download nothing."""
+    bin_ = folder / "tripwires"; bin_.mkdir(parents=True, exist_ok=True)
+    for name in ("pip", "pip3", "sudo", "curl"):
+        (bin_ / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "{folder / TRIPPED}"\nexit 1\n')
+        (bin_ / name).chmod(0o755)
+    return {"PATH": f"{bin_}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -121,6 +136,13 @@ def visited(browser, site, tmp_path_factory):
             pages[rel] = {**info, "problems": problems}
         saved.write_text(json.dumps({"url": url, "pages": pages}))
     return {"url": url, "pages": pages}
+
+
+def test_the_docs_build_installs_nothing_and_downloads_nothing(site):
+    out, _ = site
+    log = out.parent / TRIPPED
+    assert not log.exists(), f"the docs build called: {log.read_text()}"
+    assert (out.parent / "tripwires" / "pip").is_file()   # the tripwires were in place
 
 
 def test_every_docs_page_loads_without_errors(visited):

@@ -594,17 +594,19 @@ def _finish_site(out: Path, formulas: dict[str, str]) -> None:
 def build_docs(out: Path | str | None = None, root: Path | str | None = None, progress: bool = True,
                execute: bool = True) -> Path:
     """Build the site into `out` (default `_site/`): run the library notebooks for their outputs, process them with
-    `nbdev_proc_nbs` (API docs), render them and `figures/` with MkDocs. `execute=False` skips the first step: pages
+    nbdev's `proc_nbs` (API docs), render them and `figures/` with MkDocs. `execute=False` skips the first step: pages
     without the library notebooks' own outputs, API docs and results unchanged (a quick preview)."""
     root = Path(root or project_root()); out = Path(out or root / "_site").resolve()
     work = Path(tempfile.mkdtemp(prefix="agic-docs-")); src = work / "docs"; src.mkdir()
     sources = {p.stem: json.loads(p.read_text()) for p in (root / "nbs").glob("*.ipynb")}
     experiments_nbs = {stem for stem, nb in sources.items() if _is_experiment(nb)}
     execute_notebooks(root / "nbs", work / "nbs", skip=experiments_nbs if execute else set(sources), progress=progress)
-    p = subprocess.run([str(Path(sys.executable).with_name("nbdev_proc_nbs")), "--path", str(work / "nbs"),
-                        "--n_workers", "0", "--force"],
+    # nbdev's processing step itself, not the `nbdev_proc_nbs` command: without Quarto that command runs
+    # `pip install -e .[dev]` with whatever pip is on PATH (nbdev's Quarto installer), changing the user's Python
+    p = subprocess.run([sys.executable, "-c", "import sys; from nbdev.serve import proc_nbs; "
+                        "proc_nbs(sys.argv[1], n_workers=0, force=True)", str(work / "nbs")],
                        cwd=root, capture_output=True, text=True)
-    if p.returncode: raise AgicError(f"nbdev_proc_nbs failed: {(p.stderr or p.stdout).strip()[-800:]}")
+    if p.returncode: raise AgicError(f"nbdev's proc_nbs failed: {(p.stderr or p.stdout).strip()[-800:]}")
     proc, executed = root / "_proc", _executed_copies(root)
     procs = {p.stem: json.loads(p.read_text()) for p in sorted(proc.glob("*.ipynb")) if p.stem in sources}
     modules = {stem: f"agic.{m}" if (m := _default_exp(sources[stem])) else None for stem in procs}
