@@ -210,6 +210,14 @@ def run_plan(plan: list[Run], root: Path | str | None = None, only: list[str] | 
         print("README.md and nbs/index.ipynb: verdicts updated", file=sys.stderr)
     return record
 
+# %% ../../nbs/07_reproduce.ipynb #1d49f887
+def _duration(seconds: float) -> str:
+    "`seconds` for a reader: '42 s', '12 min 5 s' or '3 h 08 min'."
+    s = round(seconds)
+    if s < 60: return f"{s} s"
+    if s < 3600: return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
 # %% ../../nbs/07_reproduce.ipynb #f6d6fbfc
 def write_index(record: dict, figs: Path) -> Path:
     "Write `figures/README.md` from a provenance record."
@@ -226,4 +234,8 @@ def write_index(record: dict, figs: Path) -> Path:
         params = ", ".join(f"`{k}={v}`" for k, v in (r.get("parameters") or {}).items()) or "defaults"
         if not r.get("notebook"): params = "-"
         lines.append(f"| [{f}]({f}) | {by} | {params} | {r['commit']} | {r['made']} | {r['run_seconds']:.0f} s |")
+    runs = {r["run"]: r["run_seconds"] for r in record.values()}   # a run's files share its time: count it once
+    if runs:
+        lines += ["", f"The {len(runs)} runs above took {_duration(sum(runs.values()))} in all, each as it was last "
+                  "run (a cold cache or a warm one: see when each was made)."]
     return atomic_write_text(figs / INDEX, "\n".join(lines) + "\n")
