@@ -69,6 +69,13 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 def open_page(browser, url, shot=None, size=(1400, 900)):
     "Load `url`; return the page and what went wrong: console errors, page errors, failed and off-host requests."
+    page, problems = start_page(browser, url, size)
+    finish_page(page, shot)
+    return page, problems
+
+
+def start_page(browser, url, size=(1400, 900)):
+    "Start loading `url` (to its first response) with every problem recorded; `finish_page` waits for the rest."
     page = browser.new_page(viewport={"width": size[0], "height": size[1]})
     problems = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
@@ -80,11 +87,16 @@ def open_page(browser, url, shot=None, size=(1400, 900)):
         if route.request.url.startswith(("http://127.0.0.1", "file://", "data:", "blob:", "about:")): route.continue_()
         else: problems.append(f"off-host request: {route.request.url}"); route.abort()
     page.route("**/*", only_local)
-    page.goto(url, wait_until="networkidle")
+    page.goto(url, wait_until="commit")
+    return page, problems
+
+
+def finish_page(page, shot=None):
+    "Wait until `page` has loaded and the network has been idle for half a second; then the screenshot `shot`."
+    page.wait_for_load_state("networkidle")
     if shot:
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / shot))
-    return page, problems
 
 
 def broken_images(page) -> list[str]:
@@ -125,15 +137,17 @@ def visited(browser, site, tmp_path_factory):
     with open(root / "visited.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if saved.is_file(): return json.loads(saved.read_text())
-        pages = {}
-        for p in sorted(out.rglob("*.html")):
-            rel = p.relative_to(out).as_posix()
-            shot = None if rel == "404.html" else f"docs_{rel.replace('/', '_').removesuffix('.html')}.png"
-            page, problems = open_page(browser, f"{url}/{rel}", shot=shot)
-            info = page.evaluate(PAGE_JS)
-            info["api"] = page.evaluate(ENTRIES_JS) if "api-name" in p.read_text() else None
-            page.close()
-            pages[rel] = {**info, "problems": problems}
+        pages, files = {}, sorted(out.rglob("*.html"))
+        for batch in (files[i:i + 6] for i in range(0, len(files), 6)):   # six at a time: their idle waits overlap
+            started = [(p, *start_page(browser, f"{url}/{p.relative_to(out).as_posix()}")) for p in batch]
+            for p, page, problems in started:
+                rel = p.relative_to(out).as_posix()
+                shot = None if rel == "404.html" else f"docs_{rel.replace('/', '_').removesuffix('.html')}.png"
+                finish_page(page, shot)
+                info = page.evaluate(PAGE_JS)
+                info["api"] = page.evaluate(ENTRIES_JS) if "api-name" in p.read_text() else None
+                page.close()
+                pages[rel] = {**info, "problems": problems}
         saved.write_text(json.dumps({"url": url, "pages": pages}))
     return {"url": url, "pages": pages}
 
