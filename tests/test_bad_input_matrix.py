@@ -64,7 +64,8 @@ class Payload:
 
 # (id, entry point, arguments, piece of the one-line message)
 CLI = [
-    ("unknown-model", ["graphs", "--model", "vgg_smol", "--dataset", "synthetic"], "unknown model 'vgg_smol'; valid: vgg_small"),
+    ("unknown-model", ["graphs", "--model", "vgg_smol", "--dataset", "synthetic"],
+     "unknown model 'vgg_smol'; valid: vgg_small"),
     ("unknown-dataset", ["graphs", "--dataset", "fmnist"], "unknown data set 'fmnist'; valid: fashion-mnist"),
     ("wrong-type", ["graphs", *SYN, "--images", "many"], "argument --images/--n: invalid int value: 'many'"),
     ("unknown-split", ["graphs", *SYN, "--split", "validation"], "unknown split 'validation'; valid: train, val, test"),
@@ -84,12 +85,17 @@ CLI = [
      "manifest.json is damaged (it holds a JSON array, not a JSON object); run the same 'agic graphs' command"),
     ("shard-pickled", ["graphs", "--checksum", "{made}/pickled-shard"],
      "shard-00000.pt holds pickled Python objects ("),
-    ("store-of-another-model", ["pretrain", *SYN, "--store", "{made}/resnet8-store"], "holds At-GCs of another CNN (resnet8"),
+    ("store-of-another-model", ["pretrain", *SYN, "--store", "{made}/resnet8-store"],
+     "holds At-GCs of another CNN (resnet8"),
     ("store-other-settings", ["graphs", *SYN, "--split", "train", "--images", "32", "--refs", "4", "--topk", "4",
-                              "--shard-size", "16", "--out", "{made}/store"], "holds a graph store built with other settings (config"),
-    ("encoder-batch", ["pretrain", *SYN, "--store", "{made}/store", "--batch-size", "0"], "batch_size must be in [1, inf], got 0"),
-    ("sa-sparsity", ["sa", *SYN, "--store", "{made}/store", "--sparsity", "-1"], "sparsity must be in [0.0, 100.0], got -1.0"),
-    ("plan-unknown-parameter", ["figures", "--plan", "{made}/broken.yml"], "has no parameter modle; its parameters: model"),
+                              "--shard-size", "16", "--out", "{made}/store"],
+     "holds a graph store built with other settings (config"),
+    ("encoder-batch", ["pretrain", *SYN, "--store", "{made}/store", "--batch-size", "0"],
+     "batch_size must be in [1, inf], got 0"),
+    ("sa-sparsity", ["sa", *SYN, "--store", "{made}/store", "--sparsity", "-1"],
+     "sparsity must be in [0.0, 100.0], got -1.0"),
+    ("plan-unknown-parameter", ["figures", "--plan", "{made}/broken.yml"],
+     "has no parameter modle; its parameters: model"),
     ("plan-not-yaml", ["figures", "--plan", "{made}/not-yaml.yml"], "is not valid YAML"),
     ("plan-unknown-run", ["figures", "--only", "no_such_run"], "no run named no_such_run in the plan"),
     ("unknown-device", ["graphs", *SYN, "--device", "tpu"], "unknown device 'tpu'; valid: cpu, cuda"),
@@ -130,7 +136,8 @@ def refuses(args, message, made, isolated_cache):
     assert message in err[0], err[0]
     assert p.stdout == ""
     assert files(made) == before                                    # nothing written next to the inputs
-    assert not [f for f in files(isolated_cache) if f.startswith("graphs") or f.startswith("encoders") or f.startswith("scoring")]
+    assert not [f for f in files(isolated_cache)
+                if f.startswith("graphs") or f.startswith("encoders") or f.startswith("scoring")]
 
 
 # the pruning notebook's bad parameters (ratios, scope, n_graphs, seeds, model...) are tested in test_pruning.py
@@ -165,7 +172,8 @@ def test_loaders_refuse(made, tmp_path):
     ]
     imp = KernelImportance(["a"], {"a": "a"}, {"a": torch.ones(2)}, {"a": torch.ones(1, 2)}, "hash-of-one-cnn", 1)
     imp.save(tmp_path / "imp.pt")
-    cases.append((lambda: KernelImportance.load(tmp_path / "imp.pt", model_hash="hash-of-another"), "belongs to model hash hash-of-one-cnn"))
+    cases.append((lambda: KernelImportance.load(tmp_path / "imp.pt", model_hash="hash-of-another"),
+                  "belongs to model hash hash-of-one-cnn"))
     before = files(made) + files(tmp_path)
     for call, message in cases:
         with pytest.raises(AgicError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")): call()

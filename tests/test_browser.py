@@ -25,7 +25,8 @@ def browser():
         pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium); .ci/run does")
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        b = p.chromium.launch(executable_path=CHROMIUM,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         yield b
         b.close()
 
@@ -100,7 +101,8 @@ def finish_page(page, shot=None):
 
 
 def broken_images(page) -> list[str]:
-    return page.evaluate("""() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)""")
+    return page.evaluate("""() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"""
+                         """.map(i => i.src)""")
 
 
 def test_site_has_every_page_and_fetches_nothing(site):
@@ -108,7 +110,8 @@ def test_site_has_every_page_and_fetches_nothing(site):
     from agic.tools.docs import check_offline
     notebooks = {p.stem for p in (ROOT / "nbs").glob("*.ipynb")} - {"index"}
     pages = {p.stem for p in out.glob("*.html")}
-    assert notebooks | {"index", "figures", "viewer"} <= pages, sorted(notebooks | {"index", "figures", "viewer"} - pages)
+    assert notebooks | {"index", "figures", "viewer"} <= pages, sorted(
+        notebooks | {"index", "figures", "viewer"} - pages)
     assert check_offline(out) == []
     assert "<math" in (out / "03_graphs.html").read_text()                 # formulas are MathML, drawn without MathJax
     home = (out / "index.html").read_text()
@@ -196,7 +199,8 @@ def test_figures_can_be_read(browser, site):
         page, problems = open_page(browser, f"{url}/{name}")
         small = page.evaluate("""() => Array.from(document.images).filter(i => i.naturalWidth > 0
             && i.getBoundingClientRect().width < 0.6 * i.naturalWidth
-            && !(i.closest('a') && i.closest('a').getAttribute('href').endsWith(i.getAttribute('src')))).map(i => i.src)""")
+            && !(i.closest('a') && i.closest('a').getAttribute('href').endsWith(i.getAttribute('src'))))"""
+                              """.map(i => i.src)""")
         assert not small, (name, small[:3])
         assert "`" not in " ".join(page.locator("figcaption").all_text_contents()), name
         assert not problems, problems
@@ -230,13 +234,15 @@ def expected_kernels(model: str = "vgg_small") -> int:
 def shown_edges(page) -> tuple[int, int]:
     "(edges the page says it shows, edge lines actually displayed)"
     said = int(page.get_attribute("#edge-count", "data-shown"))
-    drawn = page.evaluate("() => Array.from(document.querySelectorAll('line.edge')).filter(l => l.style.display !== 'none').length")
+    drawn = page.evaluate("() => Array.from(document.querySelectorAll('line.edge'))"
+                          ".filter(l => l.style.display !== 'none').length")
     return said, drawn
 
 
 def test_viewer_draws_reacts_to_slider_hover_and_click(browser, site):
     out, url = site
-    assert (out / "figures" / VIEWER).is_file(), f"figures/{VIEWER} is missing: make figures writes it (nbs/04_pruning.ipynb)"
+    assert (out / "figures" / VIEWER).is_file(), (f"figures/{VIEWER} is missing: make figures writes it "
+                                                  "(nbs/04_pruning.ipynb)")
     page, problems = open_page(browser, f"{url}/figures/{VIEWER}", shot="viewer_initial.png", size=(1500, 1000))
     n_nodes = page.locator("circle.node").count()
     assert n_nodes == expected_kernels(), (n_nodes, expected_kernels())
@@ -253,7 +259,9 @@ def test_viewer_draws_reacts_to_slider_hover_and_click(browser, site):
     assert shown_edges(page) == (total, total)
     page.fill("#threshold", "0.2")
     # hover: a kernel of the last conv layer (it has incoming edges) shows its id, SA score and strongest edges
-    last = page.evaluate("() => { const g = window.atgcViewer.current(); return g.nodes.filter(n => n.layer === g.layers.length - 1 && g.inc[g.nodes.indexOf(n)].length)[0].id; }")
+    last = page.evaluate("() => { const g = window.atgcViewer.current(); "
+                         "return g.nodes.filter(n => n.layer === g.layers.length - 1 "
+                         "&& g.inc[g.nodes.indexOf(n)].length)[0].id; }")
     page.hover(f'circle.node[data-id="{last}"]')
     tip = page.locator("#tooltip")
     assert tip.is_visible()
@@ -274,7 +282,8 @@ def test_viewer_draws_reacts_to_slider_hover_and_click(browser, site):
     assert lit > 0 and 0 < dim < n_nodes, (lit, dim)
     assert page.evaluate("""() => {   // every lit edge joins two lit kernels
         const lit = new Set(Array.from(document.querySelectorAll('circle.node.hl')).map(c => c.dataset.id));
-        return Array.from(document.querySelectorAll('line.edge.hl')).every(l => lit.has(l.dataset.src) && lit.has(l.dataset.dst)); }""")
+        return Array.from(document.querySelectorAll('line.edge.hl'))"""
+                         """.every(l => lit.has(l.dataset.src) && lit.has(l.dataset.dst)); }""")
     page.screenshot(path=str(SHOTS / "viewer_click.png"))
     page.mouse.click(8, page.locator("#atgc").bounding_box()["y"] + 8)
     assert page.locator(".dim").count() == 0 and page.get_attribute("#atgc", "data-selected") is None
@@ -340,21 +349,23 @@ def public_symbols() -> list:
         module = importlib.import_module(info.name)
         for name in getattr(module, "__all__", []):
             obj = getattr(module, name)
-            if name.startswith("_") or not (inspect.isfunction(obj) or inspect.isclass(obj)) or id(obj) in seen: continue
+            if name.startswith("_") or not (inspect.isfunction(obj)
+                                            or inspect.isclass(obj)) or id(obj) in seen: continue
             seen.add(id(obj)); found.append((info.name, name, obj))
     return found
 
 
-ENTRIES_JS = """() => Array.from(document.querySelectorAll('h3.api-name, h4.api-name')).map(h => {
+ENTRIES_JS = ("""() => Array.from(document.querySelectorAll('h3.api-name, h4.api-name')).map(h => {
     const own = [], block = [];                  // the entry's own elements; and its class's, up to the next h3
     for (let e = h.nextElementSibling; e && !/^H[1-4]$/.test(e.tagName); e = e.nextElementSibling) own.push(e);
     for (let e = h.nextElementSibling; e && !/^H[1-3]$/.test(e.tagName); e = e.nextElementSibling) block.push(e);
     const sig = own.map(e => e.querySelector('pre code')).find(c => c);
     const table = own.map(e => e.matches('.api-params') ? e : e.querySelector('.api-params')).find(t => t);
-    return { id: h.id, sig: sig ? sig.textContent.trim() : null, cut: sig ? sig.scrollWidth > sig.clientWidth + 1 : null,
+    return { id: h.id, sig: sig ? sig.textContent.trim() : null, """
+              """cut: sig ? sig.scrollWidth > sig.clientWidth + 1 : null,
              table: table ? table.textContent : null, text: own.map(e => e.textContent).join(' '),
              links: block.flatMap(e => Array.from(e.querySelectorAll('a[href]')).map(a => a.getAttribute('href'))) };
-})"""
+})""")
 
 
 def entry_problems(name: str, obj, entry: dict, ids: set) -> list[str]:

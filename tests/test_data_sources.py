@@ -64,7 +64,8 @@ def test_image_folder_is_resized_normalised_and_split(image_folder):
 
 
 def test_image_folder_trains(image_folder):
-    trained = train(model="vgg_small", dataset=f"folder:{image_folder}", epochs=3, batch_size=8, lr=0.05, progress=False)
+    trained = train(model="vgg_small", dataset=f"folder:{image_folder}", epochs=3, batch_size=8, lr=0.05,
+                    progress=False)
     assert trained.metrics["test_accuracy"] >= 0.9  # red vs blue: any working pipeline separates them
 
 
@@ -82,6 +83,7 @@ def test_splits_are_fixed_and_training_is_seeded(tmp_path):
     assert torch.equal(load_dataset("synthetic").val.tensors[0], load_dataset("synthetic").val.tensors[0])
     runs = [train(model="resnet8", dataset="synthetic", epochs=1, seed=s, cache=tmp_path / str(i), progress=False)
             for i, s in enumerate([1, 1, 2])]
-    same = [torch.equal(runs[0].model.state_dict()[k], runs[1].model.state_dict()[k]) for k in runs[0].model.state_dict()]
+    same = [torch.equal(runs[0].model.state_dict()[k], runs[1].model.state_dict()[k])
+            for k in runs[0].model.state_dict()]
     assert all(same), "the same seed must give the same weights"
     assert not torch.equal(runs[0].model.stem[0].weight, runs[2].model.stem[0].weight)

@@ -30,18 +30,21 @@ class HostFactories(TorchFunctionMode):
         if func in FACTORIES and "device" not in kwargs:
             frame = sys._getframe(1)   # the caller: agic's own code, not torch's internals (a DataLoader's seed)
             if frame.f_code.co_filename.startswith(AGIC):
-                self.found.append(f"{func.__name__} in {Path(frame.f_code.co_filename).name}:{frame.f_lineno} ({frame.f_code.co_name})")
+                self.found.append(f"{func.__name__} in {Path(frame.f_code.co_filename).name}:{frame.f_lineno} "
+                                  f"({frame.f_code.co_name})")
         return func(*args, **kwargs)
 
 
 def test_the_watch_sees_a_cpu_tensor_made_by_agic():
-    "The detector itself: agic's `_param_stats` of the input layer makes a CPU tensor on purpose (parameters stay on the CPU)."
+    ("The detector itself: agic's `_param_stats` of the input layer makes a CPU tensor on purpose "
+     "(parameters stay on the CPU).")
     from agic.graphs import Layer, _param_stats
     with HostFactories() as watch: _param_stats(Layer("input", "x", None, 3))
     assert watch.found and watch.found[0].startswith("zeros in graphs.py")
 
 
-@pytest.mark.parametrize("name", ["vgg_small", "resnet8", "mobilenet_v2", "densenet121"])   # plain, residual, grouped, concatenating
+# plain, residual, grouped, concatenating
+@pytest.mark.parametrize("name", ["vgg_small", "resnet8", "mobilenet_v2", "densenet121"])
 def test_building_graphs_makes_no_cpu_tensor(name):
     from agic.data import load_dataset
     from agic.graphs import AtGCBuilder
@@ -98,10 +101,11 @@ def test_results_come_back_on_the_cpu(small_store, tmp_path):
     from agic.encoder import EncoderConfig, pretrain_dgi
     from agic.scoring import SAConfig, train_sa
     store, graphs = small_store
-    encoder, meta = pretrain_dgi(store, graphs, EncoderConfig(hidden=8, epochs=1, batch_size=4), cache=tmp_path, progress=False)
+    encoder, meta = pretrain_dgi(store, graphs, EncoderConfig(hidden=8, epochs=1, batch_size=4), cache=tmp_path,
+                                 progress=False)
     syn, model = _cnn_and_images()
-    sa, sa_meta = train_sa(encoder, store, graphs, SAConfig(epochs=1, batch_size=4, hidden=8), 10, cache=tmp_path, progress=False,
-                           cnn=model, splits=syn)
+    sa, sa_meta = train_sa(encoder, store, graphs, SAConfig(epochs=1, batch_size=4, hidden=8), 10, cache=tmp_path,
+                           progress=False, cnn=model, splits=syn)
     assert {p.device.type for p in [*encoder.parameters(), *sa.parameters()]} == {"cpu"}
     assert meta["device"] == sa_meta["device"] == "cpu"
     assert store.manifest["devices"] == ["cpu"]
@@ -140,7 +144,8 @@ def test_gpu_training_follows_setup(tmp_path):
             build_store(tmp_path / device, model, syn, cfg, progress=False)
             store = GraphStore(tmp_path / device)
             assert store.manifest["devices"] == [device]
-            _, meta = pretrain_dgi(store, store.graphs(progress=False), EncoderConfig(hidden=16, epochs=3, batch_size=8),
+            _, meta = pretrain_dgi(store, store.graphs(progress=False),
+                                   EncoderConfig(hidden=16, epochs=3, batch_size=8),
                                    cache=tmp_path / f"cache-{device}", progress=False)
             curves[device] = meta["loss_curve"]
             assert meta["device"].startswith(device)
@@ -148,13 +153,16 @@ def test_gpu_training_follows_setup(tmp_path):
     for a, b in zip(curves["cpu"], curves["cuda"]): assert abs(a - b) <= 0.05 * a, curves
 
 
-@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="fewer than 2 CUDA GPUs on this machine: NCCL runs not checked here")
+@pytest.mark.skipif(torch.cuda.device_count() < 2,
+                    reason="fewer than 2 CUDA GPUs on this machine: NCCL runs not checked here")
 def test_two_gpu_processes_build_the_same_store_as_one(tmp_path):
-    run = lambda *pre, out: subprocess.run([sys.executable, *pre, "-m", "agic", "graphs", "--model", "vgg_small", "--dataset",
-                                            "synthetic", "--epochs", "1", "--split", "train", "--images", "64", "--refs", "4",
-                                            "--topk", "4", "--shard-size", "16", "--quiet", "--device", "cuda", "--out", str(out)],
-                                           capture_output=True, text=True, cwd=ROOT, timeout=600)
-    one, two = run(out=tmp_path / "one"), run("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", out=tmp_path / "two")
+    run = lambda *pre, out: subprocess.run(
+        [sys.executable, *pre, "-m", "agic", "graphs", "--model", "vgg_small", "--dataset",
+         "synthetic", "--epochs", "1", "--split", "train", "--images", "64", "--refs", "4",
+         "--topk", "4", "--shard-size", "16", "--quiet", "--device", "cuda", "--out", str(out)],
+        capture_output=True, text=True, cwd=ROOT, timeout=600)
+    one, two = run(out=tmp_path / "one"), run("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                                              out=tmp_path / "two")
     assert one.returncode == 0 and two.returncode == 0, (one.stderr[-2000:], two.stderr[-2000:])
     r1, r2 = (json.loads([l for l in p.stdout.splitlines() if l.startswith("{")][-1]) for p in (one, two))
     assert r2["processes"] == 2 and r2["device"].startswith("cuda") and r2["checksum"] == r1["checksum"]

@@ -32,10 +32,12 @@ def test_two_processes_build_the_same_store_as_one(tmp_path):
     two = result(agic(*common, "--out", tmp_path / "two", torchrun=True))
     assert two["processes"] == 2 and one["processes"] == 1
     assert two["checksum"] == one["checksum"] and two["n_graphs"] == 96
-    assert result(agic("graphs", "--checksum", tmp_path / "two"))["checksum"] == one["checksum"]   # recomputed from the shards
+    # recomputed from the shards
+    assert result(agic("graphs", "--checksum", tmp_path / "two"))["checksum"] == one["checksum"]
     shards = sorted(p.name for p in (tmp_path / "two").glob("shard-*.pt"))
     assert len(shards) == 6 and shards == sorted(p.name for p in (tmp_path / "one").glob("shard-*.pt"))
-    print(f"1 process: {one['graphs_per_s']} graphs/s, 2 processes: {two['graphs_per_s']} graphs/s, {one['bytes_per_graph']} bytes/graph")
+    print(f"1 process: {one['graphs_per_s']} graphs/s, 2 processes: {two['graphs_per_s']} graphs/s, "
+          f"{one['bytes_per_graph']} bytes/graph")
 
 
 def test_the_checksum_ignores_shard_size_and_process_count(tmp_path):
@@ -43,7 +45,8 @@ def test_the_checksum_ignores_shard_size_and_process_count(tmp_path):
     common = ["graphs", *MODEL, "--split", "train", "--images", 50, *STORE, "--quiet"]
     sums = {size: result(agic(*common, "--shard-size", size, "--out", tmp_path / f"s{size}"))["checksum"]
             for size in (1, 7, 50)}   # each image alone, shards with a remainder, one shard for all
-    sums["7, 2 processes"] = result(agic(*common, "--shard-size", 7, "--out", tmp_path / "two", torchrun=True))["checksum"]
+    sums["7, 2 processes"] = result(agic(*common, "--shard-size", 7, "--out", tmp_path / "two",
+                                         torchrun=True))["checksum"]
     assert len(set(sums.values())) == 1, sums
 
 
@@ -70,14 +73,16 @@ def test_two_processes_train_like_one_with_the_same_global_batch(command, extra,
 def _kill_when(proc, ready, timeout=300):
     deadline = time.time() + timeout
     while time.time() < deadline and not ready():
-        if proc.poll() is not None: pytest.fail(f"the job ended before it could be killed: {proc.stderr.read()[-2000:]}")
+        if proc.poll() is not None: pytest.fail("the job ended before it could be killed: "
+                                                f"{proc.stderr.read()[-2000:]}")
         time.sleep(0.05)
     assert ready(), "the job never reached the point to kill it"
     proc.send_signal(signal.SIGKILL); proc.wait()
 
 
-@pytest.mark.parametrize("command, extra, folder, curve", [("pretrain", ["--dgi-epochs", 4], "encoders", "loss_curve"),
-                                                           ("sa", ["--dgi-epochs", 1, "--sa-epochs", 4], "scoring", "curve")])
+@pytest.mark.parametrize("command, extra, folder, curve",
+                         [("pretrain", ["--dgi-epochs", 4], "encoders", "loss_curve"),
+                          ("sa", ["--dgi-epochs", 1, "--sa-epochs", 4], "scoring", "curve")])
 def test_killed_training_resumes_to_the_same_result(command, extra, folder, curve, tmp_path, monkeypatch):
     monkeypatch.setenv("AGIC_CACHE", str(tmp_path / "straight"))
     straight = result(agic(command, *TRAIN, *extra))
@@ -118,8 +123,10 @@ def _workers(torchrun_pid: int) -> dict[int, int]:
 
 
 def test_a_rank_dying_fails_the_job_clearly_and_a_rerun_keeps_finished_shards(tmp_path):
-    common = ["graphs", *MODEL, "--split", "train", "--images", 320, *STORE, "--shard-size", 16, "--quiet", "--out", tmp_path / "store"]
-    agic(*common[:-2], "--images", 16, "--out", tmp_path / "warm")   # train the CNN first: the kill must land while building
+    common = ["graphs", *MODEL, "--split", "train", "--images", 320, *STORE, "--shard-size", 16, "--quiet", "--out",
+              tmp_path / "store"]
+    # train the CNN first: the kill must land while building
+    agic(*common[:-2], "--images", 16, "--out", tmp_path / "warm")
     proc = subprocess.Popen(TORCHRUN + ["-m", "agic", *map(str, common)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     deadline = time.time() + 300
@@ -135,7 +142,8 @@ def test_a_rank_dying_fails_the_job_clearly_and_a_rerun_keeps_finished_shards(tm
             if (tmp_path / "store" / p.name.replace(".pt", ".json")).exists()}
     assert 3 <= len(done) < 20, f"{len(done)} shards were finished: the kill came too late to test anything"
     rerun = result(agic(*common, torchrun=True))
-    assert all((tmp_path / "store" / n).stat().st_mtime_ns == t for n, t in done.items()), "finished shards were built again"
+    assert all((tmp_path / "store" / n).stat().st_mtime_ns == t
+               for n, t in done.items()), "finished shards were built again"
     single = result(agic(*common[:-1], tmp_path / "single"))
     assert rerun["checksum"] == single["checksum"] and rerun["graphs_built"] == 320 - 16 * len(done)
 

@@ -81,7 +81,8 @@ def test_unsupported_models_are_refused(model, message):
 
 def test_images_or_references_that_do_not_fit():
     model = build_model("vgg_small", INFO).eval()
-    with pytest.raises(AgicError, match=r"references have shape \(2, 3, 28, 28\); the model's first conv takes \(N, 1, H, W\)"):
+    with pytest.raises(AgicError, match=r"references have shape \(2, 3, 28, 28\); "
+                                        r"the model's first conv takes \(N, 1, H, W\)"):
         AtGCBuilder(model, torch.randn(2, 3, 28, 28))
     builder = AtGCBuilder(model, torch.randn(2, 1, 28, 28))
     with pytest.raises(AgicError, match=r"images of shape \(1, 1, 20, 20\) do not fit the model"):
@@ -107,13 +108,16 @@ def test_store_of_another_model_is_refused(tmp_path, isolated_cache):
     assert run_agic(*common).returncode == 0
     before = sorted(p.name for p in (tmp_path / "store").iterdir())
     res = run_agic(*common[:-1], "--model", "resnet8", "--quiet")
-    assert res.returncode == 2 and "holds a graph store built with other settings (model, model_hash" in res.stderr, res.stderr
+    assert (res.returncode == 2
+            and "holds a graph store built with other settings (model, model_hash" in res.stderr), res.stderr
     assert sorted(p.name for p in (tmp_path / "store").iterdir()) == before
 
 
 def test_killed_build_resumes_to_the_same_store(tmp_path, isolated_cache):
-    "SIGKILL half-way through `agic graphs`, run it again: same checksum as an uninterrupted build, finished shards kept."
-    common = ["graphs", "--dataset", "synthetic", "--epochs", "1", "--n", "120", "--refs", "4", "--shard-size", "10", "--quiet"]
+    ("SIGKILL half-way through `agic graphs`, run it again: same checksum as an uninterrupted build, "
+     "finished shards kept.")
+    common = ["graphs", "--dataset", "synthetic", "--epochs", "1", "--n", "120", "--refs", "4", "--shard-size", "10",
+              "--quiet"]
     assert run_agic("train", "--dataset", "synthetic", "--epochs", "1", "--quiet").returncode == 0
     proc = subprocess.Popen([sys.executable, "-m", "agic", *common, "--out", str(tmp_path / "killed")], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
@@ -126,7 +130,8 @@ def test_killed_build_resumes_to_the_same_store(tmp_path, isolated_cache):
     stamps = {p.name: p.stat().st_mtime_ns for p in done}
     resumed = run_agic(*common, "--out", tmp_path / "killed")
     assert resumed.returncode == 0, resumed.stderr
-    assert all((tmp_path / "killed" / n).stat().st_mtime_ns == t for n, t in stamps.items()), "finished shards were redone"
+    assert all((tmp_path / "killed" / n).stat().st_mtime_ns == t
+               for n, t in stamps.items()), "finished shards were redone"
     assert run_agic(*common, "--out", tmp_path / "fresh", "--shard-size", "40").returncode == 0
     checksum = lambda d: json.loads(run_agic("graphs", "--checksum", d).stdout.strip().splitlines()[-1])["checksum"]
     assert checksum(tmp_path / "killed") == checksum(tmp_path / "fresh")

@@ -42,7 +42,8 @@ class Case(nn.Module):
 class VGGBlock(Case):  # conv-BN-ReLU, max-pool, conv-BN-ReLU; no bias on the second
     sources, target = ["a_0"], "b_0"
     def __init__(self):
-        super().__init__(); self.a = nn.Sequential(*cbr(1, 6)); self.pool = nn.MaxPool2d(2); self.b = nn.Sequential(*cbr(6, 5, bias=False))
+        super().__init__(); self.a = nn.Sequential(*cbr(1, 6)); self.pool = nn.MaxPool2d(2); self.b = nn.Sequential(
+            *cbr(6, 5, bias=False))
     def front(self, x): return [self.a(x)]
     def back(self, a): return self.b(self.pool(a))
 
@@ -50,7 +51,8 @@ class VGGBlock(Case):  # conv-BN-ReLU, max-pool, conv-BN-ReLU; no bias on the se
 class AvgPoolStride2(Case):  # average pool, then a stride-2 conv with bias
     sources, target = ["a_0"], "b_0"
     def __init__(self):
-        super().__init__(); self.a = nn.Sequential(*cbr(1, 4)); self.pool = nn.AvgPool2d(2); self.b = nn.Sequential(*cbr(4, 6, stride=2))
+        super().__init__(); self.a = nn.Sequential(*cbr(1, 4)); self.pool = nn.AvgPool2d(2); self.b = nn.Sequential(
+            *cbr(4, 6, stride=2))
     def front(self, x): return [self.a(x)]
     def back(self, a): return self.b(self.pool(a))
 
@@ -85,8 +87,10 @@ class ChainedIdentity(Case):  # two identity blocks: the stem reaches the conv a
     def __init__(self):
         super().__init__()
         self.stem = nn.Sequential(*cbr(1, 4))
-        self.b1 = nn.Sequential(nn.Sequential(*cbr(4, 4)), nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)))
-        self.b2 = nn.Sequential(nn.Sequential(*cbr(4, 4)), nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)))
+        self.b1 = nn.Sequential(nn.Sequential(*cbr(4, 4)),
+                                nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)))
+        self.b2 = nn.Sequential(nn.Sequential(*cbr(4, 4)),
+                                nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)))
         self.relu1, self.relu2 = nn.ReLU(), nn.ReLU(); self.nxt = nn.Sequential(*cbr(4, 3))
     def front(self, x):
         s = self.stem(x); r1 = self.b1(s); h = torch.relu(r1 + s); return [s, r1, self.b2(h)]
@@ -96,7 +100,8 @@ class ChainedIdentity(Case):  # two identity blocks: the stem reaches the conv a
 class ConcatBlock(Case):  # two branches concatenated along channels
     sources, target = ["a_0", "b_0"], "c_0"
     def __init__(self):
-        super().__init__(); self.a = nn.Sequential(*cbr(1, 3)); self.b = nn.Sequential(*cbr(1, 4, k=5, p=2)); self.c = nn.Sequential(*cbr(7, 5))
+        super().__init__(); self.a = nn.Sequential(*cbr(1, 3)); self.b = nn.Sequential(
+            *cbr(1, 4, k=5, p=2)); self.c = nn.Sequential(*cbr(7, 5))
     def front(self, x): return [self.a(x), self.b(x)]
     def back(self, a, b): return self.c(torch.cat([a, b], 1))
 
@@ -112,7 +117,8 @@ class Depthwise(Case):  # depthwise conv (groups = channels)
 class Grouped(Case):  # grouped conv, 2 groups, 6 -> 4 channels, dilation 2
     sources, target = ["a_0"], "g_0"
     def __init__(self):
-        super().__init__(); self.a = nn.Sequential(*cbr(1, 6)); self.g = nn.Sequential(*cbr(6, 4, groups=2, dilation=2, p=2))
+        super().__init__(); self.a = nn.Sequential(*cbr(1, 6)); self.g = nn.Sequential(
+            *cbr(6, 4, groups=2, dilation=2, p=2))
     def front(self, x): return [self.a(x)]
     def back(self, a): return self.g(a)
 

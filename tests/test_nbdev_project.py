@@ -43,10 +43,12 @@ def test_papermill_parameters_tag_survives_nbdev_clean(tmp_path):
 
 def test_readme_is_generated_from_index(tmp_path):
     res = run([str(BIN / "jupyter"), "nbconvert", "--to", "markdown", str(ROOT / "nbs" / "index.ipynb"),
-               "--output-dir", str(tmp_path), "--output", "README", "--RegexRemovePreprocessor.patterns=^\\#\\|\\s*hide",
+               "--output-dir", str(tmp_path), "--output", "README",
+               "--RegexRemovePreprocessor.patterns=^\\#\\|\\s*hide",
                "--log-level", "WARN"], ROOT)
     assert res.returncode == 0, res.stderr
-    assert (tmp_path / "README.md").read_text() == (ROOT / "README.md").read_text(), "README.md is stale: run 'make readme'"
+    assert (tmp_path / "README.md").read_text() == (ROOT / "README.md").read_text(), (
+        "README.md is stale: run 'make readme'")
     assert "make setup" in (ROOT / "README.md").read_text() and "make test" in (ROOT / "README.md").read_text()
 
 
@@ -68,7 +70,8 @@ def test_experiment_notebooks_have_a_tagged_parameters_cell():
         assert len(tagged) == 1, path.name
         # every typed parameter line must be one papermill can read (a '=' or quote in a comment can hide it)
         import papermill
-        declared = [l.split(":")[0] for l in tagged[0].source.splitlines() if l and not l.startswith("#") and ":" in l.split("=")[0]]
+        declared = [l.split(":")[0] for l in tagged[0].source.splitlines()
+                    if l and not l.startswith("#") and ":" in l.split("=")[0]]
         assert list(papermill.inspect_notebook(str(path))) == declared, (path.name, declared)
         found += 1
     assert found >= 2

@@ -17,7 +17,8 @@ def test_every_notebook_is_here():
 SLOW = ("04", "05", "10")   # the experiment notebooks' quick runs and the walkthrough: half a minute or more each
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n.startswith(SLOW) else n for n in NOTEBOOKS])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n.startswith(SLOW) else n
+                                  for n in NOTEBOOKS])
 def test_notebook_runs(name, monkeypatch):
     monkeypatch.setenv("IN_TEST", "1")      # test_nb sets it too; monkeypatch takes it back afterwards
     ok, seconds = nbdev_test.test_nb(ROOT / "nbs" / name, skip_flags=get_config().tst_flags.split(), basepath=ROOT)

@@ -1,4 +1,5 @@
-"The pruning experiment (nbs/04_pruning.ipynb) as users run it: papermill, bad parameters, resuming, other architectures."
+("The pruning experiment (nbs/04_pruning.ipynb) as users run it: papermill, bad parameters, resuming, "
+ "other architectures.")
 import json
 
 import pandas as pd
@@ -51,7 +52,8 @@ def figures(tmp_path, monkeypatch):
     (dict(model="vgg_tiny"), "unknown model 'vgg_tiny'"),
     (dict(model="se_net_module:se_net"), "unsupported operation 'mul'"),
 ])
-def test_bad_parameters_fail_with_one_clear_error_and_write_nothing(parameters, message, tmp_path, monkeypatch, figures):
+def test_bad_parameters_fail_with_one_clear_error_and_write_nothing(parameters, message, tmp_path, monkeypatch,
+                                                                    figures):
     (tmp_path / "se_net_module.py").write_text(SE_NET)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     with pytest.raises(pm.PapermillExecutionError) as err:
@@ -66,11 +68,13 @@ def test_quick_run_resumes_from_its_point_log_to_the_same_curves(tmp_path, isola
     run(tmp_path, quick=True)
     curves = pd.read_csv(figures / "quick" / "fig_pruning_vgg_small_fashion-mnist.csv")
     assert set(curves.criterion) == {"sa", "sa_v1", "random", "l1", "bn", "taylor", "activation", "shap_strength"}
-    assert list(curves.columns) == ["criterion", "scope", "order", "bn_recalibrated", "ratio", "fine_tuned", "seed", "accuracy"]
+    assert list(curves.columns) == ["criterion", "scope", "order", "bn_recalibrated", "ratio", "fine_tuned", "seed",
+                                    "accuracy"]
     assert curves.accuracy.between(0, 1).all() and curves.fine_tuned.any() and (~curves.fine_tuned).any()
     assert set(curves.order) == {"lerf", "morf"} and set(curves.bn_recalibrated) == {True, False}
     assert set(curves.scope) == {"uniform", "global"}
-    assert set(curves[curves.criterion == "random"].seed) == {0, 1} and set(curves[curves.criterion == "sa"].seed) == {0, 1}
+    assert (set(curves[curves.criterion == "random"].seed) == {0, 1}
+            and set(curves[curves.criterion == "sa"].seed) == {0, 1})
     for name in ("fig_pruning", "fig_importance", "tab_pruning", "tab_physical_pruning", "fig_rank_correlation"):
         assert list((figures / "quick").glob(f"{name}_vgg_small_fashion-mnist.*")), name
     summary = json.loads((figures / "quick" / "pruning_summary_vgg_small_fashion-mnist.json").read_text())

@@ -42,7 +42,8 @@ def test_short_real_training_learns_and_is_cached():
 
 
 def test_cli_train_prints_json_last(isolated_cache):
-    res = run_agic("train", "--model", "resnet8", "--dataset", "fashion-mnist", "--epochs", "1", "--train-limit", "1000", "--quiet")
+    res = run_agic("train", "--model", "resnet8", "--dataset", "fashion-mnist", "--epochs", "1", "--train-limit",
+                   "1000", "--quiet")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["checkpoint"].startswith(str(isolated_cache)) and out["checkpoint"].endswith("model.pt")
