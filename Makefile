@@ -23,11 +23,11 @@ setup:
 ## every notebook as a test (tests/test_notebooks.py, what nbdev_test runs), the pruning experiment with papermill,
 ## the CLI, the docs site in Chromium. pytest prints the test count and the slowest tests
 test:
-	$(BIN)/pytest tests -n 2 --dist loadgroup
+	$(BIN)/pytest tests -n 2
 
 ## test-fast: the same without the tests marked slow (a developer's loop, a few minutes); CI runs `make test`
 test-fast:
-	$(BIN)/pytest tests -n 2 --dist loadgroup -m "not slow"
+	$(BIN)/pytest tests -n 2 -m "not slow"
 
 ## main job: the pruning experiment, end to end, on the default CNN (vgg_small, Fashion-MNIST) -> figures/
 prune:

@@ -44,3 +44,22 @@ def pytest_collection_modifyitems(config, items):
     """Slow tests first: under pytest-xdist the longest jobs then start early, and the two workers finish together
     instead of one running the last long test alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# test files whose tests share one costly session fixture: one worker runs each file's tests, so the fixture is made
+# once (the docs site, built and visited in Chromium; the trained CNN and store of the bad-input matrix)
+TOGETHER = ("tests/test_browser.py::", "tests/test_bad_input_matrix.py::")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`make test`'s two workers take the other tests one at a time, slowest first, as xdist's `load` does; the tests
+    of each file in TOGETHER go to one worker, as one unit. (xdist's `--dist loadgroup` does not group them here: under
+    pytest 9 the group names never reach the test ids.)"""
+    if config.getvalue("dist") != "load": return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Together(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return next((prefix for prefix in TOGETHER if nodeid.startswith(prefix)), nodeid)
+
+    return Together(config, log)

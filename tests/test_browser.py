@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-# one worker runs every browser test (`make test` passes --dist loadgroup): the site is built and its pages visited
-# once, and the other worker never waits on the build's lock
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
+# one worker runs every browser test (tests/conftest.py, TOGETHER): the site is built and its pages visited once
+pytestmark = pytest.mark.slow
 
 from conftest import ROOT, run_agic
 
