@@ -36,16 +36,19 @@ def dense_adjacency(data, sizes: dict[str, int]) -> dict[tuple, torch.Tensor]:
 
 # %% ../nbs/03a_encoder.ipynb #84f87019
 class AtGCEncoder(nn.Module):
-    "Heterogeneous GNN over At-GCs: node embeddings per node type, and a graph embedding."
+    """Heterogeneous GNN over At-GCs: node embeddings per node type, and a graph embedding. `identity`: a learned
+    embedding per kernel position; `node_dim`: numbers per kernel, in kernel order, in the graph embedding. With
+    `identity=False, node_dim=0` nothing keys on a kernel's index: the encoder reads CNNs whose kernels come in any
+    order (node embeddings permute with the kernels, the graph embedding does not change)."""
     def __init__(self, node_types: list[str], edge_types: list[tuple], sizes: dict[str, int],
-                 in_dim: int = 10, hidden: int = 64, layers: int = 2, node_dim: int = 2):
+                 in_dim: int = 10, hidden: int = 64, layers: int = 2, node_dim: int = 2, identity: bool = True):
         super().__init__()
         self.node_types, self.edge_types = list(node_types), [tuple(e) for e in edge_types]
         self.sizes, self.hidden = dict(sizes), hidden
         key = lambda et: "__".join(et)
         self.proj = nn.ModuleDict({nt: nn.Linear(in_dim, hidden) for nt in self.node_types})
         self.identity = nn.ParameterDict({nt: nn.Parameter(0.1 * torch.randn(self.sizes[nt], hidden))
-                                          for nt in self.node_types})
+                                          for nt in self.node_types} if identity else {})
         self.rel = nn.ModuleList([nn.ModuleDict({key(et): nn.Linear(hidden, hidden) for et in self.edge_types})
                                   for _ in range(layers)])
         self.root = nn.ModuleList([nn.ModuleDict({nt: nn.Linear(hidden, hidden, bias=False) for nt in self.node_types})
@@ -72,7 +75,8 @@ class AtGCEncoder(nn.Module):
         "Node embeddings, (graphs, size, hidden) per node type; `x_dict` replaces the node features."
         x_dict, B = x_dict or data.x_dict, data.num_graphs
         adj = dense_adjacency(data, self.sizes) if adj is None else adj
-        h = {nt: (self.proj[nt](x_dict[nt]).view(B, self.sizes[nt], -1) + self.identity[nt]) for nt in self.node_types}
+        h = {nt: self.proj[nt](x_dict[nt]).view(B, self.sizes[nt], -1) for nt in self.node_types}
+        h = {nt: v + self.identity[nt] if nt in self.identity else v for nt, v in h.items()}
         for layer in range(len(self.rel)):
             msg = self.message_passing(layer, h, adj)
             h = {nt: self.norms[layer][nt](h[nt] + F.relu(msg[nt])) if nt in msg else self.norms[layer][nt](h[nt])
@@ -173,6 +177,7 @@ class EncoderConfig:
     hidden: int = 64
     layers: int = 2
     node_dim: int = 2         # numbers per node in the kernel-aligned part of the graph embedding
+    identity: bool = True     # a learned embedding per kernel position (False, with node_dim=0: blind to kernel order)
     corruption: str = "swap"  # DGI corruption: "swap" (another image's features, same kernels) or "shuffle"
     objective: str = "dgi"    # pretraining: "dgi" (Deep Graph Infomax) or "contrast" (two views of one At-GC, NT-Xent)
     drop: float = 0.2         # "contrast": share of edges and node feature values removed in each view
@@ -190,10 +195,12 @@ class EncoderConfig:
         check_choice("corruption", self.corruption, CORRUPTIONS)
         check_choice("objective", self.objective, OBJECTIVES); check_range("drop", self.drop, 0.0, 0.95)
         check_range("temperature", self.temperature, 1e-3, 100.0)
+        if not isinstance(self.identity, bool):
+            raise AgicError(f"identity must be True or False, got {self.identity!r}")
 
     def hashed(self) -> dict:
         "The settings that name a pretrained encoder: those added later count only when set (older caches keep names)."
-        later = {"objective": "dgi", "drop": 0.2, "temperature": 0.5}
+        later = {"objective": "dgi", "drop": 0.2, "temperature": 0.5, "identity": True}
         return {k: v for k, v in asdict(self).items() if later.get(k, object()) != v}
 
     @property
@@ -204,7 +211,7 @@ def build_encoder(store, cfg: EncoderConfig) -> AtGCEncoder:
     seed_everything(cfg.seed)
     g = store[0]
     return AtGCEncoder(g.node_types, g.edge_types, store.sizes, g[g.node_types[0]].x.shape[1], cfg.hidden, cfg.layers,
-                       cfg.node_dim)
+                       cfg.node_dim, cfg.identity)
 
 # %% ../nbs/03a_encoder.ipynb #a3312ad7
 def graphs_key(graphs: list) -> str:

@@ -25,12 +25,13 @@ TP_CRITERIA = ["l1", "bn", "taylor", "activation"]
 # %% auto #0
 __all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'BN_BATCH', 'CURVE_COLUMNS', 'PROTOCOL', 'AUC_RANGE', 'BASELINES',
            'SELECTIVITY_FLOOR', 'kernel_modules', 'random_scores', 'tp_scores', 'shap_strength', 'layer_normalised',
-           'keep_masks', 'masked', 'fraction_removed', 'slice_plan', 'sliced', 'recalibrate_bn', 'masked_accuracy',
-           'fine_tune', 'protocol_images', 'masks_key', 'pruning_curves', 'curve_auc', 'auc_summary', 'pruning_table',
-           'pruning_heading', 'physical_heading', 'pruning_verdicts', 'pruning_summary', 'rank_correlation',
-           'criterion_rankings', 'first_seeds', 'ranking_agreement', 'largest_kept_ratio', 'bn_sample_check', 'prune',
-           'cost', 'latency', 'physical_pruning', 'physical_table', 'class_accuracy', 'class_activation_scores',
-           'class_shap_strength', 'class_selectivity', 'class_contrast', 'logged_selectivity']
+           'keep_masks', 'masked', 'fraction_removed', 'slice_plan', 'sliced', 'permuted_kernels', 'recalibrate_bn',
+           'masked_accuracy', 'fine_tune', 'protocol_images', 'masks_key', 'pruning_curves', 'curve_auc', 'auc_summary',
+           'pruning_table', 'pruning_heading', 'physical_heading', 'pruning_verdicts', 'pruning_summary',
+           'rank_correlation', 'criterion_rankings', 'first_seeds', 'ranking_agreement', 'largest_kept_ratio',
+           'bn_sample_check', 'prune', 'cost', 'latency', 'physical_pruning', 'physical_table', 'class_accuracy',
+           'class_activation_scores', 'class_shap_strength', 'class_selectivity', 'class_contrast',
+           'logged_selectivity']
 
 # %% ../nbs/03c_pruning.ipynb #609f852d
 _traced = weakref.WeakKeyDictionary()   # model -> its kernel modules: tracing once per model, not once per curve point
@@ -185,6 +186,22 @@ def _keep_rows(module: nn.Module, names, idx: torch.Tensor, dim: int = 0) -> Non
         kept = t.detach().index_select(dim, idx).clone()
         setattr(module, name, nn.Parameter(kept, t.requires_grad) if isinstance(t, nn.Parameter) else kept)
 
+def _take_kernels(net: nn.Module, name: str, entry: tuple, idx: torch.Tensor, n: int) -> None:
+    """Conv `name` of `net` (in place) keeps its kernels `idx`, in that order, of the `n` it had; its BatchNorm and the
+    layers that read it (`entry`: its `slice_plan` entry) follow."""
+    conv, (bn_path, readers) = net.get_submodule(name), entry
+    _keep_rows(conv, ("weight", "bias"), idx); conv.out_channels = len(idx)
+    if bn_path:
+        bn = net.get_submodule(bn_path); bn.num_features = len(idx)
+        _keep_rows(bn, ("weight", "bias", "running_mean", "running_var"), idx)
+    for kind, path in readers:
+        reader = net.get_submodule(path)
+        if kind == "conv": _keep_rows(reader, ("weight",), idx, 1); reader.in_channels = len(idx)
+        else:   # a linear after a flatten: each channel is a block of in_features / channels inputs
+            per = reader.in_features // n
+            _keep_rows(reader, ("weight",), (idx[:, None] * per + torch.arange(per)).flatten(), 1)
+            reader.in_features = len(idx) * per
+
 def sliced(model: nn.Module, masks: dict[str, torch.Tensor]) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     """A copy of `model` without the kernels `masks` removes wherever that is exact (`slice_plan`), and the masks
     still to apply with `masked`: together the same function as `masked(model, masks)`, at a fraction of the cost."""
@@ -194,20 +211,23 @@ def sliced(model: nn.Module, masks: dict[str, torch.Tensor]) -> tuple[nn.Module,
         conv, (bn_path, readers) = net.get_submodule(name), plan[name]
         if len(keep) != conv.out_channels:
             raise AgicError(f"mask for {name} has {len(keep)} entries, the conv has {conv.out_channels} kernels")
-        if keep.all(): continue
-        idx = keep.bool().nonzero().flatten()
-        _keep_rows(conv, ("weight", "bias"), idx); conv.out_channels = len(idx)
-        if bn_path:
-            bn = net.get_submodule(bn_path); bn.num_features = len(idx)
-            _keep_rows(bn, ("weight", "bias", "running_mean", "running_var"), idx)
-        for kind, path in readers:
-            reader = net.get_submodule(path)
-            if kind == "conv": _keep_rows(reader, ("weight",), idx, 1); reader.in_channels = len(idx)
-            else:   # a linear after a flatten: each channel is a block of in_features / channels inputs
-                per = reader.in_features // len(keep)
-                _keep_rows(reader, ("weight",), (idx[:, None] * per + torch.arange(per)).flatten(), 1)
-                reader.in_features = len(idx) * per
+        if not keep.all(): _take_kernels(net, name, plan[name], keep.bool().nonzero().flatten(), len(keep))
     return net.to(memory_format=torch.channels_last).eval(), rest
+
+def permuted_kernels(model: nn.Module, name: str, perm: torch.Tensor) -> nn.Module:
+    """A copy of `model` whose conv `name` has its kernels renumbered (kernel i of the copy is kernel `perm[i]` of
+    `model`), its BatchNorm and readers with them: the same function. Two CNNs trained with different seeds differ
+    this way, and more: what reads a CNN across seeds must not key on a kernel's index."""
+    plan = slice_plan(model)
+    if name not in plan:
+        raise AgicError(f"the kernels of {name!r} cannot be renumbered exactly (it is no conv, or an addition, "
+                        f"a concatenation or the output reads it); convs that can: {list(plan)[:8]}")
+    n = model.get_submodule(name).out_channels
+    perm = torch.as_tensor(perm, dtype=torch.long)
+    if sorted(perm.tolist()) != list(range(n)):
+        raise AgicError(f"perm must be a permutation of the {n} kernels of {name} (0 ... {n - 1}), got {perm.tolist()}")
+    net = copy.deepcopy(model); _take_kernels(net, name, plan[name], perm, n)
+    return net.eval()
 
 # %% ../nbs/03c_pruning.ipynb #47e21a9d
 BN_BATCH = 256   # images per forward pass while BatchNorm statistics are re-estimated
@@ -390,7 +410,8 @@ def pruning_verdicts(curves, summary, physical, base: float, max_loss: float, sc
                      half_spearman: float) -> list[tuple]:
     """The bars of Task 2 as (claim, measured, bar, held) rows for `agic.experiment.write_verdicts`: SA is stable,
     informative (LeRF − MoRF), better than chance and than every baseline, keeps accuracy where the best baseline
-    does, and its physical pruning buys >= 2x fewer MACs for <= `max_loss` after the fine-tune (`physical`: rows)."""
+    does, and its physical pruning buys >= 2x fewer MACs for <= `max_loss` after the fine-tune (`physical`: rows);
+    where `curves` has free gates, SA's area is at least theirs (the graph earns its place over the objective alone)."""
     s, rnd = summary.loc["sa"], summary.loc["random"]
     best = max(BASELINES, key=lambda c: summary.loc[c, "auc_lerf"])
     lerf = lambda c: curves[(curves.criterion == c) & (curves.order == "lerf") & curves.bn_recalibrated
@@ -416,7 +437,11 @@ def pruning_verdicts(curves, summary, physical, base: float, max_loss: float, sc
         (f"physical pruning by SA at {last.ratio:.0%}: fewer MACs, points lost after "
          f"{int(last.fine_tune_epochs)} epoch{'s' * (int(last.fine_tune_epochs) != 1)}",
          f"{last.macs_reduction:.2f}x, {100 * (base - last.accuracy):.2f} points", ">= 2x, <= 1 point",
-         bool(last.macs_reduction >= 2 and base - last.accuracy <= max_loss))]
+         bool(last.macs_reduction >= 2 and base - last.accuracy <= max_loss))] + ([
+        ("SA's AUC LeRF at least the free gates' (the same objective, one free logit per kernel, no At-GC)",
+         f"{s.auc_lerf:.4f} ± {s.auc_lerf_sd:.4f}",
+         f">= free gates {summary.loc['free_gates', 'auc_lerf']:.4f} ± {summary.loc['free_gates', 'auc_lerf_sd']:.4f}",
+         bool(s.auc_lerf >= summary.loc["free_gates", "auc_lerf"]))] if "free_gates" in summary.index else [])
 
 # %% ../nbs/03c_pruning.ipynb #537f6ab5
 def pruning_summary(curves, scope: str, ratios, base: float, n_eval: int, n_calibration: int, seed_spearman: float,
@@ -444,10 +469,12 @@ def rank_correlation(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> 
 
 # %% ../nbs/03c_pruning.ipynb #9b0948c4
 def criterion_rankings(model: nn.Module, store, sa: dict, sa_v1, images: torch.Tensor, labels: torch.Tensor,
-                       random_seeds) -> dict[tuple[str, int], dict]:
+                       random_seeds, free_gates: dict | None = None) -> dict[tuple[str, int], dict]:
     """Every criterion's ranking, keyed by (criterion, seed): the SA networks' (`sa`: seed -> `KernelImportance`),
-    SA as last released (`sa_v1`), SHAP strength read off the At-GCs, torch-pruning's criteria on `images`, random."""
+    the free gates' (`free_gates`: seed -> `KernelImportance`, SA's objective without the graph), SA as last released
+    (`sa_v1`), SHAP strength read off the At-GCs, torch-pruning's criteria on `images`, random."""
     rankings = {("sa", s): importance.by_module() for s, importance in sa.items()}
+    rankings |= {("free_gates", s): importance.by_module() for s, importance in (free_gates or {}).items()}
     rankings |= {("sa_v1", 0): sa_v1.by_module(), ("shap_strength", 0): shap_strength(store)}
     rankings |= {(c, 0): tp_scores(model, c, images, labels) for c in TP_CRITERIA}
     return rankings | {("random", s): random_scores(model, s) for s in random_seeds}

@@ -4,12 +4,13 @@
 
 # %% ../nbs/03b_scoring.ipynb #399787f7
 from __future__ import annotations
-import copy, json, time
+import copy, dataclasses, json, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 import torch_pruning as tp
 from torch import nn
 
@@ -21,11 +22,17 @@ from .loop import fit, graph_batches, save_trained
 from .models import model_hash
 
 # %% auto #0
-__all__ = ['HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'RATIO_MODES', 'SCORER_INITS', 'SANetwork',
-           'Embedded', 'node_strength', 'embed', 'hard_concrete', 'nested_gates', 'GatedCNN', 'SAConfig', 'sa_loss',
-           'train_sa', 'KernelImportance', 'kernel_importance', 'SAImportance']
+__all__ = ['HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'RATIO_MODES', 'SCORER_INITS', 'FREE_GATES',
+           'standardised', 'SANetwork', 'Embedded', 'node_strength', 'image_facts', 'embed', 'hard_concrete',
+           'nested_gates', 'GatedCNN', 'SAConfig', 'sa_loss', 'train_sa', 'Source', 'train_sa_across',
+           'KernelImportance', 'kernel_importance', 'SAImportance', 'FreeGates', 'train_free_gates']
 
 # %% ../nbs/03b_scoring.ipynb #5e33207c
+def standardised(v: torch.Tensor, spread: float) -> torch.Tensor:
+    """Logits (rows, size) standardised within each row and scaled by `spread`: only the order within a layer counts,
+    and no logit can drift away. A layer of one kernel has no spread: its logit is 0."""
+    return spread * ((v - v.mean(1, keepdim=True)) / v.std(1, keepdim=True).clamp_min(1e-6)).nan_to_num(0.0)
+
 class SANetwork(nn.Module):
     "Scoring-aggregation network: a score in (0,1) for every kernel node, score-weighted aggregation, an MLP head."
     def __init__(self, encoder: AtGCEncoder, n_classes: int, hidden: int = 128, spread: float | None = None,
@@ -45,10 +52,7 @@ class SANetwork(nn.Module):
         """Node logits (graphs, size) per kernel node type, from node embeddings. With a `spread`, standardised within
         each layer of each graph and scaled by it: only the order within a layer counts, and no logit can drift away."""
         a = {nt: self.scorer[nt](h[nt]).squeeze(-1) for nt in self.kernel_types}
-        if self.spread is None: return a
-        # nan_to_num: a layer of 1 kernel has no spread
-        z = lambda v: ((v - v.mean(1, keepdim=True)) / v.std(1, keepdim=True).clamp_min(1e-6)).nan_to_num(0.0)
-        return {nt: self.spread * z(v) for nt, v in a.items()}
+        return a if self.spread is None else {nt: standardised(v, self.spread) for nt, v in a.items()}
 
     def forward(self, data) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         "Class logits and node logits of a batch of At-GCs (a node's score is the sigmoid of its logit)."
@@ -71,16 +75,27 @@ class Embedded:
     image_index: torch.Tensor   # index of each At-GC's image in its split
     y: torch.Tensor             # each image's label
     strength: dict[str, torch.Tensor] | None = None   # summed |SHAP| of each node's edges (graphs, size) per node type
+    source: torch.Tensor | None = None   # which CNN each At-GC comes from (SA trained across CNNs)
 
     @property
     def num_graphs(self) -> int: return len(self.y)
     def __len__(self) -> int: return len(self.y)
     def __getitem__(self, idx) -> Embedded:
         pick = lambda d: None if d is None else {nt: v[idx] for nt, v in d.items()}
-        return Embedded(pick(self.h), self.image_index[idx], self.y[idx], pick(self.strength))
+        return Embedded(pick(self.h), self.image_index[idx], self.y[idx], pick(self.strength),
+                        None if self.source is None else self.source[idx])
     def to(self, device) -> Embedded:
         move = lambda d: None if d is None else {nt: v.to(device) for nt, v in d.items()}
-        return Embedded(move(self.h), self.image_index.to(device), self.y.to(device), move(self.strength))
+        return Embedded(move(self.h), self.image_index.to(device), self.y.to(device), move(self.strength),
+                        None if self.source is None else self.source.to(device))
+
+    @staticmethod
+    def joined(parts: list[Embedded]) -> Embedded:
+        "The At-GCs of several CNNs in one set, each marked with the index of its part (`source`)."
+        cat = lambda ds: None if ds[0] is None else {nt: torch.cat([d[nt] for d in ds]) for nt in ds[0]}
+        return Embedded(cat([p.h for p in parts]), torch.cat([p.image_index for p in parts]),
+                        torch.cat([p.y for p in parts]), cat([p.strength for p in parts]),
+                        torch.cat([torch.full((len(p),), k) for k, p in enumerate(parts)]))
 
 def node_strength(data, sizes: dict[str, int]) -> dict[str, torch.Tensor]:
     """Each node's SHAP strength in a batch of At-GCs, (graphs, size) per node type: the summed weight (|SHAP| in the
@@ -91,15 +106,23 @@ def node_strength(data, sizes: dict[str, int]) -> dict[str, torch.Tensor]:
         a = a.abs(); out[src] = out[src] + a.sum(2).cpu(); out[dst] = out[dst] + a.sum(1).cpu()
     return out
 
+def _batches(graphs: list, batch_size: int) -> list:
+    from torch_geometric.data import Batch
+    return [Batch.from_data_list(graphs[i:i + batch_size]) for i in range(0, len(graphs), batch_size)]
+
+def image_facts(graphs: list, sizes: dict[str, int], batch_size: int = 128, batches=None) -> Embedded:
+    """What the fidelity objective reads of each At-GC besides its embeddings: its image's index and label, and each
+    kernel's SHAP strength (`Embedded` without `h`; all that free gates need)."""
+    strengths = [node_strength(b, sizes) for b in (batches or _batches(graphs, batch_size))]
+    return Embedded({}, torch.cat([g.image_index.view(-1) for g in graphs]), torch.cat([g.y.view(-1) for g in graphs]),
+                    {nt: torch.cat([s[nt] for s in strengths]) for nt in strengths[0]})
+
 @torch.no_grad()
 def embed(encoder: AtGCEncoder, graphs: list, batch_size: int = 128) -> Embedded:
     "Every At-GC of `graphs` through `encoder` (node embeddings), in batches."
-    from torch_geometric.data import Batch
-    batches = [Batch.from_data_list(graphs[i:i + batch_size]) for i in range(0, len(graphs), batch_size)]
-    parts, strengths = [encoder.nodes(b) for b in batches], [node_strength(b, encoder.sizes) for b in batches]
-    return Embedded({nt: torch.cat([p[nt] for p in parts]) for nt in parts[0]},
-                    torch.cat([g.image_index.view(-1) for g in graphs]), torch.cat([g.y.view(-1) for g in graphs]),
-                    {nt: torch.cat([s[nt] for s in strengths]) for nt in strengths[0]})
+    batches = _batches(graphs, batch_size)
+    parts, facts = [encoder.nodes(b) for b in batches], image_facts(graphs, encoder.sizes, batches=batches)
+    return dataclasses.replace(facts, h={nt: torch.cat([p[nt] for p in parts]) for nt in parts[0]})
 
 # %% ../nbs/03b_scoring.ipynb #c8b193e4
 HC_LOW, HC_HIGH, HC_TEMPERATURE = -0.1, 1.1, 2 / 3   # hard-concrete stretch and temperature (Louizos et al., 2018)
@@ -262,15 +285,16 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
         rows = [nested_gates({nt: v[c] for nt, v in means.items()}, ratio, generator) for c in range(n_classes)]
         return {nt: torch.stack([r[nt] for r in rows])[y] for nt in means}
     def step(module, b):
-        logits, a = module(b)
-        index = b.image_index.cpu()
-        x, target = images[index].to(logits.device), target_of(index.tolist(), logits.device)
-        n = distributed.sum_over_ranks(torch.tensor(float(b.num_graphs), device=logits.device))
+        logits, a = module(b)   # class logits: None for a scorer without an aggregation head (free gates)
+        index, device = b.image_index.cpu(), next(iter(a.values())).device
+        x, target = images[index].to(device), target_of(index.tolist(), device)
+        n = distributed.sum_over_ranks(torch.tensor(float(b.num_graphs), device=device))
         mean = {nt: distributed.sum_over_ranks(v.sum(0)) / n for nt, v in a.items()}   # the global batch's mean
         decision = target.argmax(1)
-        loss, kl_seen, kept = cfg.head_weight * F.cross_entropy(logits, decision), 0.0, None
+        loss = 0.0 if logits is None else cfg.head_weight * F.cross_entropy(logits, decision)
+        kl_seen, kept = 0.0, None
         for share, gates in ((1 - cfg.class_weight, lambda sign: batch_gates(mean, sign)),
-                             (cfg.class_weight, lambda sign: class_gates(a, b.y.to(logits.device), sign))):
+                             (cfg.class_weight, lambda sign: class_gates(a, b.y.to(device), sign))):
             if share == 0: continue
             out = gated(x, gates(1))                                      # least relevant removed: keep the decision
             kl = F.kl_div(out.log_softmax(1), target, log_target=True, reduction="batchmean")
@@ -282,14 +306,15 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
         # tie-break: where gating cannot tell kernels apart, the stronger attribution ranks higher
         if cfg.prior_weight > 0:
             strength = b.strength if isinstance(b, Embedded) else node_strength(b, sizes)
-            target = {nt: distributed.sum_over_ranks(strength[nt].to(logits.device).sum(0)) / n for nt in mean}
+            target = {nt: distributed.sum_over_ranks(strength[nt].to(device).sum(0)) / n for nt in mean}
             prior = torch.stack([1 - _pearson(mean[nt], target[nt].log1p()) for nt in mean if len(mean[nt]) > 1])
             loss = loss + cfg.prior_weight * prior.mean()
         n = b.num_graphs
-        return loss, {"loss": loss.item() * n, "kl": kl_seen * n, "kept": kept,
-                      "correct": (logits.argmax(1) == decision).sum().item(), "seen": n}
+        head = {} if logits is None else {"correct": (logits.argmax(1) == decision).sum().item()}
+        return loss, {"loss": loss.item() * n, "kl": kl_seen * n, "kept": kept, "seen": n, **head}
     return step, lambda t: {"loss": t["loss"] / t["seen"], "kl": t["kl"] / t["seen"],
-                            "gated_agreement": t["kept"] / t["seen"], "train_accuracy": t["correct"] / t["seen"]}
+                            "gated_agreement": t["kept"] / t["seen"],
+                            **({"train_accuracy": t["correct"] / t["seen"]} if "correct" in t else {})}
 
 # %% ../nbs/03b_scoring.ipynb #c530922d
 def _hashed(cfg: SAConfig) -> dict:
@@ -298,6 +323,43 @@ def _hashed(cfg: SAConfig) -> dict:
     return {k: v for k, v in asdict(cfg).items() if later.get(k, object()) != v}
 
 # %% ../nbs/03b_scoring.ipynb #a44b5511
+def _load_cached(folder: Path, net: nn.Module, weights: str, store, what: str) -> dict | None:
+    "The record of the weights cached in `folder`, loaded into `net`; None if there are none; refused if another CNN's."
+    if not (folder / weights).is_file(): return None
+    fix = f"delete the folder {folder} and run again to train the {what} anew"
+    meta = read_json(folder / "meta.json", f"record of the {what}", fix, keys=("model_hash",))
+    if meta["model_hash"] != store.manifest["model_hash"]:
+        raise AgicError(f"{what} {folder} was trained on At-GCs of another CNN (model hash {meta['model_hash']})")
+    state = load_tensors(folder / weights, what, fix, expected="a plain state dict")
+    try: net.load_state_dict(state)
+    except RuntimeError as e:   # weights of another shape than these settings give
+        raise AgicError(f"{what} {folder / weights} does not fit its settings "
+                        f"({(str(e).splitlines() or [''])[0][:160]}); {fix}") from None
+    return meta
+
+def _fidelity_objective(cfg: SAConfig, kernel_types: list[str], store, cnn: nn.Module, splits, gen: torch.Generator,
+                        n_classes: int):
+    "The fidelity objective's step and summary for scores of `kernel_types`: they gate `cnn` on the At-GCs' images."
+    from agic.store import split_images
+    modules = {l["name"]: l["module"] for l in store.manifest["layers"] if l["name"] in kernel_types}
+    gated = GatedCNN(cnn, modules, cfg.bn).to(distributed.current().device)
+    images = split_images(splits, store.manifest["config"]["split"]).tensors[0]
+    return _fidelity_step(cfg, gated, images, gen, store.sizes, n_classes)
+
+def _fit_saved(net: nn.Module, data, cfg: SAConfig, objective: tuple, gen: torch.Generator, folder: Path, store,
+               graphs: list, weights: str, desc: str, progress: bool, collate=None) -> dict:
+    "Train `net` on `data` by `objective` (step, summarise) with Adam, checkpointed every epoch; save it in `folder`."
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    start, partial = time.perf_counter(), folder.with_name(folder.name + ".partial")
+    order = torch.Generator().manual_seed(cfg.seed)   # on the CPU: the same batches on every device
+    batches, steps = graph_batches(data, cfg.batch_size, order, collate=collate)
+    curve = fit(net, opt, cfg.epochs, batches, objective[0], steps, summarise=objective[1], checkpoint=partial,
+                order=order, generators={"gates": gen},
+                find_unused=True,  # the SA network's encoder copy keeps parts its loss skips
+                desc=desc, progress=progress)
+    return save_trained(folder, partial, net, weights, store, graphs, cfg, {"curve": curve}, start)
+
+# %% ../nbs/03b_scoring.ipynb #dce1b809
 def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes: int, encoder_tag: str = "",
              cache: Path | str | None = None, progress: bool = True, cnn: nn.Module | None = None,
              splits=None) -> tuple[SANetwork, dict]:
@@ -314,37 +376,64 @@ def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes
     fidelity = cfg.objective == "fidelity"
     sa = SANetwork(copy.deepcopy(encoder), n_classes, cfg.hidden, cfg.spread if fidelity else None,
                    freeze_encoder=fidelity and cfg.freeze_encoder, zero_scores=cfg.scorer_init == "zero")
-    if (folder / "sa.pt").is_file():
-        fix = f"delete the folder {folder} and run again to train the SA network anew"
-        meta = read_json(folder / "meta.json", "record of the SA network", fix, keys=("model_hash",))
-        if meta["model_hash"] != store.manifest["model_hash"]:
-            raise AgicError(f"SA network {folder} was trained on At-GCs of another CNN "
-                            f"(model hash {meta['model_hash']})")
-        state = load_tensors(folder / "sa.pt", "SA network", fix, expected="a plain state dict")
-        try: sa.load_state_dict(state)
-        except RuntimeError as e:   # weights of another shape than this SA network's
-            raise AgicError(f"SA network {folder / 'sa.pt'} does not fit its settings "
-                            f"({(str(e).splitlines() or [''])[0][:160]}); {fix}") from None
-        return sa.eval(), meta
+    meta = _load_cached(folder, sa, "sa.pt", store, "SA network")
+    if meta is not None: return sa.eval(), meta
     use_all_cores()
-    if cfg.objective == "label": step, summarise = _label_step(cfg)
-    else:
-        from agic.store import split_images
-        modules = {l["name"]: l["module"] for l in store.manifest["layers"] if l["name"] in sa.kernel_types}
-        gated = GatedCNN(cnn, modules, cfg.bn).to(distributed.current().device)
-        images = split_images(splits, store.manifest["config"]["split"]).tensors[0]
-        step, summarise = _fidelity_step(cfg, gated, images, gen, sa.encoder.sizes, n_classes)
+    objective = (_fidelity_objective(cfg, sa.kernel_types, store, cnn, splits, gen, n_classes) if fidelity
+                 else _label_step(cfg))
     data = embed(sa.encoder, graphs) if sa.freeze_encoder else graphs   # frozen: embeddings computed once
-    collate = data.__getitem__ if sa.freeze_encoder else None
-    opt = torch.optim.Adam(sa.parameters(), lr=cfg.lr)
-    start, partial = time.perf_counter(), folder.with_name(folder.name + ".partial")
-    order = torch.Generator().manual_seed(cfg.seed)   # on the CPU: the same batches on every device
-    batches, steps = graph_batches(data, cfg.batch_size, order, collate=collate)
-    curve = fit(sa, opt, cfg.epochs, batches, step, steps, summarise=summarise, checkpoint=partial, order=order,
-                generators={"gates": gen},
-                find_unused=True,  # the SA network's encoder copy keeps parts its loss skips
-                desc="train SA network", progress=progress)
-    meta = save_trained(folder, partial, sa, "sa.pt", store, graphs, cfg, {"curve": curve}, start)
+    meta = _fit_saved(sa, data, cfg, objective, gen, folder, store, graphs, "sa.pt", "train SA network", progress,
+                      collate=data.__getitem__ if sa.freeze_encoder else None)
+    return sa.eval(), meta
+
+# %% ../nbs/03b_scoring.ipynb #8b1dff22
+@dataclass
+class Source:
+    "One CNN and the At-GCs of its images: what the SA network reads (`graphs` of `store`) and what it gates (`cnn`)."
+    store: object
+    graphs: list
+    cnn: nn.Module
+
+def _across_step(objectives: list[tuple]):
+    "One batch of At-GCs of several CNNs: each CNN's share by its own objective, weighted by the share's size."
+    def step(module, b):
+        logits, a = module(b)
+        loss, numbers = 0.0, {}
+        for k in b.source.unique().tolist():
+            i = (b.source == k).nonzero().flatten()
+            part = lambda _: (logits[i], {nt: v[i] for nt, v in a.items()})
+            part_loss, part_numbers = objectives[k][0](part, b[i])
+            loss = loss + part_loss * len(i) / len(b)
+            for key, v in part_numbers.items(): numbers[key] = numbers.get(key, 0) + v
+        return loss, numbers
+    return step, objectives[0][1]
+
+def train_sa_across(encoder: AtGCEncoder, sources: list[Source], cfg: SAConfig, n_classes: int, splits,
+                    encoder_tag: str = "", cache: Path | str | None = None,
+                    progress: bool = True) -> tuple[SANetwork, dict]:
+    """An SA network trained by the fidelity objective on the At-GCs of several CNNs of one architecture (`sources`;
+    the encoder frozen), or loaded from the cache. Score another CNN's kernels with `kernel_importance`."""
+    if cfg.objective != "fidelity" or not cfg.freeze_encoder:
+        raise AgicError("an SA network across CNNs trains the fidelity objective on a frozen encoder: "
+                        "SAConfig(objective='fidelity', freeze_encoder=True)")
+    if encoder.identity or encoder.node_dim:
+        raise AgicError("an SA network across CNNs needs an encoder that keys on no kernel index: build it with "
+                        "EncoderConfig(identity=False, node_dim=0)")
+    first = sources[0].store
+    key = config_hash({"stores": [s.store.manifest["checksum"] for s in sources], "encoder": encoder_tag,
+                       "graphs": [graphs_key(s.graphs) for s in sources], "n_classes": n_classes, **_hashed(cfg)})
+    folder = Path(cache or cache_dir()) / "scoring" / f"sa_across__{first.manifest['model']}__{key}"
+    gen = seed_everything(cfg.seed)
+    sa = SANetwork(copy.deepcopy(encoder), n_classes, cfg.hidden, cfg.spread, freeze_encoder=True,
+                   zero_scores=cfg.scorer_init == "zero")
+    meta = _load_cached(folder, sa, "sa.pt", first, "SA network")
+    if meta is not None: return sa.eval(), meta
+    use_all_cores()
+    objective = _across_step([_fidelity_objective(cfg, sa.kernel_types, s.store, s.cnn, splits, gen, n_classes)
+                              for s in sources])
+    data = Embedded.joined([embed(sa.encoder, s.graphs) for s in sources])
+    meta = _fit_saved(sa, data, cfg, objective, gen, folder, first, [g for s in sources for g in s.graphs], "sa.pt",
+                      f"train SA network on {len(sources)} CNNs", progress, collate=data.__getitem__)
     return sa.eval(), meta
 
 # %% ../nbs/03b_scoring.ipynb #5c312a8a
@@ -439,3 +528,62 @@ class SAImportance(tp.importance.Importance):
             total.index_add_(0, pos, self.scores[module][torch.as_tensor(item.idxs)].float())
             count.index_add_(0, pos, torch.ones(len(pos)))
         return None if count.sum() == 0 else total / count.clamp_min(1)
+
+# %% ../nbs/03b_scoring.ipynb #1bd90661
+class FreeGates(nn.Module):
+    """The SA network's trivial counterpart: one free logit per kernel (`rows=1`), or per kernel and class
+    (`rows=n_classes`, each image reads its class's row), in place of node logits computed from At-GCs;
+    standardised within each layer and scaled by `spread`, as the SA network's are."""
+    def __init__(self, sizes: dict[str, int], spread: float, rows: int = 1, seed: int = 0):
+        super().__init__()
+        self.kernel_types, self.spread = [nt for nt in sizes if nt != "input"], spread
+        g = torch.Generator().manual_seed(seed)   # tiny random logits: ties broken, no order to keep from the start
+        self.logits = nn.ParameterDict({nt: nn.Parameter(1e-2 * torch.randn(rows, sizes[nt], generator=g))
+                                        for nt in self.kernel_types})
+
+    @property
+    def per_class(self) -> bool: return len(self.logits[self.kernel_types[0]]) > 1
+
+    def node_logits(self) -> dict[str, torch.Tensor]:
+        "Every row's standardised logits: (rows, size) per layer."
+        return {nt: standardised(p, self.spread) for nt, p in self.logits.items()}
+
+    def forward(self, b) -> tuple[None, dict[str, torch.Tensor]]:
+        "No class logits (there is no head) and each image's node logits, (images, size) per layer."
+        a = self.node_logits()
+        rows = b.y.view(-1) if self.per_class else torch.zeros(len(b.y), dtype=torch.long)
+        return None, {nt: v[rows.to(v.device)] for nt, v in a.items()}
+
+# %% ../nbs/03b_scoring.ipynb #a50519ec
+FREE_GATES = {"lr": 1e-2, "prior_weight": 0.0}   # free gates' own settings, chosen on validation images (04a)
+
+def train_free_gates(store, graphs: list, cfg: SAConfig, n_classes: int, cnn: nn.Module, splits,
+                     per_class: bool = False, cache: Path | str | None = None,
+                     progress: bool = True) -> tuple[FreeGates, dict]:
+    """Train free gates by the SA network's fidelity objective `cfg` on the images behind `graphs` (their At-GCs give
+    only the SHAP strength of the tie-break, if `cfg.prior_weight`), or load them from the cache."""
+    if cfg.objective != "fidelity":
+        raise AgicError(f"free gates train the fidelity objective (they gate the CNN), not {cfg.objective!r}: "
+                        "use SAConfig(objective='fidelity')")
+    key = config_hash({"free_gates": per_class, "store": store.manifest["checksum"], "graphs": graphs_key(graphs),
+                       "n_classes": n_classes, **asdict(cfg)})
+    folder = Path(cache or cache_dir()) / "scoring" / f"free__{store.manifest['model']}__{key}"
+    gen = seed_everything(cfg.seed)
+    gates = FreeGates(store.sizes, cfg.spread, n_classes if per_class else 1, cfg.seed)
+    meta = _load_cached(folder, gates, "gates.pt", store, "free gates")
+    if meta is not None: return gates.eval(), meta
+    use_all_cores()
+    objective = _fidelity_objective(cfg, gates.kernel_types, store, cnn, splits, gen, n_classes)
+    data = image_facts(graphs, store.sizes)
+    meta = _fit_saved(gates, data, cfg, objective, gen, folder, store, graphs, "gates.pt", "train free gates",
+                      progress, collate=data.__getitem__)
+    return gates.eval(), meta
+
+@patch
+def importance(self: FreeGates, store, n_classes: int, n_graphs: int = 0) -> KernelImportance:
+    "The gates' ranking: each kernel's score (sigmoid) overall (the mean over rows) and per class (its class's row)."
+    s = {nt: torch.sigmoid(v).detach().cpu() for nt, v in self.node_logits().items()}
+    modules = {l["name"]: l["module"] for l in store.manifest["layers"] if l["name"] in s}
+    return KernelImportance(self.kernel_types, modules, {nt: v.mean(0) for nt, v in s.items()},
+                            {nt: v.expand(n_classes, -1).clone() if len(v) == 1 else v for nt, v in s.items()},
+                            store.manifest["model_hash"], n_graphs)

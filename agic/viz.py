@@ -17,14 +17,18 @@ from .core import (AgicError, atomic_save, atomic_write_text, cache_dir, check_c
 # %% auto #0
 __all__ = ['STYLES', 'VIEWER_ASSETS', 'style_label', 'style_palette', 'plot_pruning_curves', 'plot_rank_correlation',
            'plot_class_importance', 'plot_low_label', 'plot_classification', 'plot_loss_curves', 'plot_selectivity',
-           'ViewGraph', 'image_graph', 'class_graph', 'plot_atgc', 'plot_bench', 'kernel_maps', 'receptive_boxes',
-           'top_activations', 'kernel_patches', 'viewer_asset', 'viewer_data', 'atgc_viewer', 'importance_viewer']
+           'plot_transfer', 'ViewGraph', 'image_graph', 'class_graph', 'plot_atgc', 'plot_bench', 'kernel_maps',
+           'receptive_boxes', 'top_activations', 'kernel_patches', 'viewer_asset', 'viewer_data', 'atgc_viewer',
+           'importance_viewer']
 
 # %% ../nbs/06_viz.ipynb #7674ac19
 STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
     # pruning criteria (agic.pruning)
     "sa": ("sa: AGIC's SA network", "#b2182b"),
+    "free_gates": ("free_gates: SA's objective, a free logit per kernel, no At-GC", "#35978f"),
     "sa_v1": ("sa_v1: SA as last released (label objective)", "#f4a582"),
+    "sa_transfer": ("sa_transfer: SA trained on other CNNs' At-GCs, none of this one's training", "#67001f"),
+    "sa_own": ("sa_own: SA trained on this CNN (the upper line)", "#d6604d"),
     "sa_no_sparsity": ("sa_no_sparsity: SA, no sparsity penalty", "#fddbc7"),
     "shap_strength": ("shap_strength: SHAP edge strength, no GNN", "#762a83"),
     "random": ("random (mean ± sd over seeds)", "#7f7f7f"),
@@ -221,6 +225,26 @@ def plot_selectivity(drops, classes: list[str], table, title: str = ""):
     axes[1].axvline(1.0, c="0.4", ls=":", lw=0.8); axes[1].set_xscale("log")
     axes[1].set_xlabel("selectivity: drop on the class / mean drop on the others (log)"); axes[1].set_ylabel("")
     fig.suptitle(title); fig.tight_layout()
+    return fig
+
+# %% ../nbs/06_viz.ipynb #bfcafd1b
+def plot_transfer(summary, title: str = ""):
+    """Areas under LeRF and MoRF of every ranking of held-out CNNs (`agic.transfer.transfer_summary`: mean ± sd over
+    them) and the wall time each needs on a new CNN (log scale)."""
+    import matplotlib.pyplot as plt
+    s = summary.sort_values("auc_lerf").reset_index(drop=True)
+    names = [c if n == 0 or c == "sa_own" else f"{c}, {n} images" for c, n in zip(s.criterion, s.train_images)]
+    colours = [style_palette(s.criterion)[c] for c in s.criterion]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 0.32 * len(s) + 1.6), sharey=True,
+                             gridspec_kw={"width_ratios": [1, 1, 0.8]})
+    for ax, col, what in ((axes[0], "lerf", "least relevant first: higher is better"),
+                          (axes[1], "morf", "most relevant first: lower is better")):
+        ax.barh(names, s[f"auc_{col}"], xerr=s[f"sd_{col}"], color=colours, capsize=2)
+        ax.set_xlabel(f"area under the curve, {what}", fontsize=9); ax.set_xlim(0, 1)
+    axes[2].barh(names, s.seconds.clip(lower=0.01), color=colours); axes[2].set_xscale("log")
+    axes[2].set_xlabel("seconds on the new CNN", fontsize=9)
+    for ax in axes: ax.tick_params(labelsize=9)
+    fig.suptitle(title, fontsize=10); fig.tight_layout()
     return fig
 
 # %% ../nbs/06_viz.ipynb #52ef1b18
