@@ -67,14 +67,16 @@ def test_bad_parameters_fail_with_one_clear_error_and_write_nothing(parameters, 
 def test_quick_run_resumes_from_its_point_log_to_the_same_curves(tmp_path, isolated_cache, figures):
     run(tmp_path, quick=True)
     curves = pd.read_csv(figures / "quick" / "fig_pruning_vgg_small_fashion-mnist.csv")
-    assert set(curves.criterion) == {"sa", "sa_v1", "random", "l1", "bn", "taylor", "activation", "shap_strength"}
+    assert set(curves.criterion) == {"sa", "free_gates", "sa_v1", "random", "l1", "bn", "taylor", "activation",
+                                     "shap_strength"}
     assert list(curves.columns) == ["criterion", "scope", "order", "bn_recalibrated", "ratio", "fine_tuned", "seed",
                                     "accuracy"]
     assert curves.accuracy.between(0, 1).all() and curves.fine_tuned.any() and (~curves.fine_tuned).any()
     assert set(curves.order) == {"lerf", "morf"} and set(curves.bn_recalibrated) == {True, False}
     assert set(curves.scope) == {"uniform", "global"}
     assert (set(curves[curves.criterion == "random"].seed) == {0, 1}
-            and set(curves[curves.criterion == "sa"].seed) == {0, 1})
+            and set(curves[curves.criterion == "sa"].seed) == {0, 1}
+            and set(curves[curves.criterion == "free_gates"].seed) == {0, 1})
     for name in ("fig_pruning", "fig_importance", "tab_pruning", "tab_physical_pruning", "fig_rank_correlation"):
         assert list((figures / "quick").glob(f"{name}_vgg_small_fashion-mnist.*")), name
     summary = json.loads((figures / "quick" / "pruning_summary_vgg_small_fashion-mnist.json").read_text())
