@@ -237,10 +237,10 @@ def plot_transfer(summary, title: str = ""):
     colours = [style_palette(s.criterion)[c] for c in s.criterion]
     fig, axes = plt.subplots(1, 3, figsize=(12, 0.32 * len(s) + 1.6), sharey=True,
                              gridspec_kw={"width_ratios": [1, 1, 0.8]})
-    for ax, col, what in ((axes[0], "lerf", "least relevant first: higher is better"),
-                          (axes[1], "morf", "most relevant first: lower is better")):
+    for ax, col, what in ((axes[0], "lerf", "least relevant first (higher: better)"),
+                          (axes[1], "morf", "most relevant first (lower: better)")):
         ax.barh(names, s[f"auc_{col}"], xerr=s[f"sd_{col}"], color=colours, capsize=2)
-        ax.set_xlabel(f"area under the curve, {what}", fontsize=9); ax.set_xlim(0, 1)
+        ax.set_xlabel(f"AUC, {what}", fontsize=9); ax.set_xlim(0, 1)
     axes[2].barh(names, s.seconds.clip(lower=0.01), color=colours); axes[2].set_xscale("log")
     axes[2].set_xlabel("seconds on the new CNN", fontsize=9)
     for ax in axes: ax.tick_params(labelsize=9)
