@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 BIN := .venv/bin
 
-.PHONY: setup test test-fast prune figures docs train bench export readme check-sync clean
+.PHONY: setup test test-fast prune figures check-figures docs train bench export readme check-sync clean
 
 ## set-up: Debian's dataset-fashion-mnist and chromium (when root and missing), .venv, agic editable with dev extras,
 ## the default data checked
@@ -37,6 +37,11 @@ prune:
 ## every table and figure of figures/ from figures.yml (papermill runs into runs/), and figures/README.md
 figures:
 	$(BIN)/agic figures
+
+## regenerate every run into a scratch folder and compare each number with the committed figures/ (exact, within its
+## tolerance, beyond); fails on a number beyond its tolerance or a flipped verdict. One run: RUNS="pruning_vgg_small"
+check-figures:
+	$(BIN)/agic figures --check $(if $(RUNS),--only $(RUNS))
 
 ## the docs site, offline (nbdev's proc_nbs + MkDocs Material) -> _site/index.html
 docs:

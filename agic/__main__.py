@@ -153,12 +153,19 @@ def _bench_graphs(args) -> dict:
 # %% ../nbs/09_cli.ipynb #0610bd08
 def _figures(args) -> dict:
     from agic.core import project_root
-    from agic.tools.reproduce import load_plan, run_plan
+    from agic.tools.reproduce import check_plan, check_report, load_plan, run_plan
     root = project_root()
     if root is None:
         raise AgicError("agic figures runs in a checkout of the project (a folder with settings.ini and figures.yml)")
     plan = load_plan(args.plan or root / "figures.yml", root)
     if args.list: return {"runs": [{"name": r.name, "what": r.what} for r in plan]}
+    if args.check:
+        rows = check_plan(plan, root, only=args.only, progress=not args.quiet)
+        report, ok = check_report(rows)
+        print(report)
+        if not ok: raise AgicError("the regenerated figures differ from the committed ones beyond their tolerance "
+                                   "(or a verdict flipped): see the table above")
+        return {"numbers": len(rows), **rows.status.value_counts().to_dict()}
     record = run_plan(plan, root, only=args.only, progress=not args.quiet)
     return {"files": len(record), "index": str(root / "figures" / "README.md")}
 
@@ -201,7 +208,8 @@ def _add_train(sub):
     t.add_argument("--augment", action=argparse.BooleanOptionalAction,
                    help=f"random shifts and flips while training (default: {'' if d.augment else 'no '}augment)")
     t.add_argument("--precision", choices=PRECISIONS,
-                   help=f"bf16: bfloat16 autocast while training (default {d.precision})")
+                   help=f"bf16: bfloat16 autocast while training, fast only with native bf16, CPU-dependent "
+                        f"(default {d.precision})")
     t.add_argument("--cache", help="cache folder (default $AGIC_CACHE or <checkout>/cache)")
     t.add_argument("--force", action="store_true", help="retrain even if a checkpoint is cached")
     t.set_defaults(run=_train)
@@ -307,6 +315,9 @@ def _add_figures(sub):
     fg.add_argument("--plan", help="the plan (default <checkout>/figures.yml)")
     fg.add_argument("--only", nargs="+", metavar="RUN", help="run only these runs of the plan")
     fg.add_argument("--list", action="store_true", help="list the plan's runs and exit")
+    fg.add_argument("--check", action="store_true",
+                    help="regenerate into a scratch folder and compare every number with the committed figures/ "
+                    "(exact, within tolerance, beyond); exit 2 when one is beyond or a verdict flips")
     fg.add_argument("--quiet", action="store_true", help="no progress bar")
     fg.set_defaults(run=_figures)
 

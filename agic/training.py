@@ -38,7 +38,7 @@ class TrainConfig:
     augment: bool = False           # random shifts (and flips where they keep the class)
     train_limit: int | None = None  # train on the first N training images only (quick runs)
     seed: int = 0                   # initial weights, batch order, augmentation
-    precision: str = "bf16"         # "bf16": bfloat16 autocast while training (weights stay float32); "fp32"
+    precision: str = "fp32"         # "fp32", or "bf16": bfloat16 autocast while training (weights stay float32)
 
     def __post_init__(self):
         check_range("epochs", self.epochs, 1, 1000, kind=int)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/07_reproduce.ipynb #1cd86c62
 from __future__ import annotations
-import datetime, json, os, re, subprocess, sys, time
+import datetime, json, os, re, subprocess, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +13,9 @@ import yaml
 from ..core import AgicError, atomic_write_text, project_root
 
 # %% auto #0
-__all__ = ['VERDICT_START', 'VERDICT_END', 'RECORD', 'INDEX', 'Run', 'load_plan', 'verdicts_markdown', 'sync_verdicts',
-           'git_commit', 'run_plan', 'write_index']
+__all__ = ['VERDICT_START', 'VERDICT_END', 'RECORD', 'INDEX', 'TIMING', 'FAILING', 'Run', 'load_plan', 'verdicts_markdown',
+           'sync_verdicts', 'git_commit', 'run_plan', 'write_index', 'compare_number', 'compare_tables',
+           'compare_summaries', 'compare_files', 'check_plan', 'check_report']
 
 # %% ../../nbs/07_reproduce.ipynb #ce6b0e1e
 @dataclass
@@ -133,11 +134,12 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
             if p.is_file() and p.name not in (RECORD, INDEX) and "quick" not in p.relative_to(folder).parts}
 
 # %% ../../nbs/07_reproduce.ipynb #855cda7f
-def _execute(run: Run, root: Path, log) -> None:
-    "One run, its output (progress as plain lines, `AGIC_PROGRESS=lines`) into `log` as it comes."
+def _execute(run: Run, root: Path, log, executed: Path | None = None) -> None:
+    """One run, its output (progress as plain lines, `AGIC_PROGRESS=lines`) into `log` as it comes; the executed
+    notebook to `executed` (default `runs/<name>.ipynb`)."""
     before = os.environ.get("AGIC_PROGRESS")
     os.environ["AGIC_PROGRESS"] = "lines"   # the kernels and commands it starts inherit it
-    try: _execute_run(run, root, log)
+    try: _execute_run(run, root, log, executed or root / "runs" / f"{run.name}.ipynb")
     finally:
         if before is None: os.environ.pop("AGIC_PROGRESS")
         else: os.environ["AGIC_PROGRESS"] = before
@@ -150,17 +152,17 @@ def _relative_paths(path: Path, root: Path) -> None:
             text = text.replace(prefix, short)
         atomic_write_text(path, text)
 
-def _execute_run(run: Run, root: Path, log) -> None:
+def _execute_run(run: Run, root: Path, log, executed: Path) -> None:
     if run.notebook:
         import papermill
         try:
-            papermill.execute_notebook(str(root / run.notebook), str(root / "runs" / f"{run.name}.ipynb"),
+            papermill.execute_notebook(str(root / run.notebook), str(executed),
                                        parameters=run.parameters, cwd=str(root), progress_bar=False, stdout_file=log,
                                        stderr_file=log, log_output=False)
         except papermill.PapermillExecutionError as e:
             raise AgicError(f"run {run.name} ({run.what}) failed in cell {e.exec_count}: {e.ename}: {e.evalue}; "
-                            f"the executed notebook is runs/{run.name}.ipynb") from None
-        finally: _relative_paths(root / "runs" / f"{run.name}.ipynb", root)
+                            f"the executed notebook is {executed}") from None
+        finally: _relative_paths(executed, root)
     else:
         p = subprocess.run([sys.executable, "-m", "agic", *run.command], cwd=root, stdout=log, stderr=subprocess.PIPE,
                            text=True)
@@ -169,6 +171,13 @@ def _execute_run(run: Run, root: Path, log) -> None:
                             f"{p.stderr.strip().splitlines()[-1] if p.stderr.strip() else 'exit ' + str(p.returncode)}")
 
 # %% ../../nbs/07_reproduce.ipynb #650e7184
+def _selected(plan: list[Run], only: list[str] | None) -> list[Run]:
+    "The runs of `plan` named in `only` (all without it); an unknown name is an error that lists the plan's runs."
+    unknown = sorted(set(only or []) - {r.name for r in plan})
+    if unknown:
+        raise AgicError(f"no run named {', '.join(unknown)} in the plan; its runs: {', '.join(r.name for r in plan)}")
+    return [r for r in plan if not only or r.name in only]
+
 def run_plan(plan: list[Run], root: Path | str | None = None, only: list[str] | None = None,
              progress: bool = True) -> dict:
     """Run `plan` (or the runs named in `only`) from the project root; update `figures/provenance.json` and
@@ -176,13 +185,7 @@ def run_plan(plan: list[Run], root: Path | str | None = None, only: list[str] | 
     record."""
     from agic.core import progress_bar
     root = Path(root or project_root()); figs = root / "figures"; figs.mkdir(exist_ok=True)
-    full = plan
-    if only:
-        unknown = sorted(set(only) - {r.name for r in plan})
-        if unknown:
-            raise AgicError(f"no run named {', '.join(unknown)} in the plan; its runs: "
-                            f"{', '.join(r.name for r in plan)}")
-        plan = [r for r in plan if r.name in only]
+    full, plan = plan, _selected(plan, only)
     record = json.loads((figs / RECORD).read_text()) if (figs / RECORD).is_file() else {}
     bar = progress_bar(plan, desc="figures", unit="run", disable=not progress)
     for run in bar:
@@ -239,3 +242,142 @@ def write_index(record: dict, figs: Path) -> Path:
         lines += ["", f"The {len(runs)} runs above took {_duration(sum(runs.values()))} in all, each as it was last "
                   "run (a cold cache or a warm one: see when each was made)."]
     return atomic_write_text(figs / INDEX, "\n".join(lines) + "\n")
+
+# %% ../../nbs/07_reproduce.ipynb #ca6810fb
+import math
+TIMING = re.compile(r"seconds|minutes|latency|speedup|(^|_)ms(_|$)")
+
+def _binomial_se(p: float, n: int) -> float:
+    "Standard error of an accuracy `p` on `n` images (at least that of one image in `n`)."
+    return math.sqrt(max(p * (1 - p), 1 / n) / n)
+
+def compare_number(name: str, committed: float, regenerated: float, n: int, sd: float | None = None
+                   ) -> tuple[str, float]:
+    "Status ('exact', 'within', 'beyond', 'timing') and tolerance of one number named `name` (see the rules above)."
+    if TIMING.search(name): return "timing", math.nan
+    if committed == regenerated or (math.isnan(committed) and math.isnan(regenerated)): return "exact", 0.0
+    tol = 2 * sd if sd else (2 * _binomial_se(committed, n) if 0 <= committed <= 1 else 0.0)
+    return ("within" if abs(regenerated - committed) <= tol else "beyond"), tol
+
+# %% ../../nbs/07_reproduce.ipynb #912556cf
+_KEY_FLOATS, _TEXT = {"ratio", "q"}, {"measured", "bar"}
+
+def _row(file, where, committed, regenerated, status, tol=math.nan):
+    return dict(file=file, where=where, committed=committed, regenerated=regenerated, tolerance=tol, status=status)
+
+def compare_tables(old, new, n: int, file: str = "") -> list[dict]:
+    "Every cell of the regenerated table `new` against the committed `old` (pandas DataFrames): one row per cell."
+    if list(old.columns) != list(new.columns) or old.shape != new.shape:
+        return [_row(file, "shape", f"{old.shape} {list(old.columns)}", f"{new.shape} {list(new.columns)}", "beyond")]
+    floats = [c for c in old.columns if old[c].dtype.kind == "f" and c not in _KEY_FLOATS]
+    keys = [c for c in old.columns if c not in floats and c != "seed"]
+    group_sd = (old.groupby(keys, dropna=False)[floats].transform("std") if "seed" in old.columns and keys else None)
+    out = []
+    for i in range(len(old)):
+        for c in old.columns:
+            a, b, where = old[c].iloc[i], new[c].iloc[i], f"row {i + 1}, {c}"
+            if c in _TEXT: continue
+            if c not in floats:
+                same = str(a) == str(b)
+                out.append(_row(file, where, a, b, "exact" if same else ("flip" if c == "held" else "beyond")))
+                continue
+            sd = None
+            if f"{c}_sd" in old.columns: sd = max(old[f"{c}_sd"].iloc[i], new[f"{c}_sd"].iloc[i])
+            elif group_sd is not None and not math.isnan(group_sd[c].iloc[i]): sd = group_sd[c].iloc[i]
+            status, tol = compare_number(c, float(a), float(b), n, sd)
+            out.append(_row(file, where, a, b, status, tol))
+    return out
+
+# %% ../../nbs/07_reproduce.ipynb #7a9279a5
+def _leaves(x, path=()):
+    if isinstance(x, dict):
+        for k, v in x.items(): yield from _leaves(v, (*path, str(k)))
+    elif isinstance(x, list):
+        for i, v in enumerate(x): yield from _leaves(v, (*path, str(i)))
+    else: yield path, x
+
+_number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+
+def compare_summaries(old: dict, new: dict, n: int, file: str = "") -> list[dict]:
+    "Every leaf of the regenerated summary `new` against the committed `old`: one row per leaf."
+    a, b, out = dict(_leaves(old)), dict(_leaves(new)), []
+    for path in sorted(set(a) | set(b)):
+        where, x, y = ".".join(path), a.get(path), b.get(path)
+        if not (_number(x) and _number(y)) or isinstance(x, int) and isinstance(y, int):
+            out.append(_row(file, where, x, y, "exact" if x == y else "beyond")); continue
+        siblings = [path[:i] + (path[i] + "_sd",) + path[i + 1:] for i in range(len(path))]
+        sd = max((d[p] for p in siblings for d in (a, b) if _number(d.get(p))), default=None)
+        out.append(_row(file, where, x, y, *compare_number(where, x, y, n, sd)))
+    return out
+
+# %% ../../nbs/07_reproduce.ipynb #18357115
+def _evaluation_images(run: Run, root: Path) -> int:
+    "The run's number of evaluation images: its `n_eval` or `n_test` (given, or the notebook's default), else 1,000."
+    if run.notebook:
+        import papermill
+        declared = papermill.inspect_notebook(str(root / run.notebook))
+        for name in ("n_eval", "n_test"):
+            if name in run.parameters: return int(run.parameters[name])
+            if name in declared: return int(declared[name]["default"])
+    return 1000
+
+def compare_files(committed: Path, regenerated: Path, n: int) -> list[dict]:
+    "Compare a committed table (`.csv`) or summary (`.json`) with its regenerated namesake."
+    import pandas as pd
+    if committed.suffix == ".csv":
+        return compare_tables(pd.read_csv(committed), pd.read_csv(regenerated), n, committed.name)
+    return compare_summaries(json.loads(committed.read_text()), json.loads(regenerated.read_text()), n, committed.name)
+
+# %% ../../nbs/07_reproduce.ipynb #854b2a01
+_COMPARED = (".csv", ".json")
+
+def _into(run: Run, out: Path) -> Run:
+    "`run` with a command's `figures/...` arguments pointing into `out` (notebooks follow `$AGIC_FIGURES`)."
+    if not run.command: return run
+    return Run(run.name, command=[str(out / a.removeprefix("figures/")) if a.startswith("figures/") else a
+                                  for a in run.command])
+
+def check_plan(plan: list[Run], root: Path | str | None = None, only: list[str] | None = None,
+               scratch: Path | str | None = None, progress: bool = True):
+    """Regenerate the runs of `plan` (or those named in `only`) into `scratch/<run>` (a new temporary folder by
+    default; `figures/` is not touched) and compare every number of the tables and summaries each wrote with the
+    committed ones. Returns a DataFrame, one row per number: run, file, where, committed, regenerated, tolerance,
+    status."""
+    import pandas as pd
+    from agic.core import progress_bar
+    root = Path(root or project_root()); figs = root / "figures"
+    record = json.loads((figs / RECORD).read_text()) if (figs / RECORD).is_file() else {}
+    scratch, rows = Path(scratch or tempfile.mkdtemp(prefix="agic-check-")), []
+    for run in progress_bar(_selected(plan, only), desc="check", unit="run", disable=not progress):
+        out = scratch / run.name; out.mkdir(parents=True, exist_ok=True)
+        before, os.environ["AGIC_FIGURES"] = os.environ.get("AGIC_FIGURES"), str(out)
+        try:
+            with open(out / "run.log", "w") as log: _execute(_into(run, out), root, log, out / "run.ipynb")
+        finally:
+            if before is None: os.environ.pop("AGIC_FIGURES")
+            else: os.environ["AGIC_FIGURES"] = before
+        n, found = _evaluation_images(run, root), []
+        for f in sorted(p for p in out.iterdir() if p.suffix in _COMPARED and (figs / p.name).is_file()):
+            found.append(f.name)
+            rows += [{"run": run.name, **r} for r in compare_files(figs / f.name, f, n)]
+        rows += [{"run": run.name, **_row(f, "file", "committed", "not written", "beyond")} for f, r in record.items()
+                 if r["run"] == run.name and Path(f).suffix in _COMPARED and f not in found]
+    return pd.DataFrame(rows, columns=["run", "file", "where", "committed", "regenerated", "tolerance", "status"])
+
+# %% ../../nbs/07_reproduce.ipynb #05b05936
+FAILING = ("beyond", "flip")
+
+def check_report(rows, details: int = 30) -> tuple[str, bool]:
+    """`check_plan`'s rows as Markdown: per file the count of numbers exact, within, beyond, flipped, timing, then
+    the first `details` numbers beyond their tolerance or verdicts flipped; and whether none was."""
+    import pandas as pd
+    statuses = ["exact", "within", "beyond", "flip", "timing"]
+    counts = (rows.groupby(["run", "file"])["status"].value_counts().unstack(fill_value=0)
+              .reindex(columns=statuses, fill_value=0).reset_index())
+    bad = rows[rows.status.isin(FAILING)]
+    lines = [counts.to_markdown(index=False)] if len(rows) else ["(no table or summary was compared)"]
+    if len(bad):
+        lines += ["", f"{len(bad)} beyond tolerance or flipped" + (f" (first {details}):" if len(bad) > details
+                                                                       else ":"), "",
+                  bad.head(details).to_markdown(index=False)]
+    return "\n".join(lines), bad.empty and len(rows) > 0
