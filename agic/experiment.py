@@ -12,14 +12,22 @@ from fastcore.basics import patch
 from .core import AgicError, atomic_write_text, check_choice, check_range, figures_dir, use_all_cores
 
 # %% auto #0
-__all__ = ['check_parameters', 'Experiment', 'write_verdicts']
+__all__ = ['QUICK_MARK', 'check_parameters', 'Experiment', 'write_verdicts']
 
 # %% ../nbs/03e_experiment.ipynb #2a60ae96
 def _is_number(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool)
 
+def _from_text(name: str, value):
+    "papermill's `-p name '[0.1, 0.5]'` passes a string: read it as YAML (what `-y` would have passed)."
+    if not isinstance(value, str): return value
+    import yaml
+    try: return yaml.safe_load(value)
+    except yaml.YAMLError: raise AgicError(f"parameter {name}: {value!r} is not a YAML list") from None
+
 def _check_list(name: str, value, kind: str):
     if not isinstance(value, list):
-        raise AgicError(f"parameter {name} must be a list, got {type(value).__name__} {value!r}")
+        raise AgicError(f"parameter {name} must be a list, got {type(value).__name__} {value!r} (from the command "
+                        f"line: -p {name} '[1, 2]' or -y '{name}: [1, 2]')")
     if kind in ("ratios+", "seeds") and not value: raise AgicError(f"{name} must not be empty")
     for v in value:
         if (kind.startswith("ratios") or kind == "curve") and not (_is_number(v) and 0 <= v < 1):
@@ -35,8 +43,17 @@ def _check_list(name: str, value, kind: str):
 
 # %% ../nbs/03e_experiment.ipynb #f03fda74
 def check_parameters(values: dict, spec: dict):
-    "Check the parameters `values` (a notebook's `globals()`) against `spec`, name -> kind (see above)."
+    """Check the parameters `values` (a notebook's `globals()`) against `spec`, name -> kind (see above). A list given
+    as text (`-p ratios '[0.5, 0.3]'`) is read as YAML, and ratios are sorted and made unique (with a note): both are
+    written back into `values`."""
     for name, kind in spec.items():
+        if kind is list or isinstance(kind, str): values[name] = _from_text(name, values[name])
+        if isinstance(kind, str) and kind != "seeds" and isinstance(values[name], list):
+            try: ordered = sorted(set(values[name]))
+            except TypeError: ordered = values[name]     # not comparable: _check_list says what is wrong
+            if ordered != values[name]:
+                print(f"note: {name} sorted and made unique: {values[name]} -> {ordered}")
+                values[name] = ordered
         v = values[name]
         if isinstance(kind, type) and kind is not int:
             if not isinstance(v, kind):
@@ -88,9 +105,20 @@ def save_figure(self: Experiment, fig, stem: str, dpi: int = 110):
     "A matplotlib figure as PNG."
     fig.savefig(self.path(stem, "png"), dpi=dpi)
 
+QUICK_MARK = "Quick run (a toy run for CI: its numbers mean nothing): "
+
+def _mark_quick(folder: Path):
+    "Every Markdown table and verdict list of a quick run says so in its heading: a reader cannot take it for a result."
+    for p in folder.glob("*.md"):
+        head, _, rest = p.read_text().partition("\n")
+        if head.startswith("#") and QUICK_MARK not in head:
+            hashes, _, title = head.partition(" ")
+            p.write_text(f"{hashes} {QUICK_MARK}{title}\n{rest}")
+
 @patch
 def publish(self: Experiment) -> list[str]:
-    "Move every staged output into `out_dir` together; return the names of this tag's outputs there."
+    "Move every staged output into `out_dir` together (a quick run's headings marked); return this tag's outputs."
+    if self.quick: _mark_quick(self.stage)
     self.out_dir.mkdir(parents=True, exist_ok=True)
     for p in sorted(self.stage.iterdir()): shutil.move(str(p), self.out_dir / p.name)
     shutil.rmtree(self.stage, ignore_errors=True)

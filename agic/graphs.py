@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_graphs.ipynb #4126f1c3
 from __future__ import annotations
-import contextlib, math, operator
+import contextlib, math, operator, weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -16,20 +16,36 @@ from torch import nn
 from .core import AgicError, check_range
 
 # %% auto #0
-__all__ = ['ACTIVATION_MODULES', 'ACTIVATION_FUNCTIONS', 'IDENTITY_MODULES', 'LINEAR_MODULES', 'LINEAR_FUNCTIONS',
-           'ADD_FUNCTIONS', 'SUB_FUNCTIONS', 'TERM_RULES', 'NODE_FEATURES', 'Layer', 'bn_affine', 'trace_layers',
-           'Term', 'Value', 'grad_at', 'Step', 'AtGCBatch', 'AtGCBuilder']
+__all__ = ['ACTIVATION_MODULES', 'ACTIVATION_FUNCTIONS', 'ACTIVATION_METHODS', 'IDENTITY_MODULES', 'LINEAR_MODULES',
+           'PAD_MODULES', 'MAXPOOL_MODULES', 'MAXPOOL_FUNCTIONS', 'LINEAR_FUNCTIONS', 'ADD_FUNCTIONS', 'SUB_FUNCTIONS',
+           'SCALE_FUNCTIONS', 'CAT_FUNCTIONS', 'RANDOM_FUNCTIONS', 'INPLACE_FUNCTIONS', 'SUPPORTED', 'TERM_RULES',
+           'NODE_FEATURES', 'Layer', 'bn_affine', 'trace_layers', 'kernel_modules', 'Term', 'Value', 'grad_at', 'Step',
+           'AtGCBatch', 'AtGCBuilder']
 
 # %% ../nbs/03_graphs.ipynb #918dc15c
 ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardtanh,
-                      nn.Softplus)
+                      nn.Softplus, nn.Hardswish, nn.Hardsigmoid, nn.Mish, nn.SELU, nn.CELU, nn.PReLU)
 ACTIVATION_FUNCTIONS = (F.relu, torch.relu, F.relu6, F.leaky_relu, F.elu, F.gelu, F.silu, torch.sigmoid, torch.tanh,
-                        F.hardtanh, F.softplus)
+                        F.hardtanh, F.softplus, F.hardswish, F.hardsigmoid, F.mish, F.selu, F.celu, torch.clamp,
+                        torch.clip, torch.relu_, F.relu_, F.sigmoid, F.tanh)
+ACTIVATION_METHODS = ("relu", "sigmoid", "tanh", "clamp", "clip")   # and their in-place forms (`relu_`)
 IDENTITY_MODULES = (nn.Dropout, nn.Dropout2d, nn.AlphaDropout, nn.Identity)
 LINEAR_MODULES = (nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Upsample)
+PAD_MODULES = (nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d, nn.CircularPad2d)
+MAXPOOL_MODULES, MAXPOOL_FUNCTIONS = (nn.MaxPool2d, nn.AdaptiveMaxPool2d), (F.max_pool2d, F.adaptive_max_pool2d)
 LINEAR_FUNCTIONS = (F.avg_pool2d, F.adaptive_avg_pool2d, F.interpolate)
 ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add)
 SUB_FUNCTIONS = (operator.sub, operator.isub, torch.sub, torch.rsub)   # differences: linear, like sums
+SCALE_FUNCTIONS = (operator.mul, operator.imul, torch.mul, operator.truediv, operator.itruediv, torch.div,
+                   operator.neg, torch.neg)                               # by a number: linear
+CAT_FUNCTIONS = (torch.cat, torch.concat, torch.concatenate)
+RANDOM_FUNCTIONS = (F.dropout, F.dropout2d, F.dropout1d, F.alpha_dropout, F.feature_alpha_dropout)
+INPLACE_FUNCTIONS = (operator.iadd, operator.isub, operator.imul, operator.itruediv, torch.relu_, F.relu_)
+SUPPORTED = ("BatchNorm2d with running statistics; the activations " +
+             ", ".join(m.__name__ for m in ACTIVATION_MODULES) + ", clamp/clip by numbers; MaxPool2d, AdaptiveMaxPool2d, "
+             "AvgPool2d, AdaptiveAvgPool2d, Upsample/interpolate; padding (F.pad, ZeroPad2d, ConstantPad2d, "
+             "ReflectionPad2d, ReplicationPad2d, CircularPad2d); eval-mode dropout, Identity; sums and differences of "
+             "same-shaped maps and numbers (any alpha); products and quotients by a number; torch.cat along channels")
 
 @dataclass
 class Layer:
@@ -61,10 +77,52 @@ def bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
 
 # %% ../nbs/03_graphs.ipynb #3ecc2a39
 def _describe(gm: fx.GraphModule, node: fx.Node) -> str:
+    "How the user wrote `node`: the module and its class, or the function or method and where it is called."
     if node.op == "call_module": return f"{type(gm.get_submodule(node.target)).__name__} module '{node.target}'"
+    if node.op == "get_attr": return f"the model's tensor '{node.target}' used as an operand"
     name = getattr(node.target, "__name__", str(node.target))
+    if node.target is getattr and len(node.args) > 1: name = f"getattr(…, {node.args[1]!r})"
     where = node.meta.get("nn_module_stack") or {}
     return f"operation '{name}' (fx node '{node.name}'{', in ' + list(where)[-1] if where else ''})"
+
+def _number(a) -> bool: return isinstance(a, (int, float)) and not isinstance(a, bool)
+
+def _args_of(node: fx.Node) -> list:
+    "The operands of a sum, product or quotient, positional or by keyword (`input`, `other`)."
+    return list(node.args) + [node.kwargs[k] for k in ("input", "other") if k in node.kwargs]
+
+def _constant_rest(node: fx.Node) -> bool:
+    "Whether every operand but the first is a constant: an elementwise function of one tensor."
+    found = []
+    fx.node.map_arg((node.args[1:], node.kwargs), found.append)
+    return not found
+
+_NEG, _DIV = (operator.neg, torch.neg, "neg", "neg_"), (operator.truediv, operator.itruediv, torch.div, "div", "div_")
+
+def _is_scale(node: fx.Node) -> bool:
+    "A tensor times, or divided by, a number (or negated): linear."
+    ops = _args_of(node)
+    if node.target in _NEG: return len(ops) == 1 and isinstance(ops[0], fx.Node)
+    if node.target in _DIV:
+        return (len(ops) == 2 and isinstance(ops[0], fx.Node) and _number(ops[1]) and ops[1] != 0
+                and node.kwargs.get("rounding_mode") is None)
+    return len(ops) == 2 and sum(isinstance(a, fx.Node) for a in ops) == 1 and any(_number(a) for a in ops)
+
+# %% ../nbs/03_graphs.ipynb #8df30a6a
+def _function_kind(node: fx.Node) -> str:
+    t, args, kw = node.target, node.args, node.kwargs
+    if t in RANDOM_FUNCTIONS:
+        return "random" if (args[2] if len(args) > 2 else kw.get("training", True)) else "identity"
+    if t in ACTIVATION_FUNCTIONS: return "act" if _constant_rest(node) else "unsupported"
+    if t in ADD_FUNCTIONS + SUB_FUNCTIONS: return "add"
+    if t in SCALE_FUNCTIONS: return "scale" if _is_scale(node) else "unsupported"
+    if t in CAT_FUNCTIONS: return "cat" if (args[1] if len(args) > 1 else kw.get("dim", 0)) in (1, -3) else "unsupported"
+    if t in MAXPOOL_FUNCTIONS: return "maxpool"
+    if t in LINEAR_FUNCTIONS: return "linear"
+    if t is F.pad: return "pad"
+    if t is getattr and len(args) > 1 and args[1] == "shape": return "shape"
+    if t is operator.getitem: return "getitem"   # of a shape: a shape (trace_layers decides)
+    return "unsupported"
 
 def _kind(gm: fx.GraphModule, node: fx.Node) -> str:
     "Classify an fx node by how attribution passes through it."
@@ -76,19 +134,16 @@ def _kind(gm: fx.GraphModule, node: fx.Node) -> str:
         if isinstance(m, ACTIVATION_MODULES): return "act"
         if isinstance(m, IDENTITY_MODULES): return "identity"
         if isinstance(m, LINEAR_MODULES): return "linear"
-        if isinstance(m, nn.MaxPool2d): return "maxpool"
+        if isinstance(m, PAD_MODULES): return "pad"
+        if isinstance(m, MAXPOOL_MODULES): return "maxpool"
         return "unsupported"
-    if node.op == "call_function":
-        if node.target in ACTIVATION_FUNCTIONS: return "act"
-        if node.target in ADD_FUNCTIONS + SUB_FUNCTIONS: return "add"
-        if node.target is torch.cat:
-            dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
-            return "cat" if dim in (1, -3) else "unsupported"
-        if node.target is F.max_pool2d: return "maxpool"
-        if node.target in LINEAR_FUNCTIONS: return "linear"
-        if node.target is F.dropout: return "identity"
-    if node.op == "call_method" and node.target in ("relu", "sigmoid", "tanh"): return "act"
-    if node.op == "call_method" and node.target in ("add", "add_", "sub", "sub_"): return "add"
+    if node.op == "call_function": return _function_kind(node)
+    if node.op == "call_method":
+        name = node.target.removesuffix("_")
+        if name in ACTIVATION_METHODS: return "act" if _constant_rest(node) else "unsupported"
+        if name in ("add", "sub"): return "add"
+        if name in ("mul", "div", "neg"): return "scale" if _is_scale(node) else "unsupported"
+        if name == "size": return "shape"
     return "unsupported"
 
 # %% ../nbs/03_graphs.ipynb #0c2c92b6
@@ -99,9 +154,14 @@ def trace_layers(model: nn.Module) -> tuple[fx.GraphModule, list[Layer], dict[st
         raise AgicError(f"cannot trace {type(model).__name__} with torch.fx ({type(e).__name__}: {str(e)[:200]}); "
                         "the At-GC builder needs a traceable model") from None
     nodes = list(gm.graph.nodes)
-    kinds = {n.name: _kind(gm, n) for n in nodes}
+    kinds = {}
+    for n in nodes:   # in order: an index into a shape is a shape, any other indexing is not supported
+        kinds[n.name] = _kind(gm, n)
+        if kinds[n.name] == "getitem":
+            kinds[n.name] = "shape" if kinds.get(getattr(n.args[0], "name", None)) == "shape" else "unsupported"
     convs = [n for n in nodes if kinds[n.name] == "conv"]
     if not convs: raise AgicError(f"{type(model).__name__} has no Conv2d layer: an At-GC has one node per conv kernel")
+    _refuse_reused(gm, convs)
     placeholders = [n for n in nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
         raise AgicError(f"the model must take one image tensor, its forward takes {len(placeholders)} inputs")
@@ -130,22 +190,44 @@ def trace_layers(model: nn.Module) -> tuple[fx.GraphModule, list[Layer], dict[st
             if n.name in needed: continue
             needed.add(n.name); stack.extend(n.all_input_nodes)
     for n in nodes:
-        if n.name in needed and kinds[n.name] == "unsupported":
+        if n.name in needed and kinds[n.name] in ("unsupported", "random"):
             m = gm.get_submodule(n.target) if n.op == "call_module" else None
             if isinstance(m, nn.BatchNorm2d):
                 raise AgicError(f"{_describe(gm, n)} keeps no running statistics (track_running_stats=False), so it "
                                 "normalises every batch by the batch itself and an image's attribution would depend on "
                                 "the others; the At-GC builder needs BatchNorm with running statistics")
+            if kinds[n.name] == "random":
+                raise AgicError(f"{_describe(gm, n)} lies between convs and is random (training=True): an image's "
+                                "attribution would change from call to call; use eval-mode dropout (training=False)")
             raise AgicError(f"unsupported {_describe(gm, n)} lies between convs; the At-GC builder passes attribution "
-                            "through BatchNorm, activations, max/avg pooling, upsampling, dropout, identity, residual "
-                            "additions and channel concatenations only (see agic.graphs)")
+                            f"only through {SUPPORTED} (see agic.graphs)")
     return gm, layers, {n: kinds[n] for n in needed | chains | {layers[0].out_node}}
+
+def _refuse_reused(gm: fx.GraphModule, convs: list[fx.Node]):
+    "One conv module called twice would be two layers with one name: refused by name."
+    calls = {}
+    for c in convs: calls[c.target] = calls.get(c.target, 0) + 1
+    for target, k in calls.items():
+        if k > 1:
+            raise AgicError(f"Conv2d module '{target}' is called {k} times in forward; an At-GC node is a kernel of "
+                            "one conv call: give each call its own Conv2d module")
 
 def _chain(first: fx.Node, last: fx.Node) -> set[str]:
     "Names of the nodes from `first` to `last` along single users."
     names, cur = {first.name}, first
     while cur is not last: cur = next(iter(cur.users)); names.add(cur.name)
     return names
+
+# %% ../nbs/03_graphs.ipynb #d5aaa764
+_traced = weakref.WeakKeyDictionary()   # model -> its kernel modules: tracing once per model, not once per curve point
+
+def kernel_modules(model: nn.Module) -> dict[str, tuple[nn.Conv2d, nn.Module]]:
+    """Conv module path -> (the conv, the module whose output is the kernel's pre-activation map: its BatchNorm or
+    itself): a fact about a CNN that scoring and pruning both need, read off its trace."""
+    if model not in _traced:
+        _, layers, _ = trace_layers(model)
+        _traced[model] = {l.module_name: (l.conv, l.bn if l.bn is not None else l.conv) for l in layers[1:]}
+    return _traced[model]
 
 # %% ../nbs/03_graphs.ipynb #0816bb14
 @dataclass
@@ -174,12 +256,23 @@ def _non_inplace(model: nn.Module) -> nn.Module:
         if hasattr(m, "inplace"): m.inplace = False
     return model
 
+_OUT_OF_PLACE = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
+                 operator.itruediv: operator.truediv, torch.relu_: torch.relu, F.relu_: F.relu}
+
+def _inplace_method(name: str) -> bool:
+    "`relu_`, `add_`, `__iadd__`: a method that writes into its tensor."
+    return (name.endswith("_") and not name.startswith("__")) or (name.startswith("__i") and name.endswith("__"))
+
 def _call(gm: fx.GraphModule, node: fx.Node, args, kwargs):
+    """Run `node` on `args`, never in place: the builder keeps every value it has computed (the user's model, run as
+    written, is checked against this trace: `AtGCBuilder._check_eager`)."""
     if node.op == "call_module": return gm.get_submodule(node.target)(*args, **kwargs)
-    if node.op == "call_method": return getattr(args[0], node.target)(*args[1:], **kwargs)
-    target = {operator.iadd: operator.add, operator.isub: operator.sub}.get(node.target, node.target)
     if "inplace" in kwargs: kwargs = {**kwargs, "inplace": False}
-    return target(*args, **kwargs)
+    if node.op == "call_method":
+        name = node.target
+        if _inplace_method(name): name = "__" + name[3:] if name.startswith("__") else name.removesuffix("_")
+        return getattr(args[0], name)(*args[1:], **kwargs)
+    return _OUT_OF_PLACE.get(node.target, node.target)(*args, **kwargs)
 
 def _operands(gm: fx.GraphModule, node: fx.Node) -> list[tuple[object, float]]:
     """The two operands of an addition or subtraction, each with its factor: a + αb, a − αb, or b − αa (`rsub`).
@@ -230,17 +323,20 @@ def _pool_argmax(gm: fx.GraphModule, node: fx.Node, args, kwargs, t: torch.Tenso
     "Where max-pooling `node` takes each output from in `t`: flat positions within each channel's map."
     if node.op == "call_module":
         m = gm.get_submodule(node.target)
+        if isinstance(m, nn.AdaptiveMaxPool2d): return F.adaptive_max_pool2d(t, m.output_size, return_indices=True)[1]
         return F.max_pool2d(t, m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode,
                             return_indices=True)[1]
-    return F.max_pool2d(t, *args[1:], **{**kwargs, "return_indices": True})[1]
+    return node.target(t, *args[1:], **{**kwargs, "return_indices": True})[1]
 
 # %% ../nbs/03_graphs.ipynb #464c05d1
 def _maxpool_terms(gm: fx.GraphModule, node: fx.Node, args, kwargs, inp: Value, out: torch.Tensor,
                    ref: torch.Tensor) -> list[Term]:
     """DeepLIFT's max-pool rule as `shap.DeepExplainer` applies it. An output's difference from a reference,
     y − y_ref, splits into max(y, y_ref) − y_ref at the image's arg-max and y − max(y, y_ref) at the reference's;
-    each kernel takes its share of the input's difference at that position (none where it is below 1e-7). A channel
-    fed by one kernel takes all of y − y_ref."""
+    each kernel takes its share of the input's difference at that position. Where the output's difference needs a
+    share, that difference is never 0 (y > y_ref at the image's arg-max q gives x_q − ref_q ≥ y − y_ref > 0, and
+    likewise at the reference's), so shares are taken exactly, at any scale: shap drops those below 1e-7 instead. A
+    channel fed by one kernel takes all of y − y_ref."""
     chans = torch.cat([t.in_chan for t in inp.terms])
     if len(chans.unique()) == len(chans):
         whole = out[None] - ref[:, None]
@@ -251,7 +347,7 @@ def _maxpool_terms(gm: fx.GraphModule, node: fx.Node, args, kwargs, inp: Value, 
     R, N = din.shape[:2]
     def pooled(t: Term) -> torch.Tensor:
         d = _select(din, t.in_chan, 2)
-        share = torch.where(d.abs() < 1e-7, torch.zeros_like(d), t.delta / d).flatten(3)
+        share = torch.where(d == 0, torch.zeros_like(d), t.delta / d).flatten(3)
         pick = lambda idx: share.gather(3, _select(idx, t.in_chan, 2).flatten(3).expand(R, N, -1, -1))
         up, down = _select(cross - ref[:, None], t.in_chan, 2), _select(out[None] - cross, t.in_chan, 2)
         return up * pick(at_x[None]).view_as(up) + down * pick(at_ref[:, None]).view_as(up)
@@ -303,17 +399,41 @@ def _linear_rule(b, s: Step) -> list[Term]:
 def _cat_rule(b, s: Step) -> list[Term]:
     "A concatenation of channels: every operand's shares, their channel positions moved along."
     terms, offset = [], 0
-    for a in s.node.args[0]:
+    for a in (s.node.args[0] if s.node.args else s.node.kwargs["tensors"]):
         a = s.env[a.name]
         terms += [Term(t.source, t.src_chan, t.in_chan + offset, t.delta) for t in a.terms]
         offset += a.x.shape[1]
     return terms
+
+def _scale_rule(b, s: Step) -> list[Term]:
+    "A product or quotient by a number, or a negation: every share times the same factor."
+    if s.node.target in _NEG: f = -1.0
+    else:
+        number = next(a for a in _args_of(s.node) if _number(a))
+        f = 1 / number if s.node.target in _DIV else float(number)
+    return [t.map(lambda d: d * f) for t in s.ins[0].terms]
+
+_PAD_MODES = {nn.ReflectionPad2d: "reflect", nn.ReplicationPad2d: "replicate", nn.CircularPad2d: "circular"}
+
+def _pad_rule(b, s: Step) -> list[Term]:
+    "Padding copies values (or adds a constant, which cancels in a difference): shares padded the same, with zeros."
+    if s.node.op == "call_module":
+        m = b.gm.get_submodule(s.node.target)
+        pad, mode = m.padding, _PAD_MODES.get(type(m), "constant")
+    else:
+        pad = s.args[1] if len(s.args) > 1 else s.kwargs["pad"]
+        mode = s.args[2] if len(s.args) > 2 else s.kwargs.get("mode", "constant")
+    value = 0.0 if mode == "constant" else None
+    apply = lambda d: F.pad(d.flatten(0, 1), pad, mode=mode, value=value).unflatten(0, d.shape[:2])
+    return [t.map(apply) for t in s.ins[0].terms]
 
 TERM_RULES = {
     "identity": lambda b, s: s.ins[0].terms,          # dropout in eval mode, nn.Identity
     "bn": _bn_rule, "act": _act_rule, "linear": _linear_rule, "cat": _cat_rule,
     "maxpool": lambda b, s: _maxpool_terms(b.gm, s.node, s.args, s.kwargs, s.ins[0], s.out, s.ref),
     "add": lambda b, s: _sum_terms(b.gm, s.node, s.env, s.out),
+    "scale": _scale_rule, "pad": _pad_rule,
+    "shape": lambda b, s: [],                         # x.shape, x.size(): no difference to pass on
 }
 
 # %% ../nbs/03_graphs.ipynb #1152613f
@@ -366,11 +486,41 @@ def _param_stats(layer: Layer) -> torch.Tensor:
     bias = layer.conv.bias.detach() if layer.conv.bias is not None else w.new_zeros(layer.size)
     return torch.stack([w.abs().sum(1), w.norm(dim=1), scale, shift, bias], -1)
 
+# %% ../nbs/03_graphs.ipynb #12ae3cf1
+def _completeness_row(batch: AtGCBatch, layer: str, rtol: float | None, noise: float, resolved: float) -> dict:
+    want = batch.outputs[layer] - batch.ref_outputs[layer]                            # Δy, (N, size)
+    got = batch.incoming(layer)
+    eps = torch.finfo(want.dtype).eps
+    rtol = 1000 * eps if rtol is None else rtol
+    magnitude = sum(e.abs().sum(1) for (s, d), e in batch.edges.items() if d == layer)    # Σ_c |φ_c|
+    sizes = magnitude + batch.sizes[layer] + batch.ref_sizes[layer]                       # each output's magnitudes
+    floor = noise * eps * sizes.max()                                                # what rounding can do in the layer
+    error = (got - want).abs()
+    worst = (error / (rtol * want.abs() + floor).clamp_min(torch.finfo(want.dtype).tiny)).max().item()
+    live = want != 0                            # an output equal on image and references (saturated, silent): no test
+    share = (want.abs() >= resolved * floor)[live].float().mean().item() if live.any() else 1.0
+    verdict = "failed" if worst > 1 else ("exact" if share >= 0.5 else "ill-conditioned")
+    return dict(layer=layer, verdict=verdict, max_error=error.max().item(), max_difference=want.abs().max().item(),
+                floor=floor.item(), worst_ratio=worst, resolved_share=share)
+
+@patch
+def completeness(self: AtGCBatch, rtol: float | None = None, noise: float = 64.0, resolved: float = 100.0):
+    """Per layer: is each kernel's incoming edge sum its output's difference from the references, as far as rounding
+    allows? A DataFrame of the worst error, difference and rounding floor, and a verdict (see the rule above)."""
+    import pandas as pd
+    return pd.DataFrame([_completeness_row(self, l, rtol, noise, resolved) for l in self.layers[1:]])
+
 # %% ../nbs/03_graphs.ipynb #56c29ef5
 class AtGCBuilder:
     "Builds exact DeepSHAP attribution graphs (At-GCs) of `model` against reference images `refs`."
-    def __init__(self, model: nn.Module, refs: torch.Tensor, output: str = "sum", chunk: int = 128,
-                 device: str | torch.device | None = None):
+    def __init__(self,
+                 model: nn.Module,                         # the CNN, as the user runs it (checked against its trace)
+                 refs: torch.Tensor,                       # (R, C, H, W) reference images: DeepSHAP's baselines
+                 output: str = "sum",                      # a kernel's output: its map's "sum" or "mean"
+                 chunk: int = 128,                         # images x references per computation (memory)
+                 device: str | torch.device | None = None, # "cpu", "cuda", "cuda:N", "auto" (default: the job's)
+                 allow_failed: bool = False):              # return graphs whose completeness check failed
+        self.allow_failed = allow_failed
         if output not in ("sum", "mean"): raise AgicError(f"output must be 'sum' or 'mean', got {output!r}")
         if not isinstance(refs, torch.Tensor) or refs.ndim != 4 or len(refs) < 1:
             raise AgicError(f"references must be a (R, C, H, W) tensor with R >= 1, got {getattr(refs, 'shape', refs)}")
@@ -378,7 +528,7 @@ class AtGCBuilder:
         # where to compute: the job's device (agic.distributed.setup) unless named here
         self.device = (distributed.pick_device(device) if device is not None
                        else torch.device(distributed.current().device))
-        self.model = _non_inplace(model)
+        self.user_model, self.model = model, _non_inplace(model)
         self.dtype = next(self.model.parameters()).dtype  # float64 models give float64 graphs (exactness tests)
         self.gm, self.layers, self.kinds = trace_layers(self.model)
         # kernel parameters' features on the CPU, before the move: the same numbers whichever device builds
@@ -391,6 +541,7 @@ class AtGCBuilder:
         self._check_shape(refs, "references")
         self.refs = refs.detach().to(self.device, self.dtype)
         with torch.no_grad(), self._exact(): self.ref_values = self._forward(self.refs)
+        self._check_eager(self.refs)
         self._param_on_device = {k: v.to(self.device) for k, v in self.param_features.items()}
         self._grad_cache: dict[str, torch.Tensor] = {}
         self._wire()
@@ -457,15 +608,105 @@ def _exact(self: AtGCBuilder):
 def __call__(self: AtGCBuilder, images: torch.Tensor) -> AtGCBatch:
     """The At-GCs of `images` (N, C, H, W), as tensors on the builder's device. They are computed in blocks of
     `self.block` images, the last block filled up with copies of its last image: every graph comes out of one and
-    the same computation shape, so its values do not depend on which other images share its batch."""
+    the same computation shape, so its values do not depend on which other images share its batch. Each block is
+    checked first against the user's model run as written (`_check_eager`), and its graphs after (`completeness`):
+    a layer whose verdict is "failed" is an `AgicError` unless the builder was made with `allow_failed=True`."""
     self._check_shape(images, "images")
     x, parts = images.detach().to(self.device, self.dtype), []
     with torch.no_grad(), self._exact():
         for b in range(0, len(x), self.block):
             xb = x[b:b + self.block]
             filled = torch.cat([xb, xb[-1:].expand(self.block - len(xb), *xb.shape[1:])])
+            self._check_eager(xb)
             parts.append(self._run(filled).head(len(xb)))
+            if not self.allow_failed: _refuse_failed(parts[-1], b)
     return AtGCBatch.cat(parts)
+
+# %% ../nbs/03_graphs.ipynb #82dc132d
+def _gap(eager: torch.Tensor, traced: torch.Tensor) -> float:
+    "max |eager − traced| relative to the largest |eager|; inf when the shapes differ."
+    if not isinstance(eager, torch.Tensor) or eager.shape != traced.shape: return math.inf
+    traced = traced.to(eager.device, eager.dtype)
+    return ((eager - traced).abs().max() / eager.abs().max().clamp_min(torch.finfo(eager.dtype).tiny)).item()
+
+def _inplace_ops(gm: fx.GraphModule, user: nn.Module) -> list[str]:
+    "The in-place operations of a forward, as the user wrote them."
+    found = []
+    for n in gm.graph.nodes:
+        module = user.get_submodule(n.target) if n.op == "call_module" else None
+        if module is not None and getattr(module, "inplace", False) is True:
+            found.append(f"{type(module).__name__}(inplace=True) module '{n.target}'")
+        elif ((n.op == "call_method" and _inplace_method(n.target)) or
+              (n.op == "call_function" and n.target in INPLACE_FUNCTIONS) or n.kwargs.get("inplace") is True):
+            found.append(_describe(gm, n))
+    return found
+
+def _refuse_failed(batch: AtGCBatch, first: int):
+    "A block whose completeness verdict is 'failed' on some layer: an AgicError (see `allow_failed`)."
+    rows = batch.completeness()
+    bad = rows[rows.verdict == "failed"]
+    if len(bad):
+        r = bad.iloc[0]
+        raise AgicError(f"the At-GCs of images {first}..{first + len(batch.outputs[r.layer]) - 1} fail completeness on "
+                        f"layer {r.layer} (error {r.max_error:.3g} against a rounding floor of {r.floor:.3g}): its "
+                        "edges do not add up to its outputs' differences; AtGCBuilder(..., allow_failed=True) returns "
+                        "them anyway")
+
+# %% ../nbs/03_graphs.ipynb #03fc59a5
+@patch
+def _eager_io(self: AtGCBuilder, x: torch.Tensor) -> tuple[dict, object]:
+    "The user's model, run as written (eval mode, its own device and dtype) on `x`: each conv's calls, its output."
+    user, calls, hooks = self.user_model, {}, []
+    record = lambda m, i, o, k: calls.setdefault(k, []).append((i[0].detach().clone(), o.detach().clone()))
+    for l in self.layers[1:]:
+        hook = lambda m, i, o, k=l.module_name: record(m, i, o, k)
+        hooks.append(user.get_submodule(l.module_name).register_forward_hook(hook))
+    was, p = user.training, next(user.parameters())
+    try:
+        user.eval()
+        with torch.no_grad(): out = user(x.detach().to(p.device, p.dtype).clone())
+    finally:
+        for h in hooks: h.remove()
+        user.train(was)
+    return calls, out
+
+@patch
+def _check_eager(self: AtGCBuilder, x: torch.Tensor):
+    "Every conv's input and output, and the model's output, as the user's model computes them, against the trace."
+    calls, out = self._eager_io(x)
+    with torch.no_grad(): env = self._forward_all(x)
+    tol = math.sqrt(torch.finfo(self.dtype).eps)
+    for l in self.layers[1:]:
+        node = self.gm.graph.find_nodes(op="call_module", target=l.module_name)[0]
+        got = calls.get(l.module_name, [])
+        if len(got) != 1: self._parted(f"conv '{l.module_name}' runs {len(got)} times in the model, once in its trace")
+        for what, eager, traced in (("input", got[0][0], env[node.args[0].name]), ("output", got[0][1], env[node.name])):
+            if (gap := _gap(eager, traced)) > tol:
+                self._parted(f"conv '{l.module_name}' {'receives' if what == 'input' else 'returns'} values that "
+                             f"differ from its trace by {gap:.2g} of their size")
+    if isinstance(out, torch.Tensor) and (gap := _gap(out, env["__output__"])) > tol:
+        self._parted(f"the model's output differs from its trace's by {gap:.2g} of its size")
+
+@patch
+def _parted(self: AtGCBuilder, what: str):
+    ops = _inplace_ops(self.gm, self.user_model)
+    raise AgicError(f"the model run as written and the At-GC builder's trace of it part: {what}. " +
+                    (f"In-place operations in its forward: {'; '.join(ops)}; write them out of place "
+                     "(y = y.relu(), r = r + b, inplace=False)" if ops else
+                     "Its forward does something torch.fx does not record (in-place writes, state, randomness)"))
+
+# %% ../nbs/03_graphs.ipynb #4ba5a787
+@patch
+def _forward_all(self: AtGCBuilder, x: torch.Tensor) -> dict:
+    "Every node of the trace on `x`, out of place, and the output under '__output__'."
+    env = {}
+    for n in self.gm.graph.nodes:
+        if n.op == "placeholder": env[n.name] = x; continue
+        if n.op == "get_attr": env[n.name] = operator.attrgetter(n.target)(self.gm); continue
+        args, kwargs = fx.node.map_arg((n.args, n.kwargs), lambda a: env[a.name])
+        if n.op == "output": env["__output__"] = args[0]; break
+        env[n.name] = _call(self.gm, n, args, kwargs)
+    return env
 
 # %% ../nbs/03_graphs.ipynb #23fc7983
 @patch
@@ -534,9 +775,11 @@ def _closed_form(self: AtGCBuilder, delta, m, w, conv, out_hw, groups) -> torch.
     per = self.block                                            # images per call: one block
     phi = delta.new_empty(N, w.shape[1], D)
     padding, extra = _explicit_padding(conv)
+    mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+    if mode != "constant": padding, extra = (0, 0), tuple(conv._reversed_padding_repeated_twice)  # copies: linear
     for n0 in range(0, N, per):
         d = delta[:, n0:n0 + per]                               # (R, n, E, H, W)
-        if extra: d = F.pad(d, extra)
+        if extra: d = F.pad(d.flatten(0, 1), extra, mode=mode).unflatten(0, d.shape[:2])
         n = d.shape[1]
         mp = m[:, n0:n0 + per] if m is not None else d.new_ones(R, n, D, *out_hw)
         G = torch.nn.grad.conv2d_weight(d.reshape(R, n * E, *d.shape[3:]), (n * D, w.shape[1], *w.shape[2:]),
@@ -552,8 +795,6 @@ def _edges(self: AtGCBuilder, layer: Layer, inp: Value, m: torch.Tensor | None, 
     conv, (w, _) = layer.conv, layer.folded()
     D, Cg = w.shape[:2]
     groups, L = conv.groups, out_hw[0] * out_hw[1]
-    if conv.padding_mode != "zeros":
-        raise AgicError(f"conv '{layer.module_name}' pads with {conv.padding_mode!r}; only zero padding is supported")
     terms = inp.terms
     R, N = terms[0].delta.shape[:2]
     if groups == 1:  # every term's channels side by side: one weight gradient for all sources
@@ -579,27 +820,3 @@ def _edges(self: AtGCBuilder, layer: Layer, inp: Value, m: torch.Tensor | None, 
         if key not in edges: edges[key] = phi.new_zeros(N, src.size, D)
         edges[key].index_add_(1, t.src_chan, phi[:, offset:offset + k])
         offset += k
-
-# %% ../nbs/03_graphs.ipynb #12ae3cf1
-def _completeness_row(batch: AtGCBatch, layer: str, rtol: float | None, noise: float, resolved: float) -> dict:
-    want = batch.outputs[layer] - batch.ref_outputs[layer]                            # Δy, (N, size)
-    got = batch.incoming(layer)
-    eps = torch.finfo(want.dtype).eps
-    rtol = 1000 * eps if rtol is None else rtol
-    magnitude = sum(e.abs().sum(1) for (s, d), e in batch.edges.items() if d == layer)    # Σ_c |φ_c|
-    sizes = magnitude + batch.sizes[layer] + batch.ref_sizes[layer]                       # each output's magnitudes
-    floor = noise * eps * sizes.max()                                                # what rounding can do in the layer
-    error = (got - want).abs()
-    worst = (error / (rtol * want.abs() + floor).clamp_min(torch.finfo(want.dtype).tiny)).max().item()
-    live = want != 0                            # an output equal on image and references (saturated, silent): no test
-    share = (want.abs() >= resolved * floor)[live].float().mean().item() if live.any() else 1.0
-    verdict = "failed" if worst > 1 else ("exact" if share >= 0.5 else "ill-conditioned")
-    return dict(layer=layer, verdict=verdict, max_error=error.max().item(), max_difference=want.abs().max().item(),
-                floor=floor.item(), worst_ratio=worst, resolved_share=share)
-
-@patch
-def completeness(self: AtGCBatch, rtol: float | None = None, noise: float = 64.0, resolved: float = 100.0):
-    """Per layer: is each kernel's incoming edge sum its output's difference from the references, as far as rounding
-    allows? A DataFrame of the worst error, difference and rounding floor, and a verdict (see the rule above)."""
-    import pandas as pd
-    return pd.DataFrame([_completeness_row(self, l, rtol, noise, resolved) for l in self.layers[1:]])

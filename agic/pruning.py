@@ -13,7 +13,7 @@ from torch import nn
 from .core import progress_bar
 
 from .core import AgicError, ResultLog, atomic_write_text, check_choice, check_range, seed_everything
-from .graphs import trace_layers
+from .graphs import kernel_modules, trace_layers   # kernel_modules: also agic.pruning's
 from .loop import fit
 from .training import EVAL_BATCH
 
@@ -24,8 +24,8 @@ TP_CRITERIA = ["l1", "bn", "taylor", "activation"]
 
 # %% auto #0
 __all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'BN_BATCH', 'CURVE_COLUMNS', 'PROTOCOL', 'AUC_RANGE', 'BASELINES',
-           'SELECTIVITY_FLOOR', 'kernel_modules', 'random_scores', 'tp_scores', 'shap_strength', 'layer_normalised',
-           'keep_masks', 'masked', 'fraction_removed', 'slice_plan', 'sliced', 'permuted_kernels', 'recalibrate_bn',
+           'SELECTIVITY_FLOOR', 'random_scores', 'tp_scores', 'shap_strength', 'layer_normalised', 'keep_masks',
+           'masked', 'fraction_removed', 'slice_plan', 'sliced', 'permuted_kernels', 'recalibrate_bn',
            'masked_accuracy', 'fine_tune', 'protocol_images', 'masks_key', 'pruning_curves', 'curve_auc', 'auc_summary',
            'pruning_table', 'pruning_heading', 'physical_heading', 'pruning_verdicts', 'pruning_summary',
            'rank_correlation', 'criterion_rankings', 'first_seeds', 'ranking_agreement', 'largest_kept_ratio',
@@ -34,16 +34,6 @@ __all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'BN_BATCH', 'CURVE_COL
            'logged_selectivity']
 
 # %% ../nbs/03c_pruning.ipynb #609f852d
-_traced = weakref.WeakKeyDictionary()   # model -> its kernel modules: tracing once per model, not once per curve point
-
-def kernel_modules(model: nn.Module) -> dict[str, tuple[nn.Conv2d, nn.Module]]:
-    """Conv module path -> (the conv, the module whose output is the kernel's pre-activation map: its BatchNorm or
-    itself)."""
-    if model not in _traced:
-        _, layers, _ = trace_layers(model)
-        _traced[model] = {l.module_name: (l.conv, l.bn if l.bn is not None else l.conv) for l in layers[1:]}
-    return _traced[model]
-
 def random_scores(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
     "Uniform random scores: the baseline every ranking must beat."
     g = torch.Generator().manual_seed(seed)

@@ -18,6 +18,7 @@ from . import distributed
 from .core import (AgicError, atomic_write_text, cache_dir, check_choice, check_range, config_hash, load_tensors,
                        read_json, seed_everything, use_all_cores)
 from .encoder import AtGCEncoder, dense_adjacency, graphs_key
+from .graphs import kernel_modules
 from .loop import fit, graph_batches, save_trained
 from .models import model_hash
 
@@ -165,7 +166,6 @@ class GatedCNN:
     """A frozen copy of `cnn` whose kernels' outputs (after their BatchNorm) are multiplied by gates, one hook per
     conv; `bn="batch"` normalises the gated forward with the batch's own statistics, as re-estimated BatchNorm would."""
     def __init__(self, cnn: nn.Module, modules: dict[str, str], bn: str = "batch"):
-        from agic.pruning import kernel_modules
         self.cnn, self.bn = copy.deepcopy(cnn).eval().requires_grad_(False), check_choice("bn", bn, BN_MODES)
         self.norms = [m for m in self.cnn.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         for m in self.norms: m.momentum = 0.0   # batch statistics are used, never stored: the reference stays the CNN
