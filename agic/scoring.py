@@ -555,7 +555,7 @@ class FreeGates(nn.Module):
         return None, {nt: v[rows.to(v.device)] for nt, v in a.items()}
 
 # %% ../nbs/03b_scoring.ipynb #a50519ec
-FREE_GATES = {"lr": 1e-2, "prior_weight": 0.0}   # free gates' own settings, chosen on validation images (04a)
+FREE_GATES = {"lr": 1e-3, "prior_weight": 0.0}   # free gates' own settings, chosen on validation images (04a)
 
 def train_free_gates(store, graphs: list, cfg: SAConfig, n_classes: int, cnn: nn.Module, splits,
                      per_class: bool = False, cache: Path | str | None = None,
