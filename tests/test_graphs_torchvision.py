@@ -11,9 +11,8 @@ from agic.graphs import AtGCBuilder
 from agic.models import build_model
 
 EXPECTED = {   # model -> built, or the text its refusal must contain
-    "resnet18": "built", "mobilenet_v2": "built", "regnet_x_400mf": "built",
+    "resnet18": "built", "mobilenet_v2": "built", "regnet_x_400mf": "built", "densenet121": "built",
     "mobilenet_v3_small": "operation 'mul'", "efficientnet_b0": "operation 'mul'", "regnet_y_400mf": "operation 'mul'",
-    "densenet121": "cannot trace",
 }
 
 
