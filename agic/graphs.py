@@ -508,7 +508,11 @@ def completeness(self: AtGCBatch, rtol: float | None = None, noise: float = 64.0
     """Per layer: is each kernel's incoming edge sum its output's difference from the references, as far as rounding
     allows? A DataFrame of the worst error, difference and rounding floor, and a verdict (see the rule above)."""
     import pandas as pd
-    return pd.DataFrame([_completeness_row(self, l, rtol, noise, resolved) for l in self.layers[1:]])
+    rows = [_completeness_row(self, l, rtol, noise, resolved) for l in self.layers[1:]]
+    top = max((r["floor"] for r in rows), default=0.0)       # the rounding floor of the network's largest layer
+    for r in rows:   # missed by less than that: a difference that cancelled upstream (h − h) down to rounding
+        if r["verdict"] == "failed" and r["max_error"] <= top: r["verdict"] = "ill-conditioned"
+    return pd.DataFrame(rows)
 
 # %% ../nbs/03_graphs.ipynb #56c29ef5
 class AtGCBuilder:
