@@ -42,8 +42,8 @@ CAT_FUNCTIONS = (torch.cat, torch.concat, torch.concatenate)
 RANDOM_FUNCTIONS = (F.dropout, F.dropout2d, F.dropout1d, F.alpha_dropout, F.feature_alpha_dropout)
 INPLACE_FUNCTIONS = (operator.iadd, operator.isub, operator.imul, operator.itruediv, torch.relu_, F.relu_)
 SUPPORTED = ("BatchNorm2d with running statistics; the activations " +
-             ", ".join(m.__name__ for m in ACTIVATION_MODULES) + ", clamp/clip by numbers; MaxPool2d, AdaptiveMaxPool2d, "
-             "AvgPool2d, AdaptiveAvgPool2d, Upsample/interpolate; padding (F.pad, ZeroPad2d, ConstantPad2d, "
+             ", ".join(m.__name__ for m in ACTIVATION_MODULES) + ", clamp/clip by numbers; MaxPool2d, "
+             "AdaptiveMaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample/interpolate; padding (F.pad, ZeroPad2d, ConstantPad2d, "
              "ReflectionPad2d, ReplicationPad2d, CircularPad2d); eval-mode dropout, Identity; sums and differences of "
              "same-shaped maps and numbers (any alpha); products and quotients by a number; torch.cat along channels")
 
@@ -116,7 +116,8 @@ def _function_kind(node: fx.Node) -> str:
     if t in ACTIVATION_FUNCTIONS: return "act" if _constant_rest(node) else "unsupported"
     if t in ADD_FUNCTIONS + SUB_FUNCTIONS: return "add"
     if t in SCALE_FUNCTIONS: return "scale" if _is_scale(node) else "unsupported"
-    if t in CAT_FUNCTIONS: return "cat" if (args[1] if len(args) > 1 else kw.get("dim", 0)) in (1, -3) else "unsupported"
+    if t in CAT_FUNCTIONS:
+        return "cat" if (args[1] if len(args) > 1 else kw.get("dim", 0)) in (1, -3) else "unsupported"
     if t in MAXPOOL_FUNCTIONS: return "maxpool"
     if t in LINEAR_FUNCTIONS: return "linear"
     if t is F.pad: return "pad"
@@ -189,6 +190,13 @@ def trace_layers(model: nn.Module) -> tuple[fx.GraphModule, list[Layer], dict[st
             n = stack.pop()
             if n.name in needed: continue
             needed.add(n.name); stack.extend(n.all_input_nodes)
+    _refuse_unsupported(gm, nodes, needed, kinds)
+    return gm, layers, {n: kinds[n] for n in needed | chains | {layers[0].out_node}}
+
+
+# %% ../nbs/03_graphs.ipynb #b97e7dd2
+def _refuse_unsupported(gm: fx.GraphModule, nodes: list, needed: set, kinds: dict):
+    "Every node a conv's input depends on must be one the builder can pass attribution through."
     for n in nodes:
         if n.name in needed and kinds[n.name] in ("unsupported", "random"):
             m = gm.get_submodule(n.target) if n.op == "call_module" else None
@@ -201,7 +209,6 @@ def trace_layers(model: nn.Module) -> tuple[fx.GraphModule, list[Layer], dict[st
                                 "attribution would change from call to call; use eval-mode dropout (training=False)")
             raise AgicError(f"unsupported {_describe(gm, n)} lies between convs; the At-GC builder passes attribution "
                             f"only through {SUPPORTED} (see agic.graphs)")
-    return gm, layers, {n: kinds[n] for n in needed | chains | {layers[0].out_node}}
 
 def _refuse_reused(gm: fx.GraphModule, convs: list[fx.Node]):
     "One conv module called twice would be two layers with one name: refused by name."
@@ -684,7 +691,8 @@ def _check_eager(self: AtGCBuilder, x: torch.Tensor):
         node = self.gm.graph.find_nodes(op="call_module", target=l.module_name)[0]
         got = calls.get(l.module_name, [])
         if len(got) != 1: self._parted(f"conv '{l.module_name}' runs {len(got)} times in the model, once in its trace")
-        for what, eager, traced in (("input", got[0][0], env[node.args[0].name]), ("output", got[0][1], env[node.name])):
+        pairs = (("input", got[0][0], env[node.args[0].name]), ("output", got[0][1], env[node.name]))
+        for what, eager, traced in pairs:
             if (gap := _gap(eager, traced)) > tol:
                 self._parted(f"conv '{l.module_name}' {'receives' if what == 'input' else 'returns'} values that "
                              f"differ from its trace by {gap:.2g} of their size")
