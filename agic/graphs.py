@@ -43,7 +43,8 @@ RANDOM_FUNCTIONS = (F.dropout, F.dropout2d, F.dropout1d, F.alpha_dropout, F.feat
 INPLACE_FUNCTIONS = (operator.iadd, operator.isub, operator.imul, operator.itruediv, torch.relu_, F.relu_)
 SUPPORTED = ("BatchNorm2d with running statistics; the activations " +
              ", ".join(m.__name__ for m in ACTIVATION_MODULES) + ", clamp/clip by numbers; MaxPool2d, "
-             "AdaptiveMaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample/interpolate; padding (F.pad, ZeroPad2d, ConstantPad2d, "
+             "AdaptiveMaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample/interpolate; padding (F.pad, ZeroPad2d, "
+             "ConstantPad2d, "
              "ReflectionPad2d, ReplicationPad2d, CircularPad2d); eval-mode dropout, Identity; sums and differences of "
              "same-shaped maps and numbers (any alpha); products and quotients by a number; torch.cat along channels")
 
