@@ -689,10 +689,9 @@ def _check_eager(self: AtGCBuilder, x: torch.Tensor):
     with torch.no_grad(): env = self._forward_all(x)
     tol = math.sqrt(torch.finfo(self.dtype).eps)
     for l in self.layers[1:]:
-        node = self.gm.graph.find_nodes(op="call_module", target=l.module_name)[0]
         got = calls.get(l.module_name, [])
         if len(got) != 1: self._parted(f"conv '{l.module_name}' runs {len(got)} times in the model, once in its trace")
-        pairs = (("input", got[0][0], env[node.args[0].name]), ("output", got[0][1], env[node.name]))
+        pairs = (("input", got[0][0], env[self.conv_input[l.name]]), ("output", got[0][1], env[l.conv_node]))
         for what, eager, traced in pairs:
             if (gap := _gap(eager, traced)) > tol:
                 self._parted(f"conv '{l.module_name}' {'receives' if what == 'input' else 'returns'} values that "
