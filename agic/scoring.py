@@ -23,12 +23,15 @@ from .loop import fit, graph_batches, save_trained
 from .models import model_hash
 
 # %% auto #0
-__all__ = ['HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'RATIO_MODES', 'SCORER_INITS', 'FREE_GATES',
-           'standardised', 'SANetwork', 'Embedded', 'node_strength', 'image_facts', 'embed', 'hard_concrete',
-           'nested_gates', 'GatedCNN', 'SAConfig', 'sa_loss', 'train_sa', 'Source', 'train_sa_across',
-           'KernelImportance', 'kernel_importance', 'SAImportance', 'FreeGates', 'train_free_gates']
+__all__ = ['READOUTS', 'HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'RATIO_MODES', 'SCORER_INITS',
+           'FREE_GATES', 'standardised', 'SANetwork', 'Embedded', 'node_strength', 'image_facts', 'embed',
+           'hard_concrete', 'nested_gates', 'GatedCNN', 'SAConfig', 'sa_loss', 'train_sa', 'Source', 'train_sa_across',
+           'KernelImportance', 'kernel_importance', 'SAImportance', 'FreeGates', 'train_free_gates', 'fit_scorer',
+           'embedding_separation', 'gate_spread']
 
 # %% ../nbs/03b_scoring.ipynb #5e33207c
+READOUTS = ["batch", "image"]
+
 def standardised(v: torch.Tensor, spread: float) -> torch.Tensor:
     """Logits (rows, size) standardised within each row and scaled by `spread`: only the order within a layer counts,
     and no logit can drift away. A layer of one kernel has no spread: its logit is 0."""
@@ -37,9 +40,12 @@ def standardised(v: torch.Tensor, spread: float) -> torch.Tensor:
 class SANetwork(nn.Module):
     "Scoring-aggregation network: a score in (0,1) for every kernel node, score-weighted aggregation, an MLP head."
     def __init__(self, encoder: AtGCEncoder, n_classes: int, hidden: int = 128, spread: float | None = None,
-                 freeze_encoder: bool = False, zero_scores: bool = False):
+                 freeze_encoder: bool = False, zero_scores: bool = False, readout: str = "batch"):
         super().__init__()
+        check_choice("readout", readout, READOUTS)
         self.encoder, H, self.spread, self.freeze_encoder = encoder, encoder.hidden, spread, freeze_encoder
+        # "batch": logits standardised after averaging over images (by whoever averages); "image": on each image
+        self.readout = readout
         if freeze_encoder: encoder.requires_grad_(False)
         self.kernel_types = [nt for nt in encoder.node_types if nt != "input"]  # the input image is not a kernel
         self.scorer = nn.ModuleDict({nt: nn.Sequential(nn.Linear(H, H), nn.ReLU(), nn.Linear(H, 1))
@@ -50,10 +56,12 @@ class SANetwork(nn.Module):
         self.head = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, n_classes))
 
     def node_logits(self, h: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Node logits (graphs, size) per kernel node type, from node embeddings. With a `spread`, standardised within
-        each layer of each graph and scaled by it: only the order within a layer counts, and no logit can drift away."""
+        """Node logits (graphs, size) per kernel node type, from node embeddings. With a `spread` and
+        `readout="image"`, standardised within each layer of each graph and scaled by it; with `readout="batch"` they
+        come raw, and what averages them over images (a batch, a class, a calibration set) standardises the mean."""
         a = {nt: self.scorer[nt](h[nt]).squeeze(-1) for nt in self.kernel_types}
-        return a if self.spread is None else {nt: standardised(v, self.spread) for nt, v in a.items()}
+        if self.spread is None or self.readout == "batch": return a
+        return {nt: standardised(v, self.spread) for nt, v in a.items()}
 
     def forward(self, data) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         "Class logits and node logits of a batch of At-GCs (a node's score is the sigmoid of its logit)."
@@ -202,7 +210,7 @@ class GatedCNN:
 OBJECTIVES = ["fidelity", "label"]
 BN_MODES = ["batch", "fixed"]
 RATIO_MODES = ["shared", "per_layer"]
-SCORER_INITS = ["random", "zero"]
+SCORER_INITS = ["random", "zero"]   # READOUTS: with the network
 
 @dataclass
 class SAConfig:
@@ -222,7 +230,9 @@ class SAConfig:
     freeze_encoder: bool = True  # "fidelity": the DGI encoder's node embeddings are kept as pretrained
     # "fidelity": the gated CNN's BatchNorm uses batch statistics ("batch") or its own ("fixed")
     bn: str = "batch"
-    prior_weight: float = 0.5    # "fidelity": weight of the tie-break toward the kernels' SHAP strength (see below)
+    prior_weight: float = 0.0    # "fidelity": weight of the tie-break toward the kernels' SHAP strength (see below)
+    # "fidelity": standardise the batch's (class's) mean logits ("batch") or each image's before averaging ("image")
+    readout: str = "batch"
     # "fidelity": share of the gating terms that gate each image by its own class's mean scores, not the batch's
     class_weight: float = 0.0
     hidden: int = 128
@@ -231,6 +241,7 @@ class SAConfig:
     def __post_init__(self):
         check_choice("objective", self.objective, OBJECTIVES); check_choice("bn", self.bn, BN_MODES)
         check_choice("ratios", self.ratios, RATIO_MODES); check_choice("scorer_init", self.scorer_init, SCORER_INITS)
+        check_choice("readout", self.readout, READOUTS)
         check_range("epochs", self.epochs, 1, 10000, kind=int); check_range("lr", self.lr, 1e-8, 1.0)
         check_range("batch_size", self.batch_size, 1, kind=int); check_range("sparsity", self.sparsity, 0.0, 100.0)
         check_range("head_weight", self.head_weight, 0.0, 100.0)
@@ -272,6 +283,9 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
         new = [i for i in dict.fromkeys(index) if i not in reference]
         if new: reference.update(zip(new, gated.reference(images[new].to(device)).log_softmax(1)))
         return torch.stack([reference[i] for i in index])
+    def batch_mean(v: torch.Tensor) -> torch.Tensor:
+        "Mean logits over images (a row or rows), standardised per row when the readout averages raw logits."
+        return standardised(v.view(-1, v.shape[-1]), cfg.spread).view(v.shape) if cfg.readout == "batch" else v
     def batch_gates(mean, sign: int) -> dict[str, torch.Tensor]:
         "One gate per kernel for every image: the batch's mean node logits (sign -1: the most relevant removed)."
         return nested_gates(mean if sign > 0 else {nt: -v for nt, v in mean.items()}, draw(mean), generator)
@@ -280,7 +294,7 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
         present or not, so that every rank draws the same noise)."""
         onehot = F.one_hot(y, n_classes).to(next(iter(a.values())).dtype)
         count = distributed.sum_over_ranks(onehot.sum(0)).clamp_min(1)[:, None]
-        means = {nt: sign * distributed.sum_over_ranks(onehot.T @ v) / count for nt, v in a.items()}
+        means = {nt: batch_mean(sign * distributed.sum_over_ranks(onehot.T @ v) / count) for nt, v in a.items()}
         ratio = draw(means)
         rows = [nested_gates({nt: v[c] for nt, v in means.items()}, ratio, generator) for c in range(n_classes)]
         return {nt: torch.stack([r[nt] for r in rows])[y] for nt in means}
@@ -289,7 +303,7 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
         index, device = b.image_index.cpu(), next(iter(a.values())).device
         x, target = images[index].to(device), target_of(index.tolist(), device)
         n = distributed.sum_over_ranks(torch.tensor(float(b.num_graphs), device=device))
-        mean = {nt: distributed.sum_over_ranks(v.sum(0)) / n for nt, v in a.items()}   # the global batch's mean
+        mean = {nt: batch_mean(distributed.sum_over_ranks(v.sum(0)) / n) for nt, v in a.items()}   # global batch
         decision = target.argmax(1)
         loss = 0.0 if logits is None else cfg.head_weight * F.cross_entropy(logits, decision)
         kl_seen, kept = 0.0, None
@@ -319,8 +333,9 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
 # %% ../nbs/03b_scoring.ipynb #c530922d
 def _hashed(cfg: SAConfig) -> dict:
     "The settings that name a trained SA network: those added later count only when set (older caches keep names)."
-    later = {"ratios": "shared", "scorer_init": "random", "prior_weight": 0.0, "class_weight": 0.0}
-    return {k: v for k, v in asdict(cfg).items() if later.get(k, object()) != v}
+    later = {"ratios": "shared", "scorer_init": "random", "prior_weight": 0.0, "class_weight": 0.0, "readout": "image"}
+    unread = {"readout"} if cfg.objective == "label" else set()   # the label objective has no standardised logits
+    return {k: v for k, v in asdict(cfg).items() if later.get(k, object()) != v and k not in unread}
 
 # %% ../nbs/03b_scoring.ipynb #a44b5511
 def _load_cached(folder: Path, net: nn.Module, weights: str, store, what: str) -> dict | None:
@@ -375,7 +390,8 @@ def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes
     gen = seed_everything(cfg.seed)
     fidelity = cfg.objective == "fidelity"
     sa = SANetwork(copy.deepcopy(encoder), n_classes, cfg.hidden, cfg.spread if fidelity else None,
-                   freeze_encoder=fidelity and cfg.freeze_encoder, zero_scores=cfg.scorer_init == "zero")
+                   freeze_encoder=fidelity and cfg.freeze_encoder, zero_scores=cfg.scorer_init == "zero",
+                   readout=cfg.readout)
     meta = _load_cached(folder, sa, "sa.pt", store, "SA network")
     if meta is not None: return sa.eval(), meta
     use_all_cores()
@@ -425,7 +441,7 @@ def train_sa_across(encoder: AtGCEncoder, sources: list[Source], cfg: SAConfig, 
     folder = Path(cache or cache_dir()) / "scoring" / f"sa_across__{first.manifest['model']}__{key}"
     gen = seed_everything(cfg.seed)
     sa = SANetwork(copy.deepcopy(encoder), n_classes, cfg.hidden, cfg.spread, freeze_encoder=True,
-                   zero_scores=cfg.scorer_init == "zero")
+                   zero_scores=cfg.scorer_init == "zero", readout=cfg.readout)
     meta = _load_cached(folder, sa, "sa.pt", first, "SA network")
     if meta is not None: return sa.eval(), meta
     use_all_cores()
@@ -483,18 +499,21 @@ class KernelImportance:
 @torch.no_grad()
 def kernel_importance(sa: SANetwork, store, graphs: list, n_classes: int, batch_size: int = 64,
                       cache: Path | str | None = None) -> KernelImportance:
-    """Mean node score of every kernel over `graphs` (overall) and over the graphs of each class. With `cache` (a
-    folder) it is read back when the same weights scored the same At-GCs before, and saved there otherwise."""
+    """Mean node score of every kernel over `graphs` (overall) and over the graphs of each class (`readout="batch"`:
+    the sigmoid of the standardised mean logit, as the objective gated with). With `cache` (a folder) it is read back
+    when the same weights scored the same At-GCs before, and saved there otherwise."""
     from torch_geometric.loader import DataLoader
     file = None if cache is None else Path(cache) / (   # named by these weights, At-GCs, classes and CNN
         f"importance__{config_hash([model_hash(sa), graphs_key(graphs), n_classes, store.manifest['model_hash']])}.pt")
     if file is not None and file.is_file() and file.with_suffix(".json").is_file():
         return KernelImportance.load(file, store.manifest["model_hash"])
     sa.eval(); device = next(sa.parameters()).device
+    raw = getattr(sa, "readout", "image") == "batch" and sa.spread is not None   # mean logits, then standardised
+    mean_score = lambda m: torch.sigmoid(standardised(m, sa.spread)) if raw else m
     scores, labels = {nt: [] for nt in sa.kernel_types}, []
     for b in DataLoader(graphs, batch_size=batch_size):
         _, a = sa(b.to(device))
-        for nt in scores: scores[nt].append(torch.sigmoid(a[nt]).cpu())
+        for nt in scores: scores[nt].append((a[nt] if raw else torch.sigmoid(a[nt])).cpu())
         labels.append(b.y.cpu())
     y = torch.cat(labels)
     onehot = F.one_hot(y, n_classes).float()                         # (graphs, classes)
@@ -502,8 +521,8 @@ def kernel_importance(sa: SANetwork, store, graphs: list, n_classes: int, batch_
     overall, per_class = {}, {}
     for nt, parts in scores.items():
         s = torch.cat(parts)                                         # (graphs, size)
-        overall[nt] = s.mean(0)
-        per_class[nt] = torch.where(count > 0, onehot.T @ s / count.clamp_min(1), torch.nan)
+        overall[nt] = mean_score(s.mean(0, keepdim=True))[0]
+        per_class[nt] = torch.where(count > 0, mean_score(onehot.T @ s / count.clamp_min(1)), torch.nan)
     modules = {l["name"]: l["module"] for l in store.manifest["layers"] if l["name"] in overall}
     imp = KernelImportance(sa.kernel_types, modules, overall, per_class, store.manifest["model_hash"], len(graphs))
     if file is not None: imp.save(file)
@@ -566,14 +585,15 @@ def train_free_gates(store, graphs: list, cfg: SAConfig, n_classes: int, cnn: nn
         raise AgicError(f"free gates train the fidelity objective (they gate the CNN), not {cfg.objective!r}: "
                         "use SAConfig(objective='fidelity')")
     key = config_hash({"free_gates": per_class, "store": store.manifest["checksum"], "graphs": graphs_key(graphs),
-                       "n_classes": n_classes, **asdict(cfg)})
+                       "n_classes": n_classes, **{k: v for k, v in asdict(cfg).items() if k != "readout"}})
     folder = Path(cache or cache_dir()) / "scoring" / f"free__{store.manifest['model']}__{key}"
     gen = seed_everything(cfg.seed)
     gates = FreeGates(store.sizes, cfg.spread, n_classes if per_class else 1, cfg.seed)
     meta = _load_cached(folder, gates, "gates.pt", store, "free gates")
     if meta is not None: return gates.eval(), meta
     use_all_cores()
-    objective = _fidelity_objective(cfg, gates.kernel_types, store, cnn, splits, gen, n_classes)
+    image_rows = dataclasses.replace(cfg, readout="image")   # a readout is the SA network's: their rows are standardised
+    objective = _fidelity_objective(image_rows, gates.kernel_types, store, cnn, splits, gen, n_classes)
     data = image_facts(graphs, store.sizes)
     meta = _fit_saved(gates, data, cfg, objective, gen, folder, store, graphs, "gates.pt", "train free gates",
                       progress, collate=data.__getitem__)
@@ -587,3 +607,51 @@ def importance(self: FreeGates, store, n_classes: int, n_graphs: int = 0) -> Ker
     return KernelImportance(self.kernel_types, modules, {nt: v.mean(0) for nt, v in s.items()},
                             {nt: v.expand(n_classes, -1).clone() if len(v) == 1 else v for nt, v in s.items()},
                             store.manifest["model_hash"], n_graphs)
+
+# %% ../nbs/03b_scoring.ipynb #6cc277c4
+def fit_scorer(sa: SANetwork, data: Embedded, target: dict[str, torch.Tensor], steps: int = 300, lr: float = 3e-3,
+               batch_size: int = 64, seed: int = 0) -> SANetwork:
+    """A copy of `sa` whose scorer is fitted by regression to `target` logits, (size,) per layer: the batch-mean logits
+    of `data`'s embeddings (standardised) against the target's (standardised), mean squared error. Can the SA network
+    express that ranking from these At-GCs?"""
+    net, g = copy.deepcopy(sa).train(), torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(net.scorer.parameters(), lr=lr)
+    want = {nt: standardised(t.detach().reshape(1, -1).float(), 1.0) for nt, t in target.items()}
+    for _ in range(steps):
+        rows = torch.randint(len(data), (batch_size,), generator=g)
+        a = net.node_logits({nt: data.h[nt][rows] for nt in net.kernel_types})
+        loss = sum(((standardised(v.mean(0, keepdim=True), 1.0) - want[nt]) ** 2).mean()
+                   for nt, v in a.items() if v.shape[1] > 1)
+        opt.zero_grad(); loss.backward(); opt.step()
+    return net.eval()
+
+# %% ../nbs/03b_scoring.ipynb #7a95c627
+@torch.no_grad()
+def embedding_separation(data: Embedded) -> "pd.DataFrame":
+    """Per layer: `between_within`, the variance of the kernels' mean embeddings (over images) over the mean variance
+    of one kernel's embedding across images; `nearest_min` / `nearest_median`, each kernel's distance to its nearest
+    neighbour (mean embeddings) over the layer's median pairwise distance; `near_twins`, kernels closer than 5 % of it."""
+    import pandas as pd
+    rows = []
+    for nt, h in data.h.items():
+        if h.shape[1] < 2: continue
+        mu = h.mean(0)
+        d = torch.cdist(mu, mu); median = d[~torch.eye(len(mu), dtype=torch.bool)].median()
+        nearest = (d + torch.diag(torch.full((len(mu),), float("inf")))).min(1).values / median.clamp_min(1e-12)
+        rows.append({"layer": nt, "kernels": len(mu), "between_within": float(mu.var(0).sum() / h.var(0).sum(-1).mean()),
+                     "nearest_min": float(nearest.min()), "nearest_median": float(nearest.median()),
+                     "near_twins": int((nearest < 0.05).sum())})
+    return pd.DataFrame(rows)
+
+@torch.no_grad()
+def gate_spread(sa: SANetwork, data: Embedded, batch_size: int = 32, draws: int = 20, seed: int = 0) -> dict:
+    """Per layer, the mean over `draws` random batches of the standard deviation of the batch-mean logits the fidelity
+    objective gates with (`readout="batch"`: standardised to `spread` by construction)."""
+    g, out = torch.Generator().manual_seed(seed), {}
+    for _ in range(draws):
+        rows = torch.randperm(len(data), generator=g)[:batch_size]
+        for nt, v in sa.node_logits({nt: data.h[nt][rows] for nt in sa.kernel_types}).items():
+            m = v.mean(0, keepdim=True)
+            m = standardised(m, sa.spread) if sa.readout == "batch" else m
+            out[nt] = out.get(nt, 0.0) + float(m.std()) / draws
+    return out
