@@ -30,7 +30,7 @@ __all__ = ['CRITERIA', 'SCOPES', 'ORDERS', 'TP_CRITERIA', 'BN_BATCH', 'CURVE_COL
            'pruning_table', 'pruning_heading', 'physical_heading', 'pruning_verdicts', 'pruning_summary',
            'rank_correlation', 'criterion_rankings', 'first_seeds', 'ranking_agreement', 'largest_kept_ratio',
            'bn_sample_check', 'prune', 'cost', 'latency', 'physical_pruning', 'physical_table', 'class_accuracy',
-           'class_activation_scores', 'class_shap_strength', 'class_selectivity', 'class_contrast',
+           'class_activation_scores', 'class_shap_strength', 'class_selectivity', 'class_contrast', 'scores_key',
            'logged_selectivity']
 
 # %% ../nbs/03c_pruning.ipynb #609f852d
@@ -654,16 +654,25 @@ def class_contrast(class_scores: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     return {k: s - (s.sum(0, keepdim=True) - s) / (len(s) - 1) for k, s in class_scores.items()}
 
 # %% ../nbs/03c_pruning.ipynb #1bb1e93c
+def scores_key(scores: dict[str, torch.Tensor]) -> str:
+    "A digest of per-kernel (or per-class) scores by the order they put the kernels in: rounding does not change it."
+    import hashlib
+    h = hashlib.sha256()
+    for module in sorted(scores):
+        h.update(module.encode()); h.update(scores[module].float().argsort(stable=True, dim=-1).numpy().tobytes())
+    return h.hexdigest()[:16]
+
 def logged_selectivity(model: nn.Module, scores: dict, qs, test, n_classes: int, calibration: torch.Tensor | None,
                        log: ResultLog, progress: bool = True) -> dict:
     """`class_selectivity` of every per-class score in `scores` ({(criterion, seed): class scores}) at every q in `qs`,
-    as {(criterion, seed, q): entry (criterion, seed, q, selectivity, drops)}: read back from `log`, or measured now
-    and appended to it."""
-    done = {(e["criterion"], e["seed"], e["q"]): e for e in log.entries}
-    todo = [(c, s, q) for c, s in scores for q in qs if (c, s, q) not in done]
+    as {(criterion, seed, q): entry (criterion, seed, q, selectivity, drops)}: read back from `log` when the same
+    scores (by `scores_key`) were measured there, or measured now and appended to it."""
+    keys = {cs: scores_key(sc) for cs, sc in scores.items()}
+    done = {(e["criterion"], e["seed"], e["q"], e.get("scores")): e for e in log.entries}
+    todo = [(c, s, q) for c, s in scores for q in qs if (c, s, q, keys[(c, s)]) not in done]
     base = class_accuracy(model, {}, test, n_classes, calibration) if todo else None   # unmasked, once for all
     for c, s, q in progress_bar(todo, desc="class-selective ablation", disable=not progress):
         drops, sel = class_selectivity(model, scores[(c, s)], q, test, n_classes, calibration, base)
-        done[(c, s, q)] = dict(criterion=c, seed=s, q=q, selectivity=sel, drops=drops.tolist())
-        log.append(done[(c, s, q)])
-    return {(c, s, q): done[(c, s, q)] for c, s in scores for q in qs}
+        entry = dict(criterion=c, seed=s, q=q, selectivity=sel, drops=drops.tolist(), scores=keys[(c, s)])
+        done[(c, s, q, keys[(c, s)])] = entry; log.append(entry)
+    return {(c, s, q): done[(c, s, q, keys[(c, s)])] for c, s in scores for q in qs}
