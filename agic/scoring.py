@@ -592,7 +592,7 @@ def train_free_gates(store, graphs: list, cfg: SAConfig, n_classes: int, cnn: nn
     meta = _load_cached(folder, gates, "gates.pt", store, "free gates")
     if meta is not None: return gates.eval(), meta
     use_all_cores()
-    image_rows = dataclasses.replace(cfg, readout="image")   # a readout is the SA network's: their rows are standardised
+    image_rows = dataclasses.replace(cfg, readout="image")   # readouts are the SA network's: gates' rows are standardised
     objective = _fidelity_objective(image_rows, gates.kernel_types, store, cnn, splits, gen, n_classes)
     data = image_facts(graphs, store.sizes)
     meta = _fit_saved(gates, data, cfg, objective, gen, folder, store, graphs, "gates.pt", "train free gates",
@@ -630,7 +630,8 @@ def fit_scorer(sa: SANetwork, data: Embedded, target: dict[str, torch.Tensor], s
 def embedding_separation(data: Embedded) -> "pd.DataFrame":
     """Per layer: `between_within`, the variance of the kernels' mean embeddings (over images) over the mean variance
     of one kernel's embedding across images; `nearest_min` / `nearest_median`, each kernel's distance to its nearest
-    neighbour (mean embeddings) over the layer's median pairwise distance; `near_twins`, kernels closer than 5 % of it."""
+    neighbour (mean embeddings) over the layer's median pairwise distance; `near_twins`, kernels closer than 5 % of
+    it."""
     import pandas as pd
     rows = []
     for nt, h in data.h.items():
@@ -638,7 +639,8 @@ def embedding_separation(data: Embedded) -> "pd.DataFrame":
         mu = h.mean(0)
         d = torch.cdist(mu, mu); median = d[~torch.eye(len(mu), dtype=torch.bool)].median()
         nearest = (d + torch.diag(torch.full((len(mu),), float("inf")))).min(1).values / median.clamp_min(1e-12)
-        rows.append({"layer": nt, "kernels": len(mu), "between_within": float(mu.var(0).sum() / h.var(0).sum(-1).mean()),
+        between_within = float(mu.var(0).sum() / h.var(0).sum(-1).mean())
+        rows.append({"layer": nt, "kernels": len(mu), "between_within": between_within,
                      "nearest_min": float(nearest.min()), "nearest_median": float(nearest.median()),
                      "near_twins": int((nearest < 0.05).sum())})
     return pd.DataFrame(rows)
