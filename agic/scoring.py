@@ -24,7 +24,7 @@ from .models import model_hash
 
 # %% auto #0
 __all__ = ['READOUTS', 'HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'RATIO_MODES', 'SCORER_INITS',
-           'FREE_GATES', 'standardised', 'SANetwork', 'Embedded', 'node_strength', 'image_facts', 'embed',
+           'FREE_GATES', 'standardised', 'read_out', 'SANetwork', 'Embedded', 'node_strength', 'image_facts', 'embed',
            'hard_concrete', 'nested_gates', 'GatedCNN', 'SAConfig', 'sa_loss', 'train_sa', 'Source', 'train_sa_across',
            'KernelImportance', 'kernel_importance', 'SAImportance', 'FreeGates', 'train_free_gates', 'fit_scorer',
            'embedding_separation', 'gate_spread']
@@ -36,6 +36,11 @@ def standardised(v: torch.Tensor, spread: float) -> torch.Tensor:
     """Logits (rows, size) standardised within each row and scaled by `spread`: only the order within a layer counts,
     and no logit can drift away. A layer of one kernel has no spread: its logit is 0."""
     return spread * ((v - v.mean(1, keepdim=True)) / v.std(1, keepdim=True).clamp_min(1e-6)).nan_to_num(0.0)
+
+def read_out(mean: torch.Tensor, readout: str, spread: float | None) -> torch.Tensor:
+    """Logits averaged over images (rows, size) as they gate: standardised per row by the `"batch"` readout (its
+    per-image logits come raw), as they are for `"image"` (already standardised per image) or without a `spread`."""
+    return standardised(mean, spread) if readout == "batch" and spread is not None else mean
 
 class SANetwork(nn.Module):
     "Scoring-aggregation network: a score in (0,1) for every kernel node, score-weighted aggregation, an MLP head."
@@ -210,7 +215,7 @@ class GatedCNN:
 OBJECTIVES = ["fidelity", "label"]
 BN_MODES = ["batch", "fixed"]
 RATIO_MODES = ["shared", "per_layer"]
-SCORER_INITS = ["random", "zero"]   # READOUTS: with the network
+SCORER_INITS = ["random", "zero"]
 
 @dataclass
 class SAConfig:
@@ -283,9 +288,7 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
         new = [i for i in dict.fromkeys(index) if i not in reference]
         if new: reference.update(zip(new, gated.reference(images[new].to(device)).log_softmax(1)))
         return torch.stack([reference[i] for i in index])
-    def batch_mean(v: torch.Tensor) -> torch.Tensor:
-        "Mean logits over images (a row or rows), standardised per row when the readout averages raw logits."
-        return standardised(v.view(-1, v.shape[-1]), cfg.spread).view(v.shape) if cfg.readout == "batch" else v
+    batch_mean = lambda v: read_out(v.view(-1, v.shape[-1]), cfg.readout, cfg.spread).view(v.shape)
     def batch_gates(mean, sign: int) -> dict[str, torch.Tensor]:
         "One gate per kernel for every image: the batch's mean node logits (sign -1: the most relevant removed)."
         return nested_gates(mean if sign > 0 else {nt: -v for nt, v in mean.items()}, draw(mean), generator)
@@ -508,8 +511,8 @@ def kernel_importance(sa: SANetwork, store, graphs: list, n_classes: int, batch_
     if file is not None and file.is_file() and file.with_suffix(".json").is_file():
         return KernelImportance.load(file, store.manifest["model_hash"])
     sa.eval(); device = next(sa.parameters()).device
-    raw = getattr(sa, "readout", "image") == "batch" and sa.spread is not None   # mean logits, then standardised
-    mean_score = lambda m: torch.sigmoid(standardised(m, sa.spread)) if raw else m
+    raw = sa.readout == "batch" and sa.spread is not None   # mean logits, then standardised (`read_out`)
+    mean_score = lambda m: torch.sigmoid(read_out(m, sa.readout, sa.spread)) if raw else m
     scores, labels = {nt: [] for nt in sa.kernel_types}, []
     for b in DataLoader(graphs, batch_size=batch_size):
         _, a = sa(b.to(device))
@@ -592,7 +595,7 @@ def train_free_gates(store, graphs: list, cfg: SAConfig, n_classes: int, cnn: nn
     meta = _load_cached(folder, gates, "gates.pt", store, "free gates")
     if meta is not None: return gates.eval(), meta
     use_all_cores()
-    image_rows = dataclasses.replace(cfg, readout="image")   # readouts are the SA network's: gates' rows are standardised
+    image_rows = dataclasses.replace(cfg, readout="image")   # their rows are standardised already: no readout
     objective = _fidelity_objective(image_rows, gates.kernel_types, store, cnn, splits, gen, n_classes)
     data = image_facts(graphs, store.sizes)
     meta = _fit_saved(gates, data, cfg, objective, gen, folder, store, graphs, "gates.pt", "train free gates",
@@ -653,7 +656,5 @@ def gate_spread(sa: SANetwork, data: Embedded, batch_size: int = 32, draws: int 
     for _ in range(draws):
         rows = torch.randperm(len(data), generator=g)[:batch_size]
         for nt, v in sa.node_logits({nt: data.h[nt][rows] for nt in sa.kernel_types}).items():
-            m = v.mean(0, keepdim=True)
-            m = standardised(m, sa.spread) if sa.readout == "batch" else m
-            out[nt] = out.get(nt, 0.0) + float(m.std()) / draws
+            out[nt] = out.get(nt, 0.0) + float(read_out(v.mean(0, keepdim=True), sa.readout, sa.spread).std()) / draws
     return out
