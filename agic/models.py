@@ -4,7 +4,8 @@
 
 # %% ../nbs/02_models.ipynb #e20ab1de
 from __future__ import annotations
-import importlib, inspect
+import importlib, inspect, sys
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -105,11 +106,22 @@ def list_models() -> list[str]:
     "Every model name `build_model` knows: agic's zoo, then torchvision's classification architectures."
     return list(ZOO) + torchvision_names()
 
-def _from_factory(spec: str, info: DatasetInfo) -> nn.Module:
+def _import_factory(spec: str) -> Callable:
+    "The factory of `package.module:factory`, imported from `sys.path` or, failing that, from the current folder."
     module_name, _, attr = spec.partition(":")
-    try: factory = getattr(importlib.import_module(module_name), attr)
+    top, here = module_name.split(".")[0], Path.cwd()
+    try:
+        try: module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:   # `agic train` from the folder holding mynets.py, as `python -m` finds it
+            if e.name != top or not ((here / f"{top}.py").is_file() or (here / top).is_dir()): raise
+            sys.path.insert(0, str(here)); module = importlib.import_module(module_name)
+        return getattr(module, attr)
     except (ImportError, AttributeError) as e:
-        raise AgicError(f"cannot import model factory {spec!r} ({e}); give it as package.module:factory") from None
+        raise AgicError(f"cannot import model factory {spec!r} ({e}); give it as package.module:factory, importable "
+                        f"from sys.path (PYTHONPATH) or from the current folder {here}") from None
+
+def _from_factory(spec: str, info: DatasetInfo) -> nn.Module:
+    factory = _import_factory(spec)
     offered = {"in_channels": info.n_channels, "n_classes": info.n_classes, "num_classes": info.n_classes,
                "image_size": info.image_size}
     params = inspect.signature(factory).parameters
