@@ -292,6 +292,7 @@ def _write_manifest(out: Path, identity: dict, n_shards: int) -> Path:
                            for s, m in enumerate(metas)],
                 "bytes": sum((out / f"shard-{s:05d}.pt").stat().st_size for s in range(n_shards)),
                 "devices": sorted({m.get("device", "cpu") for m in metas}),   # cpu, cuda: what built the shards
+                "allow_failed": False,   # the builder's completeness check held on every graph: a failed one stops
                 "checksum": hashlib.sha256("".join(digests).encode()).hexdigest()}
     return atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
 
