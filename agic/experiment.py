@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from .core import AgicError, atomic_write_text, check_choice, check_range, figures_dir, use_all_cores
 
 # %% auto #0
-__all__ = ['QUICK_MARK', 'check_parameters', 'Experiment', 'write_verdicts']
+__all__ = ['QUICK_MARK', 'WITHIN_NOISE', 'check_parameters', 'Experiment', 'judged', 'write_verdicts']
 
 # %% ../nbs/03e_experiment.ipynb #2a60ae96
 def _is_number(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -138,21 +138,34 @@ def check_model(self: Experiment, info):
     from agic.models import build_model
     trace_layers(build_model(self.model, info))
 
+# %% ../nbs/03e_experiment.ipynb #62829f1b
+WITHIN_NOISE = "within noise"
+
+def judged(value: float, bar: float, noise: float, floor: bool = True) -> bool | str:
+    """A comparison's verdict: True (held) when `value` clears `bar` by more than `noise`, False (MISSED) when it
+    misses it by more, `WITHIN_NOISE` otherwise. `floor`: the bar is a lower bound (False: an upper bound)."""
+    if not noise >= 0: raise AgicError(f"noise must be a number >= 0, got {noise!r}")
+    margin = value - bar if floor else bar - value
+    return True if margin > noise else False if margin < -noise else WITHIN_NOISE
+
 # %% ../nbs/03e_experiment.ipynb #08a1ae99
 def write_verdicts(rows: list[tuple], title: str, name: str, folder: Path | str) -> list[Path]:
     """Print and write one run's bars: `rows` of (claim, measured, bar, held) into `verdicts_<name>.csv` and `.md`
-    in `folder`, under the heading `title`."""
+    in `folder`, under the heading `title`; `held`: True, False, `WITHIN_NOISE` (see `judged`), None (not measured)."""
     import csv, io
-    if not rows or any(len(r) != 4 or isinstance(r[3], (str, float, int)) and not isinstance(r[3], bool) for r in rows):
-        raise AgicError("verdict rows are (claim, measured, bar, held) with held True, False or None (not measured)")
-    rows = [(c, m, b, None if h is None else bool(h)) for c, m, b, h in rows]   # numpy's and pandas' booleans too
-    word = lambda held: "n/a" if held is None else "held" if held else "MISSED"
+    ok = lambda h: h is None or h == WITHIN_NOISE or not isinstance(h, (str, float, int)) or isinstance(h, bool)
+    if not rows or any(len(r) != 4 or not ok(r[3]) for r in rows):
+        raise AgicError("verdict rows are (claim, measured, bar, held) with held True, False, "
+                        f"{WITHIN_NOISE!r} or None (not measured)")
+    rows = [(c, m, b, h if h is None or h == WITHIN_NOISE else bool(h)) for c, m, b, h in rows]   # numpy's bools
+    word = lambda h: "n/a" if h is None else h if h == WITHIN_NOISE else "held" if h else "MISSED"
     for claim, measured, bar, held in rows: print(f"{word(held)}: {claim}: {measured} (bar: {bar})")
     buf = io.StringIO(); w = csv.writer(buf, lineterminator="\n"); w.writerow(["claim", "measured", "bar", "held"])
-    w.writerows([c, m, b, "" if h is None else str(h).lower()] for c, m, b, h in rows)
+    w.writerows([c, m, b, "" if h is None else h if h == WITHIN_NOISE else str(h).lower()] for c, m, b, h in rows)
     cell = lambda s: str(s).replace("|", "\\|")
+    shown = lambda h: f"*{h}*" if h == WITHIN_NOISE else f"**{word(h)}**" if h is not None else word(h)
     md = [f"#### {title}", "", "| claim | measured | bar | verdict |", "|---|---|---|---|"]
-    md += [f"| {cell(c)} | {cell(m)} | {cell(b)} | {'**held**' if h else word(h)} |" for c, m, b, h in rows]
+    md += [f"| {cell(c)} | {cell(m)} | {cell(b)} | {shown(h)} |" for c, m, b, h in rows]
     folder = Path(folder)
     return [atomic_write_text(folder / f"verdicts_{name}.csv", buf.getvalue()),
             atomic_write_text(folder / f"verdicts_{name}.md", "\n".join(md) + "\n")]
