@@ -9,6 +9,7 @@ import math, time
 import pandas as pd
 
 from .core import AgicError, ResultLog
+from .experiment import judged
 from .pruning import curve_auc
 
 # %% auto #0
@@ -68,7 +69,8 @@ ONE_SHOT = ["l1", "bn", "taylor", "activation", "shap_strength"]   # criteria th
 def transfer_verdicts(summary: pd.DataFrame, free_images: int = 100) -> list[tuple]:
     """The bars of `04c` as (claim, measured, bar, held) rows: the transferred SA ranking beats every one-shot criterion
     by 2 sd and random by 2 sd (means over held-out CNNs); the moonshot, at least the free gates trained on
-    `free_images` images of the held-out CNN, in less wall time."""
+    `free_images` images of the held-out CNN, in less wall time. Judged beyond the noise (`judged`): SA's sd over
+    held-out CNNs, or both sds combined against free gates."""
     s = summary.set_index(["criterion", "train_images"])
     sa = s.loc[("sa_transfer", 0)]
     pick = lambda c: s.xs(c, level="criterion").iloc[0]
@@ -78,12 +80,13 @@ def transfer_verdicts(summary: pd.DataFrame, free_images: int = 100) -> list[tup
     mean = lambda r: f"{r.auc_lerf:.4f} ± {r.sd_lerf:.4f}"
     rows = [("transferred SA beats every one-shot criterion on CNNs it never saw: AUC LeRF", mean(sa),
              f">= best one-shot ({best}) {pick(best).auc_lerf:.4f} + 2 sd = {bar(best):.4f}",
-             bool(sa.auc_lerf >= bar(best))),
+             judged(sa.auc_lerf, bar(best), sa.sd_lerf)),
             ("transferred SA beats chance: AUC LeRF", mean(sa),
              f">= random {rnd.auc_lerf:.4f} + 2 sd = {rnd.auc_lerf + 2 * rnd.sd_lerf:.4f}",
-             bool(sa.auc_lerf >= rnd.auc_lerf + 2 * rnd.sd_lerf)),
+             judged(sa.auc_lerf, rnd.auc_lerf + 2 * rnd.sd_lerf, sa.sd_lerf)),
             (f"moonshot: transferred SA at least free gates trained on {free_images} images of the held-out CNN",
-             mean(sa), f">= free gates {mean(free)}", bool(sa.auc_lerf >= free.auc_lerf)),
+             mean(sa), f">= free gates {mean(free)} (noise: both sds combined)",
+             judged(sa.auc_lerf, free.auc_lerf, math.hypot(sa.sd_lerf, free.sd_lerf))),
             (f"moonshot: transferred SA (At-GCs + one pass) faster than free gates on {free_images} images",
              f"{sa.seconds:.1f} s", f"< {free.seconds:.1f} s", bool(sa.seconds < free.seconds))]
     if ("sa_own", 0) in s.index:
