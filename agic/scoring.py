@@ -10,7 +10,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from fastcore.basics import patch
 import torch_pruning as tp
 from torch import nn
 
@@ -24,10 +23,9 @@ from .models import model_hash
 
 # %% auto #0
 __all__ = ['READOUTS', 'HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_MODES', 'RATIO_MODES', 'SCORER_INITS',
-           'FREE_GATES', 'standardised', 'read_out', 'SANetwork', 'Embedded', 'node_strength', 'image_facts', 'embed',
+           'standardised', 'read_out', 'SANetwork', 'Embedded', 'node_strength', 'image_facts', 'embed',
            'hard_concrete', 'nested_gates', 'GatedCNN', 'SAConfig', 'sa_loss', 'train_sa', 'Source', 'train_sa_across',
-           'KernelImportance', 'kernel_importance', 'SAImportance', 'FreeGates', 'train_free_gates', 'fit_scorer',
-           'embedding_separation', 'gate_spread']
+           'KernelImportance', 'kernel_importance', 'SAImportance']
 
 # %% ../nbs/03b_scoring.ipynb #5e33207c
 READOUTS = ["batch", "image"]
@@ -550,111 +548,3 @@ class SAImportance(tp.importance.Importance):
             total.index_add_(0, pos, self.scores[module][torch.as_tensor(item.idxs)].float())
             count.index_add_(0, pos, torch.ones(len(pos)))
         return None if count.sum() == 0 else total / count.clamp_min(1)
-
-# %% ../nbs/03b_scoring.ipynb #1bd90661
-class FreeGates(nn.Module):
-    """The SA network's trivial counterpart: one free logit per kernel (`rows=1`), or per kernel and class
-    (`rows=n_classes`, each image reads its class's row), in place of node logits computed from At-GCs;
-    standardised within each layer and scaled by `spread`, as the SA network's are."""
-    def __init__(self, sizes: dict[str, int], spread: float, rows: int = 1, seed: int = 0):
-        super().__init__()
-        self.kernel_types, self.spread = [nt for nt in sizes if nt != "input"], spread
-        g = torch.Generator().manual_seed(seed)   # tiny random logits: ties broken, no order to keep from the start
-        self.logits = nn.ParameterDict({nt: nn.Parameter(1e-2 * torch.randn(rows, sizes[nt], generator=g))
-                                        for nt in self.kernel_types})
-
-    @property
-    def per_class(self) -> bool: return len(self.logits[self.kernel_types[0]]) > 1
-
-    def node_logits(self) -> dict[str, torch.Tensor]:
-        "Every row's standardised logits: (rows, size) per layer."
-        return {nt: standardised(p, self.spread) for nt, p in self.logits.items()}
-
-    def forward(self, b) -> tuple[None, dict[str, torch.Tensor]]:
-        "No class logits (there is no head) and each image's node logits, (images, size) per layer."
-        a = self.node_logits()
-        rows = b.y.view(-1) if self.per_class else torch.zeros(len(b.y), dtype=torch.long)
-        return None, {nt: v[rows.to(v.device)] for nt, v in a.items()}
-
-# %% ../nbs/03b_scoring.ipynb #a50519ec
-FREE_GATES = {"lr": 1e-3, "prior_weight": 0.0}   # free gates' own settings, chosen on validation images (04a)
-
-def train_free_gates(store, graphs: list, cfg: SAConfig, n_classes: int, cnn: nn.Module, splits,
-                     per_class: bool = False, cache: Path | str | None = None,
-                     progress: bool = True) -> tuple[FreeGates, dict]:
-    """Train free gates by the SA network's fidelity objective `cfg` on the images behind `graphs` (their At-GCs give
-    only the SHAP strength of the tie-break, if `cfg.prior_weight`), or load them from the cache."""
-    if cfg.objective != "fidelity":
-        raise AgicError(f"free gates train the fidelity objective (they gate the CNN), not {cfg.objective!r}: "
-                        "use SAConfig(objective='fidelity')")
-    key = config_hash({"free_gates": per_class, "store": store.manifest["checksum"], "graphs": graphs_key(graphs),
-                       "n_classes": n_classes, **{k: v for k, v in asdict(cfg).items() if k != "readout"}})
-    folder = Path(cache or cache_dir()) / "scoring" / f"free__{store.manifest['model']}__{key}"
-    gen = seed_everything(cfg.seed)
-    gates = FreeGates(store.sizes, cfg.spread, n_classes if per_class else 1, cfg.seed)
-    meta = _load_cached(folder, gates, "gates.pt", store, "free gates")
-    if meta is not None: return gates.eval(), meta
-    use_all_cores()
-    image_rows = dataclasses.replace(cfg, readout="image")   # their rows are standardised already: no readout
-    objective = _fidelity_objective(image_rows, gates.kernel_types, store, cnn, splits, gen, n_classes)
-    data = image_facts(graphs, store.sizes)
-    meta = _fit_saved(gates, data, cfg, objective, gen, folder, store, graphs, "gates.pt", "train free gates",
-                      progress, collate=data.__getitem__)
-    return gates.eval(), meta
-
-@patch
-def importance(self: FreeGates, store, n_classes: int, n_graphs: int = 0) -> KernelImportance:
-    "The gates' ranking: each kernel's score (sigmoid) overall (the mean over rows) and per class (its class's row)."
-    s = {nt: torch.sigmoid(v).detach().cpu() for nt, v in self.node_logits().items()}
-    modules = {l["name"]: l["module"] for l in store.manifest["layers"] if l["name"] in s}
-    return KernelImportance(self.kernel_types, modules, {nt: v.mean(0) for nt, v in s.items()},
-                            {nt: v.expand(n_classes, -1).clone() if len(v) == 1 else v for nt, v in s.items()},
-                            store.manifest["model_hash"], n_graphs)
-
-# %% ../nbs/03b_scoring.ipynb #6cc277c4
-def fit_scorer(sa: SANetwork, data: Embedded, target: dict[str, torch.Tensor], steps: int = 300, lr: float = 3e-3,
-               batch_size: int = 64, seed: int = 0) -> SANetwork:
-    """A copy of `sa` whose scorer is fitted by regression to `target` logits, (size,) per layer: the batch-mean logits
-    of `data`'s embeddings (standardised) against the target's (standardised), mean squared error. Can the SA network
-    express that ranking from these At-GCs?"""
-    net, g = copy.deepcopy(sa).train(), torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(net.scorer.parameters(), lr=lr)
-    want = {nt: standardised(t.detach().reshape(1, -1).float(), 1.0) for nt, t in target.items()}
-    for _ in range(steps):
-        rows = torch.randint(len(data), (batch_size,), generator=g)
-        a = net.node_logits({nt: data.h[nt][rows] for nt in net.kernel_types})
-        loss = sum(((standardised(v.mean(0, keepdim=True), 1.0) - want[nt]) ** 2).mean()
-                   for nt, v in a.items() if v.shape[1] > 1)
-        opt.zero_grad(); loss.backward(); opt.step()
-    return net.eval()
-
-# %% ../nbs/03b_scoring.ipynb #7a95c627
-@torch.no_grad()
-def embedding_separation(data: Embedded) -> "pd.DataFrame":
-    """Per layer: `between_within`, the variance of the kernels' mean embeddings (over images) over the mean variance
-    of one kernel's embedding across images; `nearest_min` / `nearest_median`, each kernel's distance to its nearest
-    neighbour (mean embeddings) over the layer's median pairwise distance; `near_twins`, kernels closer than 5 % of
-    it."""
-    import pandas as pd
-    rows = []
-    for nt, h in data.h.items():
-        if h.shape[1] < 2: continue
-        mu = h.mean(0)
-        d = torch.cdist(mu, mu); median = d[~torch.eye(len(mu), dtype=torch.bool)].median()
-        nearest = (d + torch.diag(torch.full((len(mu),), float("inf")))).min(1).values / median.clamp_min(1e-12)
-        between_within = float(mu.var(0).sum() / h.var(0).sum(-1).mean())
-        rows.append({"layer": nt, "kernels": len(mu), "between_within": between_within,
-                     "nearest_min": float(nearest.min()), "nearest_median": float(nearest.median()),
-                     "near_twins": int((nearest < 0.05).sum())})
-    return pd.DataFrame(rows)
-
-@torch.no_grad()
-def gate_spread(sa: SANetwork, data: Embedded, batch_size: int = 32, draws: int = 20, seed: int = 0) -> dict:
-    """Per layer, the mean over `draws` random batches of the standard deviation of the batch-mean logits the fidelity
-    objective gates with (`readout="batch"`: standardised to `spread` by construction)."""
-    g, out = torch.Generator().manual_seed(seed), {}
-    for _ in range(draws):
-        rows = torch.randperm(len(data), generator=g)[:batch_size]
-        for nt, v in sa.node_logits({nt: data.h[nt][rows] for nt in sa.kernel_types}).items():
-            out[nt] = out.get(nt, 0.0) + float(read_out(v.mean(0, keepdim=True), sa.readout, sa.spread).std()) / draws
-    return out

@@ -23,7 +23,7 @@ __all__ = ['STYLES', 'VIEWER_ASSETS', 'style_label', 'style_palette', 'plot_prun
 
 # %% ../nbs/06_viz.ipynb #7674ac19
 STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
-    # pruning criteria (agic.pruning)
+    # pruning criteria (agic.criteria)
     "sa": ("sa: AGIC's SA network", "#b2182b"),
     "free_gates": ("free_gates: SA's objective, a free logit per kernel, no At-GC", "#35978f"),
     "sa_v1": ("sa_v1: SA as last released (label objective)", "#f4a582"),
