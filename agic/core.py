@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['AgicError', 'check_choice', 'check_range', 'project_root', 'cache_dir', 'figures_dir', 'seed_everything',
-           'use_all_cores', 'config_hash', 'file_sha256', 'atomic_dir', 'atomic_write_text', 'atomic_save', 'ResultLog',
-           'read_json', 'load_tensors', 'progress_bar']
+__all__ = ['WITHIN_NOISE', 'AgicError', 'check_choice', 'check_range', 'judged', 'project_root', 'cache_dir', 'figures_dir',
+           'seed_everything', 'use_all_cores', 'config_hash', 'file_sha256', 'atomic_dir', 'atomic_write_text',
+           'atomic_save', 'ResultLog', 'read_json', 'load_tensors', 'progress_bar']
 
 # %% ../nbs/00_core.ipynb #9374f745
 class AgicError(Exception):
@@ -37,6 +37,16 @@ def check_range(what: str, value, low=None, high=None, kind=(int, float)):
         raise AgicError(f"{what} must be in [{'-inf' if low is None else low}, {'inf' if high is None else high}], "
                         f"got {value!r}")
     return value
+
+# %% ../nbs/00_core.ipynb #1926120c
+WITHIN_NOISE = "within noise"
+
+def judged(value: float, bar: float, noise: float, floor: bool = True) -> bool | str:
+    """A comparison's verdict: True (held) when `value` clears `bar` by more than `noise`, False (MISSED) when it
+    misses it by more, `WITHIN_NOISE` otherwise. `floor`: the bar is a lower bound (False: an upper bound)."""
+    if not noise >= 0: raise AgicError(f"noise must be a number >= 0, got {noise!r}")
+    margin = value - bar if floor else bar - value
+    return True if margin > noise else False if margin < -noise else WITHIN_NOISE
 
 # %% ../nbs/00_core.ipynb #27616455
 def project_root() -> Path | None:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from fastcore.basics import patch
 
-from .core import AgicError, atomic_write_text, check_choice, check_range, figures_dir, use_all_cores
+from .core import WITHIN_NOISE, AgicError, atomic_write_text, check_choice, check_range, figures_dir, use_all_cores
 
 # %% auto #0
-__all__ = ['QUICK_MARK', 'WITHIN_NOISE', 'check_parameters', 'Experiment', 'judged', 'write_verdicts']
+__all__ = ['QUICK_MARK', 'check_parameters', 'Experiment', 'write_verdicts']
 
 # %% ../nbs/03e_experiment.ipynb #2a60ae96
 def _is_number(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -132,21 +132,23 @@ def save_json(self: Experiment, data, stem: str):
 
 @patch
 def check_model(self: Experiment, info):
-    """Trace the model with the At-GC builder's tracer before anything is trained: a model it cannot graph fails in
-    seconds, not after training. `info`: the data set's `DatasetInfo`."""
+    """Check the model before anything is trained, so that it fails in seconds, not after training: the At-GC
+    builder's tracer must read it, and the pruning protocol's sliced copy must compute what its masks compute (on
+    random masks and images). `info`: the data set's `DatasetInfo`."""
+    import torch
     from agic.graphs import trace_layers
     from agic.models import build_model
-    trace_layers(build_model(self.model, info))
-
-# %% ../nbs/03e_experiment.ipynb #62829f1b
-WITHIN_NOISE = "within noise"
-
-def judged(value: float, bar: float, noise: float, floor: bool = True) -> bool | str:
-    """A comparison's verdict: True (held) when `value` clears `bar` by more than `noise`, False (MISSED) when it
-    misses it by more, `WITHIN_NOISE` otherwise. `floor`: the bar is a lower bound (False: an upper bound)."""
-    if not noise >= 0: raise AgicError(f"noise must be a number >= 0, got {noise!r}")
-    margin = value - bar if floor else bar - value
-    return True if margin > noise else False if margin < -noise else WITHIN_NOISE
+    from agic.pruning import keep_masks, masked, random_scores, sliced
+    net = build_model(self.model, info, seed=0).eval(); trace_layers(net)
+    masks, x = keep_masks(random_scores(net, 0), 0.5), torch.randn(4, *info.input_shape)
+    try:
+        small, rest = sliced(net, masks)
+        with torch.no_grad(), masked(net, masks), masked(small, rest): want, got = net(x), small(x)
+    except RuntimeError as e: got, why = None, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    if got is None or not torch.allclose(got, want, rtol=1e-3, atol=1e-4 * float(want.abs().max())):
+        raise AgicError(f"agic cannot prune {self.model} exactly: its copy without the masked kernels does not compute "
+                        f"what the masks compute ({why if got is None else 'the outputs differ'}); please report it "
+                        "with the model")
 
 # %% ../nbs/03e_experiment.ipynb #08a1ae99
 def write_verdicts(rows: list[tuple], title: str, name: str, folder: Path | str) -> list[Path]:

@@ -8,8 +8,7 @@ import math, time
 
 import pandas as pd
 
-from .core import AgicError, ResultLog
-from .experiment import judged
+from .core import AgicError, ResultLog, judged
 from .pruning import curve_auc
 
 # %% auto #0
