@@ -1,6 +1,8 @@
 # agic: the three commands of the README, plus the nbdev plumbing.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 BIN := .venv/bin
+# OpenMP threads sleep while they wait (a shared machine stays usable; no cost alone: tests/thread_probe.py)
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup test test-fast prune figures check-figures docs train bench export readme check-sync clean
 

@@ -4,10 +4,12 @@
 
 # %% ../nbs/03c3_selectivity.ipynb #d3339891
 from __future__ import annotations
+import math
+
 import torch
 from torch import nn
 
-from .core import ResultLog, check_range, progress_bar
+from .core import ResultLog, check_range, judged, progress_bar
 from .criteria import shap_strength
 from .graphs import kernel_modules
 from .pruning import _reestimate, keep_masks, masked, sliced
@@ -15,7 +17,7 @@ from .training import EVAL_BATCH
 
 # %% auto #0
 __all__ = ['SELECTIVITY_FLOOR', 'class_accuracy', 'class_activation_scores', 'class_shap_strength', 'class_selectivity',
-           'class_contrast', 'scores_key', 'logged_selectivity']
+           'class_contrast', 'scores_key', 'logged_selectivity', 'selectivity_verdicts']
 
 # %% ../nbs/03c3_selectivity.ipynb #03076eea
 @torch.no_grad()
@@ -108,3 +110,31 @@ def logged_selectivity(model: nn.Module, scores: dict, qs, test, n_classes: int,
         entry = dict(criterion=c, seed=s, q=q, selectivity=sel, drops=drops.tolist(), scores=keys[(c, s)])
         done[(c, s, q, keys[(c, s)])] = entry; log.append(entry)
     return {(c, s, q): done[(c, s, q, keys[(c, s)])] for c, s in scores for q in qs}
+
+# %% ../nbs/03c3_selectivity.ipynb #85c4fa47
+def selectivity_verdicts(table, qs) -> list[tuple]:
+    "The local view's bars as (claim, measured, bar, held) rows from `table` (criterion, q, seed, selectivity)."
+    stat = lambda c, q: table[(table.criterion == c) & (table.q == q)].selectivity.agg(["mean", "std"]).fillna(0.0)
+    has = lambda c: bool((table.criterion == c).any())
+    rows = []
+    for q in qs:
+        sa, act, rnd = stat("sa", q), stat("activation", q), stat("random", q)
+        both = lambda o: math.hypot(sa["std"], o["std"])
+        ms = lambda s: f"{s['mean']:.2f} ± {s['std']:.2f}"
+        rows += [(f"SA per-class scores (per-class gates) are class-selective, top {q:.0%} masked", ms(sa),
+                  ">= 2 (noise: SA's sd)", judged(sa["mean"], 2, sa["std"])),
+                 (f"SA at least as selective as per-class mean activation, top {q:.0%}", ms(sa),
+                  f">= activation {act['mean']:.2f} (noise: the sds)", judged(sa["mean"], act["mean"], both(act)))]
+        if has("free_gates"):
+            free = stat("free_gates", q)
+            rows.append((f"SA per-class scores at least as selective as per-class free gates (no At-GC), top {q:.0%}",
+                         ms(sa), f">= free gates {ms(free)} (noise: both sds combined)",
+                         judged(sa["mean"], free["mean"], both(free))))
+        rows.append((f"check: random per-class scores, top {q:.0%}", ms(rnd), "near 1", None))
+        if has("sa_batch_gates"):
+            bg = stat("sa_batch_gates", q)
+            rows.append((f"per-class gates make SA more selective than batch gates (04_pruning's objective), "
+                         f"top {q:.0%}", ms(sa), f">= batch gates {bg['mean']:.2f} + 2 sd = "
+                         f"{bg['mean'] + 2 * bg['std']:.2f} (noise: SA's sd)",
+                         judged(sa["mean"], bg["mean"] + 2 * bg["std"], sa["std"])))
+    return rows

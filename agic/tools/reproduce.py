@@ -13,9 +13,9 @@ import yaml
 from ..core import AgicError, atomic_write_text, project_root
 
 # %% auto #0
-__all__ = ['VERDICT_START', 'VERDICT_END', 'RECORD', 'INDEX', 'TIMING', 'FAILING', 'Run', 'load_plan', 'verdicts_markdown',
-           'sync_verdicts', 'git_commit', 'run_plan', 'write_index', 'compare_number', 'compare_tables',
-           'compare_summaries', 'compare_files', 'check_plan', 'check_report']
+__all__ = ['VERDICT_START', 'VERDICT_END', 'RECORD', 'INDEX', 'TIMING', 'FAILING', 'Run', 'load_plan', 'verdict_summary',
+           'verdicts_markdown', 'sync_verdicts', 'git_commit', 'run_plan', 'write_index', 'compare_number',
+           'compare_tables', 'compare_summaries', 'compare_files', 'check_plan', 'check_report']
 
 # %% ../../nbs/07_reproduce.ipynb #ce6b0e1e
 @dataclass
@@ -86,13 +86,26 @@ VERDICT_START = "<!-- verdicts: written by agic figures from figures/verdicts_*.
 VERDICT_END = "<!-- /verdicts -->"
 
 # %% ../../nbs/07_reproduce.ipynb #ef50f07a
+def verdict_summary(files: list[Path]) -> str:
+    "One line per verdict table (`verdicts_*.md`, its rows read from the `.csv` beside it): how many bars held, ..."
+    import csv
+    word = lambda h: {"true": "held", "false": "MISSED", "": "n/a"}.get(h, h)
+    kinds = ["held", "within noise", "MISSED", "n/a"]
+    lines = ["| run | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+    for p in files:
+        rows = list(csv.DictReader(p.with_suffix(".csv").open())) if p.with_suffix(".csv").is_file() else []
+        title = p.read_text().splitlines()[0].removeprefix("#### ")
+        lines.append(f"| {title} | " + " | ".join(str(sum(word(r['held']) == k for r in rows)) for k in kinds) + " |")
+    return "\n".join(lines) + "\n"
+
 def verdicts_markdown(figs: Path | str, order: list[str] | None = None) -> str:
-    "Every `verdicts_*.md` of `figs`, one after another: in the order of the run names in `order` they start with."
+    """Every `verdicts_*.md` of `figs`, one after another, under a summary of them (`verdict_summary`): in the order of
+    the run names in `order` they start with."""
     order = list(order or [])
     name = lambda p: p.stem.removeprefix("verdicts_")
     rank = lambda p: next((i for i, n in enumerate(order) if name(p).startswith(n)), len(order))
     files = sorted(Path(figs).glob("verdicts_*.md"), key=lambda p: (rank(p), p.name))
-    return "\n".join(p.read_text().strip() + "\n" for p in files)
+    return verdict_summary(files) + "\n" + "\n".join(p.read_text().strip() + "\n" for p in files)
 
 def sync_verdicts(root: Path | str, order: list[str] | None = None) -> bool:
     """Put the verdict tables of `root/figures` between the markers of `root/nbs/index.ipynb` and render `README.md`
