@@ -139,8 +139,9 @@ def check_model(self: Experiment, info):
     from agic.graphs import trace_layers
     from agic.models import build_model
     from agic.pruning import keep_masks, masked, random_scores, sliced
-    net = build_model(self.model, info, seed=0).eval(); trace_layers(net)
-    masks, x = keep_masks(random_scores(net, 0), 0.5), torch.randn(4, *info.input_shape)
+    with torch.random.fork_rng():   # a check leaves the caller's random state as it found it
+        net = build_model(self.model, info, seed=0).eval(); trace_layers(net)
+        masks, x = keep_masks(random_scores(net, 0), 0.5), torch.randn(4, *info.input_shape)
     try:
         small, rest = sliced(net, masks)
         with torch.no_grad(), masked(net, masks), masked(small, rest): want, got = net(x), small(x)
