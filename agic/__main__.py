@@ -353,7 +353,9 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"agic: error: {self.prog}: {message} (see '{self.prog} --help')\n")
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,  # the arguments after `agic` (None: the command line's)
+) -> int:                          # the exit status: 0 when the command succeeded
     "Run the `agic` command line; return the exit status."
     from agic import distributed
     args = parser().parse_args(argv)
@@ -368,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 # %% ../nbs/09_cli.ipynb #5f948c2a
-def cli_reference(width: int = 76) -> str:
+def cli_reference(
+    width: int = 76,  # characters per line of the help text
+) -> str:             # every subcommand's help, as Markdown
     """The command line's reference as Markdown: `agic --help`, then every subcommand's `--help`, each under a heading
     whose anchor is `agic-<command>`; lines wrapped at `width`, whatever the terminal."""
     import functools

@@ -20,7 +20,10 @@ from .viz import plot_bench
 __all__ = ['subnetwork', 'shap_edges', 'bench_graphs']
 
 # %% ../nbs/03_graphs_bench.ipynb #564233ef
-def subnetwork(builder: AtGCBuilder, layer: str) -> fx.GraphModule:
+def subnetwork(
+    builder: AtGCBuilder,  # the builder of the model: its trace and layers
+    layer: str,            # a conv layer's name (not 'input')
+) -> fx.GraphModule:       # one input per source layer's kernel map, in; (N, size) kernel outputs, out
     "The model from the kernel maps of `layer`'s sources to `layer`'s kernel outputs (spatial sums), as a module."
     target = builder.layer(layer)
     by_name = {n.name: n for n in builder.gm.graph.nodes}
@@ -37,7 +40,10 @@ def subnetwork(builder: AtGCBuilder, layer: str) -> fx.GraphModule:
     return fx.GraphModule(builder.model, graph)
 
 # %% ../nbs/03_graphs_bench.ipynb #2d39f5a0
-def shap_edges(builder: AtGCBuilder, images: torch.Tensor) -> dict[tuple[str, str], torch.Tensor]:
+def shap_edges(
+    builder: AtGCBuilder,  # the builder whose graphs to compute (its model, references and layers)
+    images: torch.Tensor,  # (N, C, H, W) images, on the builder's device and in its dtype
+) -> dict[tuple[str, str], torch.Tensor]:  # (source, destination) layer -> (N, size_src, size_dst)
     """The edges of `images`' At-GCs computed by `shap.DeepExplainer`, one sub-network per conv: (N, size_src,
     size_dst)."""
     import shap
@@ -63,9 +69,18 @@ def _timed(fn, repeat: int = 1) -> float:
     return best
 
 # %% ../nbs/03_graphs_bench.ipynb #1168ee91
-def bench_graphs(model: nn.Module, splits, model_name: str = "vgg_small", images: int = 64, shap_images: int = 2,
-                 refs: int = 16, topk: int = 8, batch_size: int = 8, out: Path | str | None = None,
-                 progress: bool = True) -> dict:
+def bench_graphs(
+    model: nn.Module,                # the trained CNN (set to eval mode)
+    splits,                          # the data set's `Splits`: references from train, images from test
+    model_name: str = "vgg_small",   # the model's name, in the result
+    images: int = 64,                # the first test images, timed through the builder and stored
+    shap_images: int = 2,            # how many of them shap explains (slow)
+    refs: int = 16,                  # R, references per graph
+    topk: int = 8,                   # k of the top-k store whose bytes per graph are measured
+    batch_size: int = 8,             # images per builder call in the timing
+    out: Path | str | None = None,   # folder for bench_graphs.json and .png; None: the figures folder
+    progress: bool = True,           # not used: the benchmark shows no progress bar
+) -> dict:                           # the measurements, as written to bench_graphs.json
     "Measure the builder against shap and against R forward+backward passes; write JSON and a plot into `out`."
     use_all_cores()
     model = model.eval()

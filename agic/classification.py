@@ -26,11 +26,19 @@ __all__ = ['VARIANTS', 'TESTED_ONLY', 'Measured', 'supervised_variants', 'superv
 # %% ../nbs/03f_classification.ipynb #9bdbd445
 class Measured:
     "Accuracies by (variant, seed): read back from a `ResultLog`, or measured now and appended to it."
-    def __init__(self, path: Path | str):
+    def __init__(
+        self,
+        path: Path | str,  # the `ResultLog` file (JSON lines): read back if it exists
+    ):
         self.log = ResultLog(path)
         self.done = {(e["variant"], e["seed"]): e["accuracy"] for e in self.log.entries}
 
-    def __call__(self, variant: str, seed: int, measure) -> tuple[str, int, float]:
+    def __call__(
+        self,
+        variant: str,             # the variant's name (`VARIANTS`)
+        seed: int,                # the run's seed
+        measure,                  # () -> accuracy; called only if the log lacks the row
+    ) -> tuple[str, int, float]:  # (variant, seed, accuracy)
         "The row (variant, seed, accuracy), calling `measure()` only if the log does not have it."
         if (variant, seed) not in self.done:
             self.done[(variant, seed)] = measure()
@@ -38,7 +46,14 @@ class Measured:
         return variant, seed, self.done[(variant, seed)]
 
 # %% ../nbs/03f_classification.ipynb #25243d69
-def supervised_variants(store, ecfg: EncoderConfig, dgi, train_graphs: list, test_graphs: list, seed: int) -> dict:
+def supervised_variants(
+    store,                # the training `GraphStore` (shapes each fresh encoder)
+    ecfg: EncoderConfig,  # settings of the fresh encoders
+    dgi,                  # the pretrained encoder (copied for fine-tuning)
+    train_graphs: list,   # training At-GCs
+    test_graphs: list,    # test At-GCs
+    seed: int,            # seeds the edge draws (the test graphs': `seed + 1`)
+) -> dict:                # variant -> () -> (encoder, training graphs, test graphs)
     "Each supervised variant as a function giving (encoder, training graphs, test graphs)."
     fresh = lambda: build_encoder(store, ecfg)
     drop, zero = (lambda gs: [without_edges(g) for g in gs]), (lambda gs: [constant_features(g) for g in gs])
@@ -55,8 +70,16 @@ def supervised_variants(store, ecfg: EncoderConfig, dgi, train_graphs: list, tes
 
 TESTED_ONLY = {"other_class_edges_at_test": "encoder_from_scratch"}  # variant: the variant whose classifier it tests
 
-def supervised_accuracy(variant: str, make, y_train, y_test, n_classes: int, epochs: int, seed: int,
-                        trained: dict) -> float:
+def supervised_accuracy(
+    variant: str,    # the variant's name
+    make,            # () -> (encoder, training graphs, test graphs)
+    y_train,         # labels of the training graphs
+    y_test,          # labels of the test graphs
+    n_classes: int,  # number of classes
+    epochs: int,     # training epochs of the classifier
+    seed: int,       # seed of the classifier's training
+    trained: dict,   # variant -> this seed's classifier; filled here
+) -> float:          # test accuracy, in [0, 1]
     """Test accuracy of `variant`'s classifier, trained on what `make()` gives. `trained` keeps one seed's classifiers
     by variant, so a variant in `TESTED_ONLY` tests the classifier it names on its own test graphs, not a second one."""
     encoder, train_graphs, test_graphs = make()
@@ -66,8 +89,18 @@ def supervised_accuracy(variant: str, make, y_train, y_test, n_classes: int, epo
     return float((predict(trained[key], test_graphs) == y_test).float().mean())
 
 # %% ../nbs/03f_classification.ipynb #1cc5f44d
-def probe_rows(measured: Measured, store, ecfg: EncoderConfig, dgi, train_graphs, test_graphs, y_train, y_test,
-               seed: int, first: bool) -> tuple[list, tuple | None]:
+def probe_rows(
+    measured: Measured,          # the run's log of accuracies
+    store,                       # the training `GraphStore` (shapes the untrained encoder)
+    ecfg: EncoderConfig,         # settings of the untrained encoder
+    dgi,                         # the pretrained encoder
+    train_graphs,                # training At-GCs
+    test_graphs,                 # test At-GCs
+    y_train,                     # labels of the training graphs
+    y_test,                      # labels of the test graphs
+    seed: int,                   # seeds the probes and the label permutation
+    first: bool,                 # True for the first seed: the DGI probe is returned too
+) -> tuple[list, tuple | None]:  # (variant, seed, accuracy) rows; `first`: (predictions, embeddings)
     """The probe rows of one seed (DGI, permuted labels, the untrained encoder) and, for the `first` seed, the DGI
     probe's (predictions, test embeddings)."""
     rows, shown, e_train, e_test = [], None, None, None
@@ -87,8 +120,18 @@ def probe_rows(measured: Measured, store, ecfg: EncoderConfig, dgi, train_graphs
     return rows, shown
 
 # %% ../nbs/03f_classification.ipynb #856f122e
-def classification_runs(stores: dict, train_graphs, test_graphs, n_classes: int, seeds, hidden: int, layers: int,
-                        dgi_epochs: int, train_epochs: int, log: Path | str):
+def classification_runs(
+    stores: dict,       # split -> `GraphStore`; `"train"` shapes the encoders
+    train_graphs,       # training At-GCs
+    test_graphs,        # test At-GCs
+    n_classes: int,     # number of classes
+    seeds,              # seeds to run, in order (the first one's probe is shown)
+    hidden: int,        # width of the encoders' node embeddings
+    layers: int,        # message-passing layers of the encoders
+    dgi_epochs: int,    # DGI pretraining epochs
+    train_epochs: int,  # training epochs of each supervised classifier
+    log: Path | str,    # the `ResultLog` file: rows found there are not measured again
+):
     """Every variant of Task 1 for every seed: a DataFrame (variant, seed, accuracy), the DGI runs' metadata by seed,
     and the first seed's DGI probe (predictions, test embeddings). `stores`: the training and test `GraphStore`."""
     y_train, y_test = torch.cat([g.y for g in train_graphs]), torch.cat([g.y for g in test_graphs])
@@ -107,7 +150,12 @@ def classification_runs(stores: dict, train_graphs, test_graphs, n_classes: int,
     return pd.DataFrame(rows, columns=["variant", "seed", "accuracy"]), dgi_meta, shown
 
 # %% ../nbs/03f_classification.ipynb #eda279f6
-def classification_table(results: pd.DataFrame, cnn_accuracy: float, chance: float, **about) -> pd.DataFrame:
+def classification_table(
+    results: pd.DataFrame,  # (variant, seed, accuracy) rows of `classification_runs`
+    cnn_accuracy: float,    # the CNN's own test accuracy (the first row)
+    chance: float,          # accuracy of chance (1 / classes)
+    **about,                # column name -> value, added to every row
+) -> pd.DataFrame:          # one row per variant, in `VARIANTS` order
     """Mean and sd over seeds per variant, in `VARIANTS` order, the CNN's own accuracy as the first row, each as a
     fraction of the CNN's; `about`: columns that describe the run (model, dataset, graph counts)."""
     table = results.groupby("variant")["accuracy"].agg(accuracy_mean="mean", accuracy_sd="std", n_seeds="count")
@@ -123,7 +171,11 @@ def classification_table(results: pd.DataFrame, cnn_accuracy: float, chance: flo
     return table
 
 # %% ../nbs/03f_classification.ipynb #cbc7e43a
-def classification_verdicts(table: pd.DataFrame, cnn_accuracy: float, chance: float) -> list[tuple]:
+def classification_verdicts(
+    table: pd.DataFrame,  # what `classification_table` returns
+    cnn_accuracy: float,  # the CNN's own test accuracy
+    chance: float,        # accuracy of chance (1 / classes)
+) -> list[tuple]:         # (claim, measured, bar, held) rows
     "The bars of Task 1 with every label, as (claim, measured, bar, held) rows."
     get = lambda v: float(table.loc[table.variant == v, "accuracy_mean"].iloc[0])
     sd = lambda v: float(table.loc[table.variant == v, "accuracy_sd"].iloc[0])
@@ -145,13 +197,19 @@ def classification_verdicts(table: pd.DataFrame, cnn_accuracy: float, chance: fl
          get("other_class_edges_at_test") < get("encoder_from_scratch") - 2 * sd("encoder_from_scratch"))]
 
 # %% ../nbs/03f_classification.ipynb #93f92637
-def low_label_table(curve: pd.DataFrame) -> pd.DataFrame:
+def low_label_table(
+    curve: pd.DataFrame,  # rows of `low_label_curve`
+) -> pd.DataFrame:        # 'mean ± sd' by (probe, representation) and labels per class
     "Accuracy as 'mean ± sd' over label seeds: rows (probe, representation), columns labels per class."
     low = curve.groupby(["probe", "representation", "labels_per_class"]).accuracy.agg(["mean", "std"]).reset_index()
     low["cell"] = [f"{m:.4f}" + ("" if pd.isna(sd) else f" ± {sd:.4f}") for m, sd in zip(low["mean"], low["std"])]
     return low.pivot(index=["probe", "representation"], columns="labels_per_class", values="cell")
 
-def low_label_verdicts(curve: pd.DataFrame, labels_per_class, pretrained=(("dgi", "DGI"), ("contrast", "contrastive"))):
+def low_label_verdicts(
+    curve: pd.DataFrame,  # `low_label_curve` rows; needs `raw_edges`, `untrained_encoder`
+    labels_per_class,     # label counts per class; those <= 100 are judged
+    pretrained=(("dgi", "DGI"), ("contrast", "contrastive")),  # (representation, name in the claim) pairs to judge
+):
     "The low-label bars for each pretrained representation at each count <= 100, as (claim, measured, bar, held)."
     at = lambda rep, n: curve[(curve.representation == rep) & (curve.probe == "linear") & (curve.labels_per_class == n)
                               & ~curve.all_labels].accuracy

@@ -24,14 +24,24 @@ class AgicError(Exception):
     "Bad input to agic: the message says what was wrong and what is valid."
 
 # %% ../nbs/00_core.ipynb #25e85292
-def check_choice(what: str, value: Any, valid: Iterable) -> Any:
+def check_choice(
+    what: str,        # what the value is, named in the error message (e.g. "precision")
+    value: Any,       # the value to check
+    valid: Iterable,  # the allowed values
+) -> Any:             # `value`, unchanged
     "Return `value` if it is one of `valid`, else raise an `AgicError` listing the valid choices."
     valid = list(valid)
     if value not in valid:
         raise AgicError(f"unknown {what} {value!r}; valid: {', '.join(map(str, valid))}")
     return value
 
-def check_range(what: str, value, low=None, high=None, kind=(int, float)):
+def check_range(
+    what: str,          # what the value is, named in the error message (e.g. "batch_size")
+    value,              # the number to check (a bool is refused)
+    low=None,           # smallest valid value, inclusive (None: no lower bound)
+    high=None,          # largest valid value, inclusive (None: no upper bound)
+    kind=(int, float),  # the valid type, or a tuple of valid types
+):
     "Return `value` if it is a number of `kind` in [low, high], else raise an `AgicError` saying which range is valid."
     if isinstance(value, bool) or not isinstance(value, kind):
         names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
@@ -44,7 +54,12 @@ def check_range(what: str, value, low=None, high=None, kind=(int, float)):
 # %% ../nbs/00_core.ipynb #1926120c
 WITHIN_NOISE = "within noise"
 
-def judged(value: float, bar: float, noise: float, floor: bool = True) -> bool | str:
+def judged(
+    value: float,        # the measurement
+    bar: float,          # the bar it is compared with
+    noise: float,        # the measurement's noise, >= 0: a margin within it gives no verdict
+    floor: bool = True,  # True: `bar` is a lower bound; False: an upper bound
+) -> bool | str:         # True (held), False (MISSED) or `WITHIN_NOISE`
     """A comparison's verdict: True (held) when `value` clears `bar` by more than `noise`, False (MISSED) when it
     misses it by more, `WITHIN_NOISE` otherwise. `floor`: the bar is a lower bound (False: an upper bound)."""
     if not noise >= 0: raise AgicError(f"noise must be a number >= 0, got {noise!r}")
@@ -71,7 +86,9 @@ def figures_dir() -> Path:
     return root / "figures" if root else Path.cwd() / "figures"
 
 # %% ../nbs/00_core.ipynb #4846261c
-def seed_everything(seed: int) -> torch.Generator:
+def seed_everything(
+    seed: int,         # the seed, an int in [0, 2**32 - 1]
+) -> torch.Generator:  # a new CPU generator seeded with `seed`
     "Seed `random`, NumPy and PyTorch; return a fresh `torch.Generator` seeded with `seed`."
     check_range("seed", seed, 0, 2**32 - 1, kind=int)
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
@@ -86,12 +103,18 @@ def use_all_cores() -> int:
     return n
 
 # %% ../nbs/00_core.ipynb #6762fea7
-def config_hash(config: dict, length: int = 12) -> str:
+def config_hash(
+    config: dict,      # JSON-serialisable settings (no NaN or inf); key order does not matter
+    length: int = 12,  # number of hex digits kept
+) -> str:              # the first `length` hex digits of the SHA-256 of sorted JSON
     "A short, stable hex digest of a JSON-serialisable `config`."
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
-def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
+def file_sha256(
+    path: Path | str,      # the file to hash
+    chunk: int = 1 << 20,  # bytes read at a time
+) -> str:                  # the digest, 64 hex digits
     "SHA-256 of a file's bytes, read in chunks."
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -100,7 +123,9 @@ def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
 
 # %% ../nbs/00_core.ipynb #3b941ee0
 @contextlib.contextmanager
-def atomic_dir(final: Path | str):
+def atomic_dir(
+    final: Path | str,  # the folder the result becomes (an existing one is replaced)
+):
     "Yield a temporary folder that becomes `final` when the block succeeds and vanishes when it fails."
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +138,10 @@ def atomic_dir(final: Path | str):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
-def atomic_write_text(path: Path | str, text: str) -> Path:
+def atomic_write_text(
+    path: Path | str,  # the file to write (its folder is created)
+    text: str,         # the text written
+) -> Path:             # `path`
     "Write `text` to `path` through a temporary file and a rename, so `path` is never half-written."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -127,7 +155,10 @@ def atomic_write_text(path: Path | str, text: str) -> Path:
         raise
     return path
 
-def atomic_save(obj, path: Path | str) -> Path:
+def atomic_save(
+    obj,               # anything `torch.save` can write
+    path: Path | str,  # the file to write (its folder must exist)
+) -> Path:             # `path`
     "`torch.save(obj)` to `path` through a temporary file and a rename (checkpoints, resume files, caches)."
     path = Path(path); tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp); os.replace(tmp, path)
@@ -136,7 +167,10 @@ def atomic_save(obj, path: Path | str) -> Path:
 # %% ../nbs/00_core.ipynb #46fa771b
 class ResultLog:
     "An append-only JSON-lines file of finished results; a line that a crash cut short is ignored and closed."
-    def __init__(self, path: Path | str):
+    def __init__(
+        self,
+        path: Path | str,  # the JSON-lines file: read back if it exists (its folder is created)
+    ):
         self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
         self.entries: list[dict] = []
         if self.path.exists():
@@ -147,7 +181,10 @@ class ResultLog:
             if text and not text.endswith("\n"):
                 with open(self.path, "a") as f: f.write("\n")   # the next result starts its own line
 
-    def append(self, entry: dict) -> None:
+    def append(
+        self,
+        entry: dict,  # one finished result, JSON-serialisable
+    ) -> None:
         "Record one finished result (flushed to disk before returning)."
         with open(self.path, "a") as f: f.write(json.dumps(entry) + "\n"); f.flush(); os.fsync(f.fileno())
         self.entries.append(entry)
@@ -160,7 +197,13 @@ def _first_line(e: BaseException) -> str:
     "An exception in a few words: its type and the first line of its message."
     return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}"
 
-def read_json(path: Path | str, what: str, fix: str, kind: type = dict, keys: Iterable[str] = ()) -> Any:
+def read_json(
+    path: Path | str,          # the JSON file to read
+    what: str,                 # what the file is, for the error message (e.g. "manifest")
+    fix: str,                  # what to do about a bad file, the error message's end
+    kind: type = dict,         # the Python type the JSON value must have
+    keys: Iterable[str] = (),  # keys the value must hold
+) -> Any:                      # the JSON value
     """The JSON value in `path`, a `kind` (an object) holding every one of `keys`; else one `AgicError` that names
     `what` and its path, says what is wrong and what to do (`fix`): missing, unreadable, not JSON, of another type."""
     path = Path(path)
@@ -177,8 +220,13 @@ def read_json(path: Path | str, what: str, fix: str, kind: type = dict, keys: It
     return value
 
 # %% ../nbs/00_core.ipynb #b28fc0ce
-def load_tensors(path: Path | str, what: str, fix: str, expected: str = "a dict of tensors",
-                 keys: Iterable[str] = ()) -> dict:
+def load_tensors(
+    path: Path | str,                     # the torch file to read
+    what: str,                            # what the file is, for the error message (e.g. "checkpoint")
+    fix: str,                             # what to do about a bad file, the error message's end
+    expected: str = "a dict of tensors",  # what the file should hold, in words, for the error message
+    keys: Iterable[str] = (),             # keys the dict must hold
+) -> dict:                                # the dict, its tensors on the CPU
     """The dict in torch file `path` (tensors, numbers, lists), read onto the CPU with `weights_only=True` and holding
     every one of `keys`; else one `AgicError` that names `what` and its path, says what is wrong (missing, truncated or
     corrupt, pickled Python objects, not `expected`) and what to do (`fix`). A pickle is refused, never run."""
@@ -208,7 +256,10 @@ class _Lines:
         if s: self.stream.write(s + "\n")
     def flush(self): self.stream.flush()
 
-def progress_bar(*args, **kwargs):
+def progress_bar(
+    *args,     # passed on to `tqdm` (e.g. an iterable)
+    **kwargs,  # passed on to `tqdm` (e.g. `total`, `desc`, `disable`)
+):
     "A tqdm bar: `tqdm.auto`'s, or with `AGIC_PROGRESS=lines` one line at most every 30 s (and the last)."
     if os.environ.get("AGIC_PROGRESS") != "lines":
         from tqdm.auto import tqdm

@@ -21,12 +21,20 @@ __all__ = ['CRITERIA', 'TP_CRITERIA', 'random_scores', 'tp_scores', 'shap_streng
            'first_seeds', 'ranking_agreement']
 
 # %% ../nbs/03c1_criteria.ipynb #609f852d
-def random_scores(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
+def random_scores(
+    model: nn.Module,          # the CNN whose convs are scored
+    seed: int,                 # seed of the random generator
+) -> dict[str, torch.Tensor]:  # conv module path -> score per kernel, uniform in [0, 1)
     "Uniform random scores: the baseline every ranking must beat."
     g = torch.Generator().manual_seed(seed)
     return {name: torch.rand(conv.out_channels, generator=g) for name, (conv, _) in kernel_modules(model).items()}
 
-def tp_scores(model: nn.Module, criterion: str, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+def tp_scores(
+    model: nn.Module,          # the CNN (not changed: a copy is scored)
+    criterion: str,            # one of `TP_CRITERIA`: "l1", "bn", "taylor", "activation"
+    images: torch.Tensor,      # calibration images, passed through as one batch
+    labels: torch.Tensor,      # their labels (read by "taylor" only)
+) -> dict[str, torch.Tensor]:  # conv module path -> score per kernel
     "Per-kernel scores of a torch-pruning criterion (`l1`, `bn`, `taylor`, `activation`) on calibration images."
     import torch_pruning as tp
     check_choice("torch-pruning criterion", criterion, TP_CRITERIA)
@@ -53,7 +61,11 @@ def tp_scores(model: nn.Module, criterion: str, images: torch.Tensor, labels: to
     return out
 
 # %% ../nbs/03c1_criteria.ipynb #5ab1c0de
-def shap_strength(store, indices=None, progress: bool = True) -> dict[str, torch.Tensor]:
+def shap_strength(
+    store,                     # `GraphStore` of a CNN's At-GCs
+    indices=None,              # the At-GCs averaged over; None: all
+    progress: bool = True,     # show a progress bar
+) -> dict[str, torch.Tensor]:  # conv module path -> score per kernel
     "Mean over a store's At-GCs of each kernel's summed |SHAP| on its incoming and outgoing edges (no GNN)."
     total = {l: torch.zeros(store.sizes[l]) for l in store.layers}
     idx = range(len(store)) if indices is None else indices
@@ -64,7 +76,10 @@ def shap_strength(store, indices=None, progress: bool = True) -> dict[str, torch
     return {modules[l]: total[l] / len(idx) for l in store.layers if l != "input"}
 
 # %% ../nbs/03c1_criteria.ipynb #1c923c35
-def rank_correlation(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+def rank_correlation(
+    a: dict[str, torch.Tensor],  # a ranking: conv module path -> score per kernel
+    b: dict[str, torch.Tensor],  # another ranking, keyed the same way
+) -> float:                      # mean Spearman over shared layers of 3+ kernels
     "Mean over the layers both rankings score of Spearman's rank correlation between their scores."
     from scipy.stats import spearmanr
     common = [n for n in a if n in b and len(a[n]) > 2]
@@ -72,8 +87,16 @@ def rank_correlation(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> 
     return float(sum(spearmanr(a[n].float().numpy(), b[n].float().numpy()).statistic for n in common) / len(common))
 
 # %% ../nbs/03c1_criteria.ipynb #9b0948c4
-def criterion_rankings(model: nn.Module, store, sa: dict, sa_v1, images: torch.Tensor, labels: torch.Tensor,
-                       random_seeds, free_gates: dict | None = None) -> dict[tuple[str, int], dict]:
+def criterion_rankings(
+    model: nn.Module,                # the CNN (torch-pruning's and random criteria)
+    store,                           # `GraphStore` of the CNN's At-GCs (SHAP strength)
+    sa: dict,                        # seed -> `KernelImportance` of an SA network
+    sa_v1,                           # `KernelImportance` of the SA ablation (label objective), ("sa_v1", 0)
+    images: torch.Tensor,            # calibration images for torch-pruning's criteria
+    labels: torch.Tensor,            # their labels
+    random_seeds,                    # seeds of the random rankings
+    free_gates: dict | None = None,  # seed -> `KernelImportance` of free gates; None: none
+) -> dict[tuple[str, int], dict]:    # (criterion, seed) -> scores (conv module path -> score per kernel)
     """Every criterion's ranking, keyed by (criterion, seed): the SA networks' (`sa`: seed -> `KernelImportance`),
     the free gates' (`free_gates`: seed -> `KernelImportance`, SA's objective without the graph), SA as last released
     (`sa_v1`), SHAP strength read off the At-GCs, torch-pruning's criteria on `images`, random."""
@@ -83,11 +106,16 @@ def criterion_rankings(model: nn.Module, store, sa: dict, sa_v1, images: torch.T
     rankings |= {(c, 0): tp_scores(model, c, images, labels) for c in TP_CRITERIA}
     return rankings | {("random", s): random_scores(model, s) for s in random_seeds}
 
-def first_seeds(rankings: dict) -> list[tuple[str, int]]:
+def first_seeds(
+    rankings: dict,          # (criterion, seed) -> scores
+) -> list[tuple[str, int]]:  # (criterion, its lowest seed) per criterion
     "One key per criterion, with its first seed, in the order of `rankings`."
     return [(c, min(s for n, s in rankings if n == c)) for c in dict.fromkeys(c for c, _ in rankings)]
 
-def ranking_agreement(rankings: dict, halves: list | None = None):
+def ranking_agreement(
+    rankings: dict,              # (criterion, seed) -> scores; SA's keyed "sa"
+    halves: list | None = None,  # two rankings by SA on disjoint halves of the At-GCs; None: none
+) -> tuple:                      # (criterion x criterion DataFrame, SA seeds' mean, halves' or None)
     """How alike rankings are (Spearman, mean over layers): between criteria (each one's first seed, a DataFrame),
     the mean between SA's seeds, and between the SA networks trained on two disjoint `halves` of the At-GCs."""
     import numpy as np, pandas as pd

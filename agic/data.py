@@ -23,12 +23,12 @@ __all__ = ['FASHION_CLASSES', 'CIFAR10_CLASSES', 'DATASETS', 'DEBIAN_FASHION_MNI
 @dataclass
 class DatasetInfo:
     "What a model needs to know about a data set: input shape, classes, normalisation and augmentation."
-    name: str
-    n_channels: int
-    image_size: int
-    classes: list[str]
-    mean: list[float]
-    std: list[float]
+    name: str           # the data set's name, e.g. "fashion-mnist" or "folder:<path>"
+    n_channels: int     # channels per image (1: grey, 3: colour)
+    image_size: int     # height and width of the square images, in pixels
+    classes: list[str]  # class names, in label order
+    mean: list[float]   # per-channel mean of pixels in [0, 1] ([]: measured by `make_splits`)
+    std: list[float]    # per-channel standard deviation of pixels in [0, 1] ([]: measured)
     hflip: bool = True  # horizontal flips keep the class (clothes, objects) -- not for digits
     source: str = ""     # where the images were read from
 
@@ -40,10 +40,10 @@ class DatasetInfo:
 @dataclass
 class Splits:
     "Train / validation / test `TensorDataset`s of normalised images and integer labels, plus their `DatasetInfo`."
-    info: DatasetInfo
-    train: TensorDataset
-    val: TensorDataset
-    test: TensorDataset
+    info: DatasetInfo     # the data set's facts
+    train: TensorDataset  # training images and labels
+    val: TensorDataset    # validation images and labels, a seeded sample held out of training
+    test: TensorDataset   # test images and labels
 
     def __repr__(self):
         return (f"Splits({self.info.name}: train={len(self.train)}, val={len(self.val)}, test={len(self.test)}, "
@@ -59,7 +59,9 @@ IDX_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-l
              "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
 
 # %% ../nbs/01_data.ipynb #b0313b04
-def read_idx(path: Path | str) -> np.ndarray:
+def read_idx(
+    path: Path | str,  # an idx file of unsigned bytes; gzipped if its name ends in .gz
+) -> np.ndarray:       # uint8 array of the shape its header gives
     "Read an idx file (optionally gzipped) of unsigned bytes into an array; raise `AgicError` if it is damaged."
     path = Path(path)
     try:
@@ -96,8 +98,11 @@ def _candidate_dirs(name: str) -> list[Path]:
     if name == "fashion-mnist": dirs.append(DEBIAN_FASHION_MNIST)
     return dirs
 
-def find_idx_files(name: str = "fashion-mnist", root: Path | str | None = None,
-                   download: bool = True) -> dict[str, Path]:
+def find_idx_files(
+    name: str = "fashion-mnist",     # "fashion-mnist" or "mnist"
+    root: Path | str | None = None,  # folder that must hold the files (None: search the places above)
+    download: bool = True,           # download with torchvision if the search finds nothing
+) -> dict[str, Path]:                # `IDX_FILES` key -> the file found
     "Locate the four idx files of `name` ('fashion-mnist' or 'mnist') as described above."
     if root is not None:
         root = Path(root).expanduser()
@@ -136,7 +141,15 @@ def _to_tensor(images: np.ndarray) -> torch.Tensor:
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
     return x.float().div_(255)
 
-def make_splits(info: DatasetInfo, train_x, train_y, test_x, test_y, val_size: int = 5000, seed: int = 0) -> Splits:
+def make_splits(
+    info: DatasetInfo,     # the data set's facts; empty `mean`/`std` are measured and stored in it
+    train_x,               # uint8 training images, (N, H, W) or (N, H, W, C)
+    train_y,               # integer training labels, (N,)
+    test_x,                # uint8 test images, laid out as `train_x`
+    test_y,                # integer test labels
+    val_size: int = 5000,  # training images held out for validation, 0 to N - 1
+    seed: int = 0,         # seeds the validation sample
+) -> Splits:
     "Normalise uint8 images and hold out a seeded validation sample of `val_size` training images."
     check_range("val_size", val_size, 0, len(train_x) - 1, kind=int)
     xs, xt = _to_tensor(train_x), _to_tensor(test_x)
@@ -150,7 +163,12 @@ def make_splits(info: DatasetInfo, train_x, train_y, test_x, test_y, val_size: i
     return Splits(info, TensorDataset(xs[train], ys[train]), TensorDataset(xs[val], ys[val]), TensorDataset(xt, yt))
 
 # %% ../nbs/01_data.ipynb #fb35a1ee
-def synthetic_images(n: int, n_classes: int = 10, image_size: int = 28, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_images(
+    n: int,                # number of images
+    n_classes: int = 10,   # number of classes (bar orientations)
+    image_size: int = 28,  # height and width, in pixels
+    seed: int = 0,         # seeds the labels' order, the shifts and the noise
+) -> tuple[np.ndarray, np.ndarray]:  # uint8 images (n, size, size) and integer labels (n,)
     "`n` uint8 images (n, size, size) of class-specific oriented bars, and their labels; deterministic in `seed`."
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % n_classes
@@ -196,8 +214,14 @@ def _folder_images(path: Path, image_size: int,
     return info, trx, tr_y, tex, te_y
 
 # %% ../nbs/01_data.ipynb #78dbaa75
-def load_dataset(name: str = "fashion-mnist", root: Path | str | None = None, val_size: int | None = None,
-                 seed: int = 0, download: bool = True, image_size: int = 32) -> Splits:
+def load_dataset(
+    name: str = "fashion-mnist",     # one of `DATASETS`: fashion-mnist, mnist, cifar10, synthetic, folder:<path>
+    root: Path | str | None = None,  # data folder for (fashion-)mnist and cifar10 (None: search as above)
+    val_size: int | None = None,     # validation images (None: 5000; 500 for synthetic; a tenth for folder:)
+    seed: int = 0,                   # seeds the validation sample (and synthetic images, a folder's test split)
+    download: bool = True,           # download (fashion-)mnist or cifar10 with torchvision if not found
+    image_size: int = 32,            # side that `folder:` images are resized to (other data sets ignore it)
+) -> Splits:
     "Load data set `name` (see `DATASETS`) as seeded train / validation / test `Splits`."
     if not isinstance(name, str):
         raise AgicError(f"data set name must be a string, got {name!r}; valid: {', '.join(DATASETS)}")
@@ -238,14 +262,23 @@ def load_dataset(name: str = "fashion-mnist", root: Path | str | None = None, va
     return make_splits(info, *parts, val_size=default_val if val_size is None else val_size, seed=seed)
 
 # %% ../nbs/01_data.ipynb #a643f631
-def make_loader(ds: TensorDataset, batch_size: int = 128, shuffle: bool = False, seed: int = 0,
-                drop_last: bool = False) -> DataLoader:
+def make_loader(
+    ds: TensorDataset,        # the images and labels to batch
+    batch_size: int = 128,    # images per batch, >= 1
+    shuffle: bool = False,    # draw a random order (False: the stored order)
+    seed: int = 0,            # seeds the shuffle
+    drop_last: bool = False,  # drop a last, smaller batch
+) -> DataLoader:              # yields (images, labels) batches
     "A `DataLoader` over a `TensorDataset` that slices whole batches at once; shuffling is seeded."
     check_range("batch_size", batch_size, 1, kind=int)
     sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed)) if shuffle else SequentialSampler(ds)
     return DataLoader(ds, sampler=BatchSampler(sampler, batch_size, drop_last), batch_size=None)
 
-def augment(x: torch.Tensor, info: DatasetInfo, generator: torch.Generator | None = None) -> torch.Tensor:
+def augment(
+    x: torch.Tensor,                           # a batch of images, (N, C, H, W)
+    info: DatasetInfo,                         # the data set: `info.hflip` allows flips
+    generator: torch.Generator | None = None,  # draws the shifts and flips (None: torch's global stream)
+) -> torch.Tensor:                             # shifted (and flipped) copies, of the same shape
     "Randomly shift each image by up to 2 px (4 px from 32×32) with edge padding, and flip it if `info.hflip`."
     n, _, h, w = x.shape
     pad = 4 if h >= 32 else 2

@@ -20,10 +20,10 @@ __all__ = ['DEVICES', 'Dist', 'current', 'pick_device', 'backend_for', 'setup', 
 @dataclass(frozen=True)
 class Dist:
     "Who this process is in a (possibly one-process) job."
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    device: str = "cpu"
+    rank: int = 0        # this process's rank in the job, 0 to world - 1 (0: the main one)
+    world: int = 1       # number of processes in the job
+    local_rank: int = 0  # this process's rank on its machine (`LOCAL_RANK`)
+    device: str = "cpu"  # where this process computes, e.g. "cpu" or "cuda:1"
 
     @property
     def main(self) -> bool: return self.rank == 0
@@ -41,7 +41,10 @@ def current() -> Dist:
 DEVICES = "cpu, cuda (this process's GPU: cuda:LOCAL_RANK), cuda:N, auto (a GPU if PyTorch sees one, else the CPU)"
 
 # %% ../nbs/00a_distributed.ipynb #5ec9c43e
-def pick_device(device: str | torch.device = "cpu", local_rank: int = 0) -> torch.device:
+def pick_device(
+    device: str | torch.device = "cpu",  # cpu, cuda, cuda:N or auto (see `DEVICES`), or a torch.device
+    local_rank: int = 0,                 # the process's rank on its machine: plain "cuda" is cuda:local_rank
+) -> torch.device:
     "The `torch.device` that `device` names for the process with `local_rank`, checked against this machine's GPUs."
     name = device.strip().lower() if isinstance(device, str) else str(device)
     if name == "auto": name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -60,12 +63,17 @@ def pick_device(device: str | torch.device = "cpu", local_rank: int = 0) -> torc
                         "start at most that many processes per node (torchrun --nproc_per_node)")
     return torch.device("cuda", i)
 
-def backend_for(device: torch.device) -> str:
+def backend_for(
+    device: torch.device,  # the device the process computes on (a device name works too)
+) -> str:                  # "nccl" for a GPU, "gloo" for the CPU
     "The collective backend that carries tensors on `device`: NCCL for GPUs, gloo for the CPU."
     return "nccl" if torch.device(device).type == "cuda" else "gloo"
 
 # %% ../nbs/00a_distributed.ipynb #2717dbc2
-def setup(timeout_minutes: float = 30, device: str = "cpu") -> Dist:
+def setup(
+    timeout_minutes: float = 30,  # how long a collective step waits for the other ranks
+    device: str = "cpu",          # cpu, cuda, cuda:N or auto (see `DEVICES`); kept if joined already
+) -> Dist:                        # who this process is
     """Choose this process's `device` and join the `torchrun` process group if this process was started by one
     (`WORLD_SIZE > 1`); return who we are. A SIGTERM (torchrun stopping the job because another rank died) exits
     with one clear message."""
@@ -98,7 +106,11 @@ def barrier() -> None:
     "Wait for every rank (no-op for one process)."
     if current().active: dist.barrier()
 
-def on_main(fn, *args, **kwargs):
+def on_main(
+    fn,        # the function to run, on rank 0 only
+    *args,     # positional arguments for `fn`
+    **kwargs,  # keyword arguments for `fn`
+):
     """Run `fn` on rank 0 only and give every rank its result; an `AgicError` on rank 0 is raised on every rank, so no
     rank waits forever for a step that failed."""
     d = current()
@@ -111,7 +123,9 @@ def on_main(fn, *args, **kwargs):
     if box[1] is not None: raise AgicError(box[1])
     return box[0]
 
-def mean_over_ranks(value: float) -> float:
+def mean_over_ranks(
+    value: float,  # this rank's number
+) -> float:
     "The mean of a number over all ranks (the number itself for one process)."
     d = current()
     if not d.active: return value
@@ -120,20 +134,30 @@ def mean_over_ranks(value: float) -> float:
     return float(t.cpu()) / d.world
 
 # %% ../nbs/00a_distributed.ipynb #e120d136
-def sum_over_ranks(t: torch.Tensor) -> torch.Tensor:
+def sum_over_ranks(
+    t: torch.Tensor,  # this rank's tensor, of the same shape on every rank
+) -> torch.Tensor:    # the sum; gradients flow back to every rank's `t`
     "The sum of `t` over all ranks, differentiable (`t` itself for one process)."
     if not current().active: return t
     from torch.distributed.nn.functional import all_reduce
     return all_reduce(t)
 
 # %% ../nbs/00a_distributed.ipynb #04a8e844
-def my_shards(n_shards: int, d: Dist | None = None) -> list[int]:
+def my_shards(
+    n_shards: int,          # number of shards in the whole job
+    d: Dist | None = None,  # the process (None: this one)
+) -> list[int]:             # shard indices r, r + world, r + 2 world, ... for rank r
     "The shards this rank builds."
     d = d or current()
     return list(range(d.rank, n_shards, d.world))
 
-def global_batches(n: int, batch_size: int, generator: torch.Generator, d: Dist | None = None,
-                   drop_last: bool = False) -> list[list[int]]:
+def global_batches(
+    n: int,                      # number of items to draw from (indices 0 to n - 1)
+    batch_size: int,             # the global batch: a multiple of the number of processes
+    generator: torch.Generator,  # draws the epoch's order; in the same state on every rank
+    d: Dist | None = None,       # the process (None: this one)
+    drop_last: bool = False,     # drop the last global batch if it is short
+) -> list[list[int]]:            # this rank's indices of each global batch (empty parts left out)
     """This rank's part of every global batch of the next epoch (indices into `n` graphs), drawn from `generator` as
     `DataLoader(shuffle=True)` draws them. `batch_size` is the global batch; it must divide among the ranks."""
     d = d or current()

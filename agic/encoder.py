@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from fastcore.basics import patch
 import torch.nn.functional as F
 from torch import nn
 
@@ -23,7 +24,10 @@ __all__ = ['CORRUPTIONS', 'OBJECTIVES', 'dense_adjacency', 'AtGCEncoder', 'corru
            'shuffled_edges', 'other_class_edges', 'without_identity']
 
 # %% ../nbs/03a_encoder.ipynb #b7a0872f
-def dense_adjacency(data, sizes: dict[str, int]) -> dict[tuple, torch.Tensor]:
+def dense_adjacency(
+    data,                        # a PyG batch of At-GCs
+    sizes: dict[str, int],       # node type -> nodes per At-GC (`store.sizes`)
+) -> dict[tuple, torch.Tensor]:  # edge type -> edge weights (graphs, size_src, size_dst)
     "A batch's weighted edges of each edge type as (graphs, size_src, size_dst) arrays (all At-GCs share their nodes)."
     B, out = data.num_graphs, {}
     for et in data.edge_types:
@@ -40,8 +44,17 @@ class AtGCEncoder(nn.Module):
     embedding per kernel position; `node_dim`: numbers per kernel, in kernel order, in the graph embedding. With
     `identity=False, node_dim=0` nothing keys on a kernel's index: the encoder reads CNNs whose kernels come in any
     order (node embeddings permute with the kernels, the graph embedding does not change)."""
-    def __init__(self, node_types: list[str], edge_types: list[tuple], sizes: dict[str, int],
-                 in_dim: int = 10, hidden: int = 64, layers: int = 2, node_dim: int = 2, identity: bool = True):
+    def __init__(
+        self,
+        node_types: list[str],    # node type names (the CNN's layers, and `"input"`)
+        edge_types: list[tuple],  # edge types, (source, relation, destination) triples
+        sizes: dict[str, int],    # node type -> nodes per At-GC
+        in_dim: int = 10,         # length of a node's feature vector
+        hidden: int = 64,         # width of the node embeddings
+        layers: int = 2,          # message-passing layers (0: none)
+        node_dim: int = 2,        # numbers per node in the graph embedding (0: none)
+        identity: bool = True,    # True: a learned embedding per kernel position
+    ):
         super().__init__()
         self.node_types, self.edge_types = list(node_types), [tuple(e) for e in edge_types]
         self.sizes, self.hidden = dict(sizes), hidden
@@ -62,40 +75,66 @@ class AtGCEncoder(nn.Module):
     def out_dim(self) -> int:
         return 2 * self.hidden * len(self.node_types) + self.node_dim * sum(self.sizes[nt] for nt in self.node_types)
 
-    def message_passing(self, layer: int, h: dict, adj: dict) -> dict:
-        "One HeteroConv(GraphConv, aggr='sum') layer on dense per-type embeddings h[nt]: (graphs, size, hidden)."
-        msg = {}
-        for et, a in adj.items():
-            s, _, d = et
-            m = self.rel[layer][self._key(et)](torch.bmm(a.transpose(1, 2), h[s]))
-            msg[d] = msg[d] + m if d in msg else m
-        return {nt: msg[nt] + self.root[layer][nt](h[nt]) for nt in msg}
+    def forward(
+        self,
+        data,           # a PyG batch of At-GCs
+    ) -> torch.Tensor:  # graph embeddings (graphs, out_dim)
+        return self.readout(self.nodes(data))
 
-    def nodes(self, data, x_dict: dict | None = None, adj: dict | None = None) -> dict[str, torch.Tensor]:
-        "Node embeddings, (graphs, size, hidden) per node type; `x_dict` replaces the node features."
-        x_dict, B = x_dict or data.x_dict, data.num_graphs
-        adj = dense_adjacency(data, self.sizes) if adj is None else adj
-        h = {nt: self.proj[nt](x_dict[nt]).view(B, self.sizes[nt], -1) for nt in self.node_types}
-        h = {nt: v + self.identity[nt] if nt in self.identity else v for nt, v in h.items()}
-        for layer in range(len(self.rel)):
-            msg = self.message_passing(layer, h, adj)
-            h = {nt: self.norms[layer][nt](h[nt] + F.relu(msg[nt])) if nt in msg else self.norms[layer][nt](h[nt])
-                 for nt in h}
-        return h
+# %% ../nbs/03a_encoder.ipynb #0d935b68
+@patch
+def message_passing(
+    self: AtGCEncoder,
+    layer: int,  # index of the message-passing layer, from 0
+    h: dict,     # node type -> embeddings (graphs, size, hidden)
+    adj: dict,   # edge type -> edge weights (`dense_adjacency`)
+) -> dict:       # node type -> messages plus root term (receiving types)
+    "One HeteroConv(GraphConv, aggr='sum') layer on dense per-type embeddings h[nt]: (graphs, size, hidden)."
+    msg = {}
+    for et, a in adj.items():
+        s, _, d = et
+        m = self.rel[layer][self._key(et)](torch.bmm(a.transpose(1, 2), h[s]))
+        msg[d] = msg[d] + m if d in msg else m
+    return {nt: msg[nt] + self.root[layer][nt](h[nt]) for nt in msg}
 
-    def readout(self, h: dict[str, torch.Tensor]) -> torch.Tensor:
-        "Graph embeddings: per node type the mean and the max of its node embeddings, then every node's projection."
-        pooled = [t for nt in self.node_types for t in (h[nt].mean(1), h[nt].amax(1))]
-        # kernel order: same in every At-GC
-        aligned = [self.node_readout[nt](h[nt]).flatten(1) for nt in self.node_types]
-        return torch.cat(pooled + aligned, 1)
+@patch
+def nodes(
+    self: AtGCEncoder,
+    data,                        # a PyG batch of At-GCs
+    x_dict: dict | None = None,  # node type -> features used instead of `data`'s; None: `data`'s
+    adj: dict | None = None,     # `dense_adjacency` of `data`; None: computed here
+) -> dict[str, torch.Tensor]:    # node type -> node embeddings (graphs, size, hidden)
+    "Node embeddings, (graphs, size, hidden) per node type; `x_dict` replaces the node features."
+    x_dict, B = x_dict or data.x_dict, data.num_graphs
+    adj = dense_adjacency(data, self.sizes) if adj is None else adj
+    h = {nt: self.proj[nt](x_dict[nt]).view(B, self.sizes[nt], -1) for nt in self.node_types}
+    h = {nt: v + self.identity[nt] if nt in self.identity else v for nt, v in h.items()}
+    for layer in range(len(self.rel)):
+        msg = self.message_passing(layer, h, adj)
+        h = {nt: self.norms[layer][nt](h[nt] + F.relu(msg[nt])) if nt in msg else self.norms[layer][nt](h[nt])
+             for nt in h}
+    return h
 
-    def forward(self, data) -> torch.Tensor: return self.readout(self.nodes(data))
+# %% ../nbs/03a_encoder.ipynb #4ffdea82
+@patch
+def readout(
+    self: AtGCEncoder,
+    h: dict[str, torch.Tensor],  # node type -> node embeddings (graphs, size, hidden)
+) -> torch.Tensor:               # graph embeddings (graphs, out_dim)
+    "Graph embeddings: per node type the mean and the max of its node embeddings, then every node's projection."
+    pooled = [t for nt in self.node_types for t in (h[nt].mean(1), h[nt].amax(1))]
+    # kernel order: same in every At-GC
+    aligned = [self.node_readout[nt](h[nt]).flatten(1) for nt in self.node_types]
+    return torch.cat(pooled + aligned, 1)
 
 # %% ../nbs/03a_encoder.ipynb #eaf552f9
 CORRUPTIONS = ("swap", "shuffle")
 
-def corrupt_features(data, generator: torch.Generator | None = None, mode: str = "swap") -> dict[str, torch.Tensor]:
+def corrupt_features(
+    data,                                      # a PyG batch of At-GCs
+    generator: torch.Generator | None = None,  # `"shuffle"`: CPU generator of the permutations; None: global
+    mode: str = "swap",                        # `"swap"` (the next graph's features) or `"shuffle"`
+) -> dict[str, torch.Tensor]:                  # node type -> corrupted node features, shaped as `data`'s
     """Corrupted node features of a batch: `"swap"` gives each graph the features its kernels have in the next graph
     of the batch (same nodes, another image); `"shuffle"` permutes nodes within each node type of each graph."""
     check_choice("corruption", mode, CORRUPTIONS)
@@ -110,24 +149,40 @@ def corrupt_features(data, generator: torch.Generator | None = None, mode: str =
             out[nt] = x[perm.flatten().to(x.device)]
     return out
 
+# %% ../nbs/03a_encoder.ipynb #7734d7c1
 class GraphDGI(nn.Module):
     "Deep Graph Infomax with a summary per graph and a bilinear discriminator."
-    def __init__(self, encoder: AtGCEncoder, corruption: str = "swap"):
+    def __init__(
+        self,
+        encoder: AtGCEncoder,      # the encoder to pretrain (trained in place)
+        corruption: str = "swap",  # `"swap"` or `"shuffle"` (see `corrupt_features`)
+    ):
         super().__init__()
         self.encoder, self.corruption = encoder, check_choice("corruption", corruption, CORRUPTIONS)
         self.summary = nn.Linear(encoder.out_dim, encoder.hidden)
         self.weight = nn.Parameter(torch.empty(encoder.hidden, encoder.hidden))
         nn.init.xavier_uniform_(self.weight)
 
-    def summaries(self, h: dict) -> torch.Tensor:
+    def summaries(
+        self,
+        h: dict,        # node type -> node embeddings (graphs, size, hidden)
+    ) -> torch.Tensor:  # one summary per graph (graphs, hidden), in (0, 1)
         "One summary per graph, sigmoid(linear(graph embedding)): (graphs, hidden)."
         return torch.sigmoid(self.summary(self.encoder.readout(h)))
 
-    def forward(self, data, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        data,                                      # a PyG batch of At-GCs (2 or more for `"swap"`)
+        generator: torch.Generator | None = None,  # `"shuffle"`: CPU generator of the permutations; None: global
+    ) -> torch.Tensor:                             # the DGI loss, a scalar
         "The DGI loss of a batch (what DistributedDataParallel wraps)."
         return self.loss(data, generator)
 
-    def loss(self, data, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(
+        self,
+        data,                                      # a PyG batch of At-GCs (2 or more for `"swap"`)
+        generator: torch.Generator | None = None,  # `"shuffle"`: CPU generator of the permutations; None: global
+    ) -> torch.Tensor:                             # the DGI loss: binary cross-entropy, real vs corrupted
         if data.num_graphs < 2 and self.corruption == "swap":
             raise AgicError("the 'swap' corruption needs batches of >= 2 graphs")
         adj = dense_adjacency(data, self.encoder.sizes)
@@ -140,7 +195,12 @@ class GraphDGI(nn.Module):
                 F.binary_cross_entropy_with_logits(logits_neg, torch.zeros_like(logits_neg)))
 
 # %% ../nbs/03a_encoder.ipynb #5987a75d
-def augment_view(data, adj: dict, generator: torch.Generator | None = None, drop: float = 0.2) -> tuple[dict, dict]:
+def augment_view(
+    data,                                      # a PyG batch of At-GCs
+    adj: dict,                                 # edge type -> edge weights (`dense_adjacency`)
+    generator: torch.Generator | None = None,  # CPU generator of what is dropped; None: torch's global one
+    drop: float = 0.2,                         # probability that an edge or a feature value is set to zero
+) -> tuple[dict, dict]:                        # (node features, adjacency) of the view
     """A random view of a batch: each edge (dense adjacency `adj`) and each node feature value kept with probability
     `1 - drop`, the others set to zero. Returns (node features, adjacency) for `AtGCEncoder.nodes`."""
     keep = lambda t: t * (torch.rand(t.shape, generator=generator, device="cpu") >= drop).to(t.device, t.dtype)
@@ -148,15 +208,29 @@ def augment_view(data, adj: dict, generator: torch.Generator | None = None, drop
 
 class GraphContrast(nn.Module):
     "Graph-level contrast of two augmented views of each At-GC (NT-Xent over the batch, a small projection head)."
-    def __init__(self, encoder: AtGCEncoder, drop: float = 0.2, temperature: float = 0.5):
+    def __init__(
+        self,
+        encoder: AtGCEncoder,      # the encoder to pretrain (trained in place)
+        drop: float = 0.2,         # share of edges and feature values zeroed in each view
+        temperature: float = 0.5,  # NT-Xent temperature
+    ):
         super().__init__()
         self.encoder, self.drop, self.temperature = encoder, drop, temperature
         h = encoder.hidden
         self.head = nn.Sequential(nn.Linear(encoder.out_dim, h), nn.ReLU(), nn.Linear(h, h))
 
-    def forward(self, data, generator: torch.Generator | None = None) -> torch.Tensor: return self.loss(data, generator)
+    def forward(
+        self,
+        data,                                      # a PyG batch of 2 At-GCs or more
+        generator: torch.Generator | None = None,  # CPU generator of the views; None: torch's global one
+    ) -> torch.Tensor:                             # the NT-Xent loss, a scalar
+        return self.loss(data, generator)
 
-    def loss(self, data, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(
+        self,
+        data,                                      # a PyG batch of 2 At-GCs or more
+        generator: torch.Generator | None = None,  # CPU generator of the views; None: torch's global one
+    ) -> torch.Tensor:                             # the NT-Xent loss, a scalar
         if data.num_graphs < 2:
             raise AgicError("graph contrast needs batches of >= 2 graphs (the others are its negatives)")
         adj, B = dense_adjacency(data, self.encoder.sizes), data.num_graphs
@@ -174,8 +248,8 @@ OBJECTIVES = ("dgi", "contrast")
 @dataclass
 class EncoderConfig:
     "Hyper-parameters of the encoder and its pretraining without labels (DGI by default)."
-    hidden: int = 64
-    layers: int = 2
+    hidden: int = 64          # width of the node embeddings
+    layers: int = 2           # message-passing layers
     node_dim: int = 2         # numbers per node in the kernel-aligned part of the graph embedding
     identity: bool = True     # a learned embedding per kernel position (False, with node_dim=0: blind to kernel order)
     corruption: str = "swap"  # DGI corruption: "swap" (another image's features, same kernels) or "shuffle"
@@ -183,9 +257,9 @@ class EncoderConfig:
     drop: float = 0.2         # "contrast": share of edges and node feature values removed in each view
     temperature: float = 0.5  # "contrast": NT-Xent temperature
     epochs: int = 3           # what the experiments use: DGI gains nothing from more (nbs/05a_dgi_ablation.ipynb)
-    batch_size: int = 32
-    lr: float = 1e-3
-    seed: int = 0
+    batch_size: int = 32      # At-GCs per (global) batch
+    lr: float = 1e-3          # Adam's learning rate
+    seed: int = 0             # seeds the weights, the batch order and the corruption
 
     def __post_init__(self):
         check_range("hidden", self.hidden, 1, 4096, kind=int); check_range("layers", self.layers, 0, 16, kind=int)
@@ -206,7 +280,10 @@ class EncoderConfig:
     @property
     def tag(self) -> str: return config_hash(self.hashed())   # names the encoder in the keys of what is trained on it
 
-def build_encoder(store, cfg: EncoderConfig) -> AtGCEncoder:
+def build_encoder(
+    store,               # a `GraphStore`: node and edge types, sizes, feature length
+    cfg: EncoderConfig,  # the encoder's settings (and its seed)
+) -> AtGCEncoder:        # an untrained encoder
     "An untrained encoder shaped for `store`'s node and edge types."
     seed_everything(cfg.seed)
     g = store[0]
@@ -214,12 +291,20 @@ def build_encoder(store, cfg: EncoderConfig) -> AtGCEncoder:
                        cfg.node_dim, cfg.identity)
 
 # %% ../nbs/03a_encoder.ipynb #a3312ad7
-def graphs_key(graphs: list) -> str:
+def graphs_key(
+    graphs: list,  # At-GCs, each with its `image_index`
+) -> str:          # a digest of their images' indices, in order
     "A digest of which images' At-GCs `graphs` holds, in order: two subsets of one size never share a cached result."
     return config_hash([int(g.image_index) for g in graphs])
 
-def pretrain_dgi(store, graphs: list, cfg: EncoderConfig, tag: str = "", cache: Path | str | None = None,
-                 progress: bool = True) -> tuple[AtGCEncoder, dict]:
+def pretrain_dgi(
+    store,                            # the `GraphStore` `graphs` come from
+    graphs: list,                     # training-split At-GCs to pretrain on
+    cfg: EncoderConfig,               # the encoder and its pretraining
+    tag: str = "",                    # extra name in the cache key: another tag trains anew
+    cache: Path | str | None = None,  # cache folder; None: `cache_dir()`
+    progress: bool = True,            # show a progress bar
+) -> tuple[AtGCEncoder, dict]:        # the encoder (eval mode) and its record (meta.json)
     """Pretrain an encoder without labels on `graphs` (training-split At-GCs of `store`) by `cfg.objective` (DGI by
     default, or graph contrast), or load it from the cache. Every epoch
     is checkpointed (a killed run resumes); under `torchrun` the ranks share every global batch (`agic.loop`)."""
@@ -247,7 +332,10 @@ def pretrain_dgi(store, graphs: list, cfg: EncoderConfig, tag: str = "", cache: 
     return encoder.eval(), meta
 
 # %% ../nbs/03a_encoder.ipynb #de128769
-def load_encoder(folder: Path | str, store) -> tuple[AtGCEncoder, dict]:
+def load_encoder(
+    folder: Path | str,         # a folder `pretrain_dgi` saved an encoder in
+    store,                      # the `GraphStore` whose CNN it must have been trained on
+) -> tuple[AtGCEncoder, dict]:  # the encoder (eval mode) and its record (meta.json)
     """A pretrained encoder from `folder`, for the graphs of `store`; refused if it was trained on another CNN's graphs,
     or if its files are damaged (then deleting `folder` lets the next run pretrain it again)."""
     folder = Path(folder)
@@ -268,13 +356,24 @@ def load_encoder(folder: Path | str, store) -> tuple[AtGCEncoder, dict]:
 
 # %% ../nbs/03a_encoder.ipynb #6671351d
 @torch.no_grad()
-def embed(encoder: AtGCEncoder, graphs: list, batch_size: int = 64) -> torch.Tensor:
+def embed(
+    encoder: AtGCEncoder,  # the encoder (put in eval mode)
+    graphs: list,          # At-GCs to embed
+    batch_size: int = 64,  # At-GCs per batch
+) -> torch.Tensor:         # graph embeddings (graphs, out_dim), on the CPU
     "Graph embeddings of `graphs` (frozen encoder, on its device), on the CPU."
     from torch_geometric.loader import DataLoader
     encoder.eval(); device = next(encoder.parameters()).device
     return torch.cat([encoder(b.to(device)).cpu() for b in DataLoader(graphs, batch_size=batch_size)])
 
-def linear_probe(train_x, train_y, test_x, test_y, seed: int = 0) -> tuple[float, torch.Tensor]:
+# %% ../nbs/03a_encoder.ipynb #73ab4876
+def linear_probe(
+    train_x,                      # training embeddings (rows, dim), on the CPU
+    train_y,                      # their labels
+    test_x,                       # test embeddings (rows, dim), on the CPU
+    test_y,                       # their labels
+    seed: int = 0,                # `random_state` of the logistic regression
+) -> tuple[float, torch.Tensor]:  # test accuracy and the test predictions
     "Standardised multinomial logistic regression on frozen embeddings: test accuracy and predictions."
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -284,17 +383,37 @@ def linear_probe(train_x, train_y, test_x, test_y, seed: int = 0) -> tuple[float
     pred = torch.as_tensor(clf.predict(scaler.transform(test_x.numpy())))
     return float((pred == test_y).float().mean()), pred
 
+# %% ../nbs/03a_encoder.ipynb #8201e2bd
 class GraphClassifier(nn.Module):
     "An encoder and an MLP head on its graph embedding."
-    def __init__(self, encoder: AtGCEncoder, n_classes: int, hidden: int = 128):
+    def __init__(
+        self,
+        encoder: AtGCEncoder,  # the encoder (trained with the head, not copied)
+        n_classes: int,        # number of classes
+        hidden: int = 128,     # width of the MLP head's hidden layer
+    ):
         super().__init__()
         self.encoder = encoder
         self.head = nn.Sequential(nn.Linear(encoder.out_dim, hidden), nn.ReLU(), nn.Dropout(0.2),
                                   nn.Linear(hidden, n_classes))
-    def forward(self, data): return self.head(self.encoder(data))
+    def forward(
+        self,
+        data,  # a PyG batch of At-GCs
+    ):
+        return self.head(self.encoder(data))
 
-def train_classifier(encoder: AtGCEncoder, graphs: list, labels: torch.Tensor, n_classes: int, epochs: int = 5,
-                     lr: float = 1e-3, batch_size: int = 32, seed: int = 0, progress: bool = True) -> GraphClassifier:
+# %% ../nbs/03a_encoder.ipynb #dae44550
+def train_classifier(
+    encoder: AtGCEncoder,   # the encoder to train (in place, with the head)
+    graphs: list,           # training At-GCs (left as they are)
+    labels: torch.Tensor,   # one label per graph (graphs,)
+    n_classes: int,         # number of classes
+    epochs: int = 5,        # training epochs
+    lr: float = 1e-3,       # peak learning rate of the one-cycle schedule
+    batch_size: int = 32,   # At-GCs per batch
+    seed: int = 0,          # seeds the head's weights and the batch order
+    progress: bool = True,  # show a progress bar
+) -> GraphClassifier:       # the trained classifier, in eval mode, on the CPU
     "Train encoder + head end to end on `graphs` with `labels` (fine-tuning, or from scratch for an untrained encoder)."
     from torch_geometric.loader import DataLoader
     use_all_cores(); seed_everything(seed)
@@ -309,14 +428,21 @@ def train_classifier(encoder: AtGCEncoder, graphs: list, labels: torch.Tensor, n
         desc="train At-GC classifier", progress=progress)
     return model.eval()
 
+# %% ../nbs/03a_encoder.ipynb #965eda32
 @torch.no_grad()
-def predict(model: GraphClassifier, graphs: list, batch_size: int = 64) -> torch.Tensor:
+def predict(
+    model: GraphClassifier,  # a trained classifier
+    graphs: list,            # At-GCs to classify
+    batch_size: int = 64,    # At-GCs per batch
+) -> torch.Tensor:           # the predicted class of each graph, on the CPU
     from torch_geometric.loader import DataLoader
     device = next(model.parameters()).device
     return torch.cat([model(b.to(device)).argmax(1).cpu() for b in DataLoader(graphs, batch_size=batch_size)])
 
 # %% ../nbs/03a_encoder.ipynb #e34594d9
-def without_edges(g):
+def without_edges(
+    g,  # an At-GC (`HeteroData`; left as it is)
+):
     "The graph with every edge removed: only node features (and kernel identity) remain."
     g = g.clone()
     for et in g.edge_types:
@@ -324,13 +450,18 @@ def without_edges(g):
         g[et].edge_weight = g[et].edge_weight[:0]; g[et].edge_attr = g[et].edge_attr[:0]
     return g
 
-def constant_features(g):
+def constant_features(
+    g,  # an At-GC (`HeteroData`; left as it is)
+):
     "The graph with every node feature set to zero: only edges (and kernel identity) remain."
     g = g.clone()
     for nt in g.node_types: g[nt].x = torch.zeros_like(g[nt].x)
     return g
 
-def shuffled_edges(graphs: list, seed: int = 0) -> list:
+def shuffled_edges(
+    graphs: list,   # At-GCs (left as they are)
+    seed: int = 0,  # seed of the permutation
+) -> list:          # new At-GCs, each with another one's edges
     "Each graph keeps its node features but takes the edges of another graph (a seeded permutation)."
     perm = torch.randperm(len(graphs), generator=torch.Generator().manual_seed(seed)).tolist()
     out = []
@@ -341,7 +472,10 @@ def shuffled_edges(graphs: list, seed: int = 0) -> list:
     return out
 
 # %% ../nbs/03a_encoder.ipynb #29950580
-def other_class_edges(graphs: list, seed: int = 0) -> list:
+def other_class_edges(
+    graphs: list,   # At-GCs of two classes or more (left as they are)
+    seed: int = 0,  # seed of the draws
+) -> list:          # new At-GCs, each with the edges of another class's
     "Each graph keeps its node features but takes the edges of a random graph of another class (seeded)."
     y = torch.cat([g.y.view(-1) for g in graphs])
     if len(y.unique()) < 2: raise AgicError("other_class_edges needs graphs of at least two classes")
@@ -353,7 +487,9 @@ def other_class_edges(graphs: list, seed: int = 0) -> list:
         h.y = g.y; out.append(h)
     return out
 
-def without_identity(encoder: AtGCEncoder) -> AtGCEncoder:
+def without_identity(
+    encoder: AtGCEncoder,  # the encoder to change, in place
+) -> AtGCEncoder:          # `encoder` itself
     """`encoder` with its learned per-kernel embeddings set to zero and frozen (in place): nodes are told apart by edges
     only."""
     with torch.no_grad():

@@ -42,7 +42,10 @@ def _check_list(name: str, value, kind: str):
                             f"curve), got {value!r}")
 
 # %% ../nbs/03e_experiment.ipynb #f03fda74
-def check_parameters(values: dict, spec: dict):
+def check_parameters(
+    values: dict,  # name -> value (a notebook's `globals()`); fixed in place
+    spec: dict,    # name -> kind (a type, a minimum, a range, choices, a list kind)
+):
     """Check the parameters `values` (a notebook's `globals()`) against `spec`, name -> kind (see above). A list given
     as text (`-p ratios '[0.5, 0.3]'`) is read as YAML, and ratios are sorted and made unique (with a note): both are
     written back into `values`."""
@@ -68,7 +71,12 @@ def check_parameters(values: dict, spec: dict):
 # %% ../nbs/03e_experiment.ipynb #2ba100c4
 class Experiment:
     "One run of an experiment notebook: quick mode, the tag of its outputs, stage timings, staged outputs."
-    def __init__(self, model: str, dataset: str, quick: bool = False):
+    def __init__(
+        self,
+        model: str,           # model name: zoo, torchvision or `package.module:factory`
+        dataset: str,         # data set name, e.g. `"fashion-mnist"`
+        quick: bool = False,  # True: a toy run (also when `IN_TEST=1`)
+    ):
         self.model, self.dataset = model, dataset
         self.quick = bool(quick) or os.environ.get("IN_TEST") == "1"  # nbdev_test runs every notebook: keep it short
         self.tag = f"{model.replace(':', '_').replace('.', '_')}_{dataset}"
@@ -77,7 +85,10 @@ class Experiment:
         self.started, self.timings = time.perf_counter(), {}
         use_all_cores()
 
-    def lap(self, stage: str) -> float:
+    def lap(
+        self,
+        stage: str,  # name of the stage that just ended
+    ) -> float:      # its seconds, rounded to 0.1
         "Seconds since the last lap (or the start), recorded under `stage` and printed."
         self.timings[stage] = round(time.perf_counter() - self.started - sum(self.timings.values()), 1)
         print(f"{stage}: {self.timings[stage]} s")
@@ -88,20 +99,36 @@ class Experiment:
 
 # %% ../nbs/03e_experiment.ipynb #5a110a62
 @patch
-def path(self: Experiment, stem: str, suffix: str) -> Path:
+def path(
+    self: Experiment,
+    stem: str,    # the output's name, before `_<tag>`
+    suffix: str,  # file extension, without the dot
+) -> Path:        # where it is staged
     "Where output `<stem>_<tag>.<suffix>` is staged."
     return self.stage / f"{stem}_{self.tag}.{suffix}"
 
 @patch
-def save_table(self: Experiment, table, stem: str, heading: str, index: bool = False, floatfmt: str = ".4f",
-               columns: list | None = None):
+def save_table(
+    self: Experiment,
+    table,                        # a pandas DataFrame
+    stem: str,                    # the output's name, before `_<tag>`
+    heading: str,                 # Markdown above the table: `# title`, what columns mean
+    index: bool = False,          # write the DataFrame's index too
+    floatfmt: str = ".4f",        # format of the numbers in the Markdown
+    columns: list | None = None,  # the columns shown in the Markdown; None: all
+):
     "A table as CSV and as Markdown (its `columns`, or all) under a heading (a `# title` and what the columns mean)."
     table.to_csv(self.path(stem, "csv"), index=index)
     shown = table if columns is None else table[columns]
     self.path(stem, "md").write_text(heading + "\n\n" + shown.to_markdown(index=index, floatfmt=floatfmt) + "\n")
 
 @patch
-def save_figure(self: Experiment, fig, stem: str, dpi: int = 110):
+def save_figure(
+    self: Experiment,
+    fig,             # a matplotlib figure
+    stem: str,       # the output's name, before `_<tag>`
+    dpi: int = 110,  # resolution of the PNG
+):
     "A matplotlib figure as PNG."
     fig.savefig(self.path(stem, "png"), dpi=dpi)
 
@@ -126,12 +153,19 @@ def publish(self: Experiment) -> list[str]:
 
 # %% ../nbs/03e_experiment.ipynb #fda60487
 @patch
-def save_json(self: Experiment, data, stem: str):
+def save_json(
+    self: Experiment,
+    data,       # anything `json.dumps` writes
+    stem: str,  # the output's name, before `_<tag>`
+):
     "A JSON file of `data` (indented)."
     self.path(stem, "json").write_text(json.dumps(data, indent=1))
 
 @patch
-def check_model(self: Experiment, info):
+def check_model(
+    self: Experiment,
+    info,  # the data set's `DatasetInfo`
+):
     """Check the model before anything is trained, so that it fails in seconds, not after training: the At-GC
     builder's tracer must read it, and the pruning protocol's sliced copy must compute what its masks compute (on
     random masks and images). `info`: the data set's `DatasetInfo`."""
@@ -152,7 +186,12 @@ def check_model(self: Experiment, info):
                         "with the model")
 
 # %% ../nbs/03e_experiment.ipynb #08a1ae99
-def write_verdicts(rows: list[tuple], title: str, name: str, folder: Path | str) -> list[Path]:
+def write_verdicts(
+    rows: list[tuple],   # (claim, measured, bar, held) rows
+    title: str,          # heading of the Markdown table
+    name: str,           # names the files: `verdicts_<name>.csv` and `.md`
+    folder: Path | str,  # the folder they are written to
+) -> list[Path]:         # the CSV and Markdown files
     """Print and write one run's bars: `rows` of (claim, measured, bar, held) into `verdicts_<name>.csv` and `.md`
     in `folder`, under the heading `title`; `held`: True, False, `WITHIN_NOISE` (see `judged`), None (not measured)."""
     import csv, io

@@ -25,7 +25,13 @@ class FreeGates(nn.Module):
     """The SA network's trivial counterpart: one free logit per kernel (`rows=1`), or per kernel and class
     (`rows=n_classes`, each image reads its class's row), in place of node logits computed from At-GCs;
     standardised within each layer and scaled by `spread`, as the SA network's are."""
-    def __init__(self, sizes: dict[str, int], spread: float, rows: int = 1, seed: int = 0):
+    def __init__(
+        self,
+        sizes: dict[str, int],  # node type -> kernels ("input" is skipped)
+        spread: float,          # the sd of each row of standardised logits
+        rows: int = 1,          # 1: a logit per kernel; n_classes: per kernel and class
+        seed: int = 0,          # seed of the tiny initial logits
+    ):
         super().__init__()
         self.kernel_types, self.spread = [nt for nt in sizes if nt != "input"], spread
         g = torch.Generator().manual_seed(seed)   # tiny random logits: ties broken, no order to keep from the start
@@ -39,7 +45,10 @@ class FreeGates(nn.Module):
         "Every row's standardised logits: (rows, size) per layer."
         return {nt: standardised(p, self.spread) for nt, p in self.logits.items()}
 
-    def forward(self, b) -> tuple[None, dict[str, torch.Tensor]]:
+    def forward(
+        self,
+        b,                                      # a batch of `Embedded` rows: its labels `y` pick the rows
+    ) -> tuple[None, dict[str, torch.Tensor]]:  # None, and node type -> (images, size) logits
         "No class logits (there is no head) and each image's node logits, (images, size) per layer."
         a = self.node_logits()
         rows = b.y.view(-1) if self.per_class else torch.zeros(len(b.y), dtype=torch.long)
@@ -48,9 +57,17 @@ class FreeGates(nn.Module):
 # %% ../nbs/03b1_free_gates.ipynb #a50519ec
 FREE_GATES = {"lr": 1e-3, "prior_weight": 0.0}   # free gates' own settings, chosen on validation images (04a)
 
-def train_free_gates(store, graphs: list, cfg: SAConfig, n_classes: int, cnn: nn.Module, splits,
-                     per_class: bool = False, cache: Path | str | None = None,
-                     progress: bool = True) -> tuple[FreeGates, dict]:
+def train_free_gates(
+    store,                            # `GraphStore` of the CNN's At-GCs
+    graphs: list,                     # At-GCs whose images train the gates
+    cfg: SAConfig,                    # SA settings; `objective` must be "fidelity"
+    n_classes: int,                   # number of classes
+    cnn: nn.Module,                   # the CNN the gates gate
+    splits,                           # `Splits` the At-GCs' images come from
+    per_class: bool = False,          # a row of logits per class (True) or one for all
+    cache: Path | str | None = None,  # cache folder; None: `cache_dir()`
+    progress: bool = True,            # show a progress bar
+) -> tuple[FreeGates, dict]:          # the gates (eval mode) and their training record
     """Train free gates by the SA network's fidelity objective `cfg` on the images behind `graphs` (their At-GCs give
     only the SHAP strength of the tie-break, if `cfg.prior_weight`), or load them from the cache."""
     if cfg.objective != "fidelity":
@@ -72,7 +89,12 @@ def train_free_gates(store, graphs: list, cfg: SAConfig, n_classes: int, cnn: nn
     return gates.eval(), meta
 
 @patch
-def importance(self: FreeGates, store, n_classes: int, n_graphs: int = 0) -> KernelImportance:
+def importance(
+    self: FreeGates,
+    store,              # `GraphStore` the gates were trained on (names, hash)
+    n_classes: int,     # number of classes of the per-class scores
+    n_graphs: int = 0,  # At-GCs behind the ranking, recorded as given
+) -> KernelImportance:  # the ranking, overall and per class
     "The gates' ranking: each kernel's score (sigmoid) overall (the mean over rows) and per class (its class's row)."
     s = {nt: torch.sigmoid(v).detach().cpu() for nt, v in self.node_logits().items()}
     modules = {l["name"]: l["module"] for l in store.manifest["layers"] if l["name"] in s}
@@ -81,8 +103,15 @@ def importance(self: FreeGates, store, n_classes: int, n_graphs: int = 0) -> Ker
                             store.manifest["model_hash"], n_graphs)
 
 # %% ../nbs/03b1_free_gates.ipynb #6cc277c4
-def fit_scorer(sa: SANetwork, data: Embedded, target: dict[str, torch.Tensor], steps: int = 300, lr: float = 3e-3,
-               batch_size: int = 64, seed: int = 0) -> SANetwork:
+def fit_scorer(
+    sa: SANetwork,                    # the SA network (not changed: a copy is fitted)
+    data: Embedded,                   # At-GCs already through `sa`'s encoder
+    target: dict[str, torch.Tensor],  # node type -> target logits, (size,)
+    steps: int = 300,                 # Adam steps
+    lr: float = 3e-3,                 # Adam learning rate
+    batch_size: int = 64,             # At-GCs per step, drawn with replacement
+    seed: int = 0,                    # seed of the draws
+) -> SANetwork:                       # the fitted copy, in eval mode
     """A copy of `sa` whose scorer is fitted by regression to `target` logits, (size,) per layer: the batch-mean logits
     of `data`'s embeddings (standardised) against the target's (standardised), mean squared error. Can the SA network
     express that ranking from these At-GCs?"""
@@ -99,7 +128,9 @@ def fit_scorer(sa: SANetwork, data: Embedded, target: dict[str, torch.Tensor], s
 
 # %% ../nbs/03b1_free_gates.ipynb #7a95c627
 @torch.no_grad()
-def embedding_separation(data: Embedded) -> "pd.DataFrame":
+def embedding_separation(
+    data: Embedded,   # At-GCs through an encoder: (graphs, size, hidden) per type
+) -> "pd.DataFrame":  # a row per layer of at least two kernels
     """Per layer: `between_within`, the variance of the kernels' mean embeddings (over images) over the mean variance
     of one kernel's embedding across images; `nearest_min` / `nearest_median`, each kernel's distance to its nearest
     neighbour (mean embeddings) over the layer's median pairwise distance; `near_twins`, kernels closer than 5 % of
@@ -118,7 +149,13 @@ def embedding_separation(data: Embedded) -> "pd.DataFrame":
     return pd.DataFrame(rows)
 
 @torch.no_grad()
-def gate_spread(sa: SANetwork, data: Embedded, batch_size: int = 32, draws: int = 20, seed: int = 0) -> dict:
+def gate_spread(
+    sa: SANetwork,         # the SA network
+    data: Embedded,        # At-GCs already through `sa`'s encoder
+    batch_size: int = 32,  # At-GCs per batch
+    draws: int = 20,       # random batches averaged over
+    seed: int = 0,         # seed of the draws
+) -> dict:                 # node type -> mean sd of the gating logits
     """Per layer, the mean over `draws` random batches of the standard deviation of the batch-mean logits the fidelity
     objective gates with (`readout="batch"`: standardised to `spread` by construction)."""
     g, out = torch.Generator().manual_seed(seed), {}

@@ -30,7 +30,7 @@ NODE_FEATURES = ["map_mean", "map_std", "map_max", "map_active", "map_entropy",
 @dataclass
 class AtGCBatch:
     "The At-GCs of N images: node features and outputs per layer, dense SHAP edge matrices per layer pair."
-    layers: list[str]
+    layers: list[str]                                 # layer names: 'input', then the convs in forward order
     features: dict[str, torch.Tensor]                 # layer -> (N, size, len(NODE_FEATURES))
     outputs: dict[str, torch.Tensor]                  # layer -> (N, size): kernel outputs on the images
     ref_outputs: dict[str, torch.Tensor]              # layer -> (size,): mean kernel output over the references
@@ -38,18 +38,27 @@ class AtGCBatch:
     sizes: dict[str, torch.Tensor] = field(default_factory=dict)      # layer -> (N, size): outputs of |kernel map|
     ref_sizes: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> (size,): the same, on the references
 
-    def incoming(self, layer: str) -> torch.Tensor:
+    def incoming(
+        self,
+        layer: str,       # a destination layer's name
+    ) -> torch.Tensor:    # (N, size): each kernel's incoming edge values, summed
         "Sum of each kernel's incoming edge values, (N, size): equals outputs - ref_outputs (completeness)."
         return sum(e.sum(1) for (s, d), e in self.edges.items() if d == layer)
 
-    def head(self, k: int) -> AtGCBatch:
+    def head(
+        self,
+        k: int,           # how many graphs to keep, from the first image on
+    ) -> AtGCBatch:       # the graphs of images 0 .. k-1
         "The graphs of the first `k` images."
         first = lambda d: {key: v[:k] for key, v in d.items()}
         return AtGCBatch(self.layers, first(self.features), first(self.outputs), self.ref_outputs, first(self.edges),
                          first(self.sizes), self.ref_sizes)
 
     @classmethod
-    def cat(cls, parts: list[AtGCBatch]) -> AtGCBatch:
+    def cat(
+        cls,
+        parts: list[AtGCBatch],  # batches of one builder, in image order
+    ) -> AtGCBatch:              # their graphs, in that order
         "The graphs of several batches of one builder, in order, as one batch."
         if len(parts) == 1: return parts[0]
         join = lambda get: {key: torch.cat([get(p)[key] for p in parts]) for key in get(parts[0])}
@@ -91,7 +100,12 @@ def _completeness_row(batch: AtGCBatch, layer: str, rtol: float | None, noise: f
                 floor=floor.item(), worst_ratio=worst, resolved_share=share)
 
 @patch
-def completeness(self: AtGCBatch, rtol: float | None = None, noise: float = 64.0, resolved: float = 100.0):
+def completeness(
+    self: AtGCBatch,
+    rtol: float | None = None,  # relative tolerance on |Δy|; None: 1000 × the dtype's machine epsilon
+    noise: float = 64.0,        # rounding floor = noise × epsilon × the layer's largest summed magnitude
+    resolved: float = 100.0,    # an output is resolved where |Δy| ≥ resolved × floor ("exact": half of them)
+):
     """Per layer: is each kernel's incoming edge sum its output's difference from the references, as far as rounding
     allows? A DataFrame of the worst error, difference and rounding floor, and a verdict (see the rule above)."""
     import pandas as pd
@@ -137,7 +151,11 @@ class AtGCBuilder:
         self._grad_cache: dict[str, torch.Tensor] = {}
         self._wire()
 
-    def layer(self, name: str) -> Layer: return next(l for l in self.layers if l.name == name)
+    def layer(
+        self,
+        name: str,    # a layer's name: 'input', or a conv's module path with '.' as '_'
+    ) -> Layer:       # the layer of that name
+        return next(l for l in self.layers if l.name == name)
 
 # %% ../nbs/03_graphs.ipynb #e107c024
 @patch
@@ -196,7 +214,10 @@ def _exact(self: AtGCBuilder):
 
 # %% ../nbs/03_graphs.ipynb #0794fc8a
 @patch
-def __call__(self: AtGCBuilder, images: torch.Tensor) -> AtGCBatch:
+def __call__(
+    self: AtGCBuilder,
+    images: torch.Tensor,  # (N, C, H, W) images, C the first conv's input channels; on any device
+) -> AtGCBatch:            # their At-GCs, on the builder's device
     """The At-GCs of `images` (N, C, H, W), as tensors on the builder's device. They are computed in blocks of
     `self.block` images, the last block filled up with copies of its last image: every graph comes out of one and
     the same computation shape, so its values do not depend on which other images share its batch. Each block is

@@ -61,10 +61,25 @@ def _resume(folder: Path, model, opt, sched, order, generators: dict, device) ->
     return curve, start
 
 # %% ../nbs/00b_loop.ipynb #b1915813
-def fit(model: torch.nn.Module, opt: torch.optim.Optimizer, epochs: int, batches, step, steps: int, *, sched=None,
-        summarise=None, checkpoint: Path | str | None = None, order: torch.Generator | None = None,
-        generators: dict | None = None, device: str | torch.device | None = None, find_unused: bool = False,
-        desc: str = "train", progress: bool = True, log: bool = False) -> list[dict]:
+def fit(
+    model: torch.nn.Module,                    # the model to train; moved to the training device in place
+    opt: torch.optim.Optimizer,                # the optimiser of `model`'s parameters
+    epochs: int,                               # epochs in all, those a resumed run finished before included
+    batches,                                   # `batches(epoch)` yields that epoch's batches
+    step,                                      # `step(module, batch) -> (loss, dict of numbers to add up)`
+    steps: int,                                # batches per epoch (sizes the progress bar)
+    *,
+    sched=None,                                # learning-rate scheduler, stepped after every batch (None: none)
+    summarise=None,                            # `summarise(sums) -> dict`: the epoch's curve row (None: the sums)
+    checkpoint: Path | str | None = None,      # folder to resume from and save every epoch to (None: none)
+    order: torch.Generator | None = None,      # the batch order's generator, shared by all ranks; checkpointed
+    generators: dict | None = None,            # name -> this rank's torch.Generator; checkpointed
+    device: str | torch.device | None = None,  # None: this process's device, DDP under torchrun; else it, alone
+    find_unused: bool = False,                 # DDP's `find_unused_parameters` (some get no gradient)
+    desc: str = "train",                       # the progress bar's label
+    progress: bool = True,                     # show a progress bar (on rank 0)
+    log: bool = False,                         # write a line per epoch under the bar (on rank 0)
+) -> list[dict]:                               # one row per epoch, those of a resumed run included
     """Train `model` for `epochs`; returns the curve, one `summarise(sums)` per epoch (default: the sums).
     `batches(epoch)` yields the epoch's `steps` batches; `step(module, batch) -> (loss, numbers to add up)`.
     `checkpoint`: a folder to resume from and save every epoch to, with `order` (the batch order's generator, shared
@@ -100,8 +115,13 @@ def fit(model: torch.nn.Module, opt: torch.optim.Optimizer, epochs: int, batches
     return curve
 
 # %% ../nbs/00b_loop.ipynb #9a2ad641
-def graph_batches(graphs: list, batch_size: int, order: torch.Generator, drop_last: bool = False,
-                  collate=None) -> tuple:
+def graph_batches(
+    graphs: list,             # the graphs to batch (PyG `Data` for the default `collate`)
+    batch_size: int,          # the global batch: a multiple of the number of processes
+    order: torch.Generator,   # draws every epoch's order; in the same state on every rank
+    drop_last: bool = False,  # drop each epoch's last global batch if it is short
+    collate=None,             # `collate(indices)` -> a batch with `.to(device)` (None: a PyG `Batch`)
+) -> tuple:                   # `(batches, steps)` for `fit`
     """`(batches, steps)` for `fit`: each epoch, this rank's share of every global batch of `graphs` in the order
     `order` draws, as `collate(indices)` (default: the PyG batch of those graphs; anything with `.to(device)` works)
     on this process's device; and the number of batches per epoch."""
@@ -113,7 +133,11 @@ def graph_batches(graphs: list, batch_size: int, order: torch.Generator, drop_la
     return batches, len(global_batches(len(graphs), batch_size, torch.Generator(), d, drop_last))
 
 # %% ../nbs/00b_loop.ipynb #f2039a0e
-def finish(folder: Path, checkpoint: Path, write) -> None:
+def finish(
+    folder: Path,      # the result folder, written whole or not at all
+    checkpoint: Path,  # the checkpoint folder, removed once the result is written
+    write,             # `write(tmp)` writes the result's files into the folder `tmp`
+) -> None:
     "On rank 0: `write(tmp)` the result into a temporary folder that becomes `folder` whole, then remove `checkpoint`."
     import shutil
     def save():
@@ -122,8 +146,18 @@ def finish(folder: Path, checkpoint: Path, write) -> None:
     on_main(save); barrier()
 
 # %% ../nbs/00b_loop.ipynb #d3ceef86
-def save_trained(folder: Path, checkpoint: Path, model: torch.nn.Module, weights: str, store, graphs: list, cfg,
-                 curves: dict, start: float, trained: torch.nn.Module | None = None) -> dict:
+def save_trained(
+    folder: Path,                            # the result folder, written whole by rank 0
+    checkpoint: Path,                        # the checkpoint folder, removed at the end
+    model: torch.nn.Module,                  # the network whose state dict is saved
+    weights: str,                            # file name of the weights in `folder`
+    store,                                   # the graph store trained on: its CNN hash and checksum are recorded
+    graphs: list,                            # the training graphs (their number is recorded)
+    cfg,                                     # the run's settings, a dataclass (recorded with `asdict`)
+    curves: dict,                            # name -> per-epoch values, recorded
+    start: float,                            # `time.perf_counter()` at the run's start
+    trained: torch.nn.Module | None = None,  # the module trained, moved to the CPU first (None: `model`)
+) -> dict:                                   # the record, as written to meta.json
     """Write `model`'s weights (file `weights`) and `meta.json` into `folder` (`finish`, which drops `checkpoint`); the
     record, returned: `store`'s CNN and checksum, how many `graphs`, `cfg`, `curves` (name -> per-epoch values), the
     seconds since `start`, and the processes and device. `trained` (default: `model`) is moved to the CPU first."""

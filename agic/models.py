@@ -19,14 +19,24 @@ __all__ = ['ZOO', 'conv_bn_relu', 'VGGSmall', 'BasicBlock', 'CifarResNet', 'torc
            'list_models', 'check_fits', 'build_model', 'model_hash']
 
 # %% ../nbs/02_models.ipynb #412a8b87
-def conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
+def conv_bn_relu(
+    c_in: int,        # input channels
+    c_out: int,       # output channels (kernels)
+    stride: int = 1,  # the convolution's stride
+) -> list[nn.Module]:  # [Conv2d, BatchNorm2d, ReLU]
     "3×3 conv (no bias: BatchNorm has one), BatchNorm, ReLU."
     return [nn.Conv2d(c_in, c_out, 3, stride, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 class VGGSmall(nn.Module):
     "VGG-style CNN: pairs of conv-BN-ReLU, max-pool after each pair, dropout and a linear head."
-    def __init__(self, in_channels: int = 1, n_classes: int = 10, image_size: int = 28,
-                 widths: tuple = (32, 32, 64, 64, 128, 128), dropout: float = 0.2):
+    def __init__(
+        self,
+        in_channels: int = 1,                        # channels of the input images
+        n_classes: int = 10,                         # classes the head scores
+        image_size: int = 28,                        # input height and width, in pixels (sizes the head)
+        widths: tuple = (32, 32, 64, 64, 128, 128),  # channels of each conv; a 2x2 max-pool follows each pair
+        dropout: float = 0.2,                        # dropout probability before the linear head
+    ):
         super().__init__()
         layers, c = [], in_channels
         for i, w in enumerate(widths):
@@ -36,12 +46,21 @@ class VGGSmall(nn.Module):
         side = image_size // 2 ** (len(widths) // 2)
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(c * side * side, n_classes))
 
-    def forward(self, x): return self.classifier(self.features(x))
+    def forward(
+        self,
+        x: torch.Tensor,  # images, (N, in_channels, image_size, image_size)
+    ) -> torch.Tensor:    # class scores (logits), (N, n_classes)
+        return self.classifier(self.features(x))
 
 # %% ../nbs/02_models.ipynb #6ff0bf4f
 class BasicBlock(nn.Module):
     "Two 3×3 conv-BN layers with a shortcut (identity, or 1×1 conv-BN projection when the shape changes)."
-    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+    def __init__(
+        self,
+        c_in: int,        # input channels
+        c_out: int,       # output channels of both convolutions
+        stride: int = 1,  # stride of the first convolution (2 halves the map)
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False); self.bn1 = nn.BatchNorm2d(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False); self.bn2 = nn.BatchNorm2d(c_out)
@@ -50,13 +69,22 @@ class BasicBlock(nn.Module):
         if stride != 1 or c_in != c_out:
             self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
 
-    def forward(self, x):
+    def forward(
+        self,
+        x: torch.Tensor,  # feature maps, (N, c_in, H, W)
+    ) -> torch.Tensor:    # feature maps of `c_out` channels, `stride` times smaller
         out = self.relu1(self.bn1(self.conv1(x)))
         return self.relu2(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 class CifarResNet(nn.Module):
     "ResNet for small images with `blocks` basic blocks per stage (resnet8: 1, resnet20: 3)."
-    def __init__(self, blocks: int, in_channels: int = 3, n_classes: int = 10, widths: tuple = (16, 32, 64)):
+    def __init__(
+        self,
+        blocks: int,                   # basic blocks per stage (resnet8: 1, resnet20: 3)
+        in_channels: int = 3,          # channels of the input images
+        n_classes: int = 10,           # classes the head scores
+        widths: tuple = (16, 32, 64),  # channels of each stage (the stem has the first)
+    ):
         super().__init__()
         self.stem = nn.Sequential(*conv_bn_relu(in_channels, widths[0]))
         stages, c = [], widths[0]
@@ -66,7 +94,11 @@ class CifarResNet(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n_classes))
 
-    def forward(self, x): return self.head(self.stages(self.stem(x)))
+    def forward(
+        self,
+        x: torch.Tensor,  # images, (N, in_channels, H, W)
+    ) -> torch.Tensor:    # class scores (logits), (N, n_classes)
+        return self.head(self.stages(self.stem(x)))
 
 # %% ../nbs/02_models.ipynb #e6432685
 def torchvision_names() -> list[str]:
@@ -84,7 +116,10 @@ def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
                                                     child.padding, child.dilation, 1, child.bias is not None))
                 return
 
-def torchvision_model(name: str, info: DatasetInfo) -> nn.Module:
+def torchvision_model(
+    name: str,          # a torchvision classification model, e.g. "resnet18"
+    info: DatasetInfo,  # the data set: channels, classes and image size
+) -> nn.Module:         # untrained; images under 32 px are upsampled to 32x32 first
     "torchvision architecture `name`, untrained, adapted to `info`'s channels, classes and image size."
     import torchvision
     model = torchvision.models.get_model(name, weights=None, num_classes=info.n_classes)
@@ -132,7 +167,11 @@ def _from_factory(spec: str, info: DatasetInfo) -> nn.Module:
     return model
 
 # %% ../nbs/02_models.ipynb #28af6b38
-def check_fits(model: nn.Module, info: DatasetInfo, name: str = "model") -> nn.Module:
+def check_fits(
+    model: nn.Module,     # the model to check (its train/eval mode is kept)
+    info: DatasetInfo,    # the data set whose images and classes it must fit
+    name: str = "model",  # what the error message calls the model
+) -> nn.Module:           # `model`
     "Dry-run `model` on a blank batch of `info`'s shape: it must return (batch, n_classes) scores."
     was_training = model.training
     model.eval()
@@ -149,7 +188,11 @@ def check_fits(model: nn.Module, info: DatasetInfo, name: str = "model") -> nn.M
                         f"one score per class")
     return model
 
-def build_model(name: str, info: DatasetInfo, seed: int | None = None) -> nn.Module:
+def build_model(
+    name: str,                # zoo name, torchvision name or `package.module:factory` (see `list_models`)
+    info: DatasetInfo,        # the data set the model is built for
+    seed: int | None = None,  # seeds torch's global stream first (None: leave it as it is)
+) -> nn.Module:               # the model, checked with `check_fits`
     "Build model `name` (zoo name, torchvision name, or `package.module:factory`) for data set `info`."
     if seed is not None: torch.manual_seed(seed)  # the initial weights are part of a run's identity
     if not isinstance(name, str): raise AgicError(f"model name must be a string, got {name!r}")
@@ -163,7 +206,10 @@ def build_model(name: str, info: DatasetInfo, seed: int | None = None) -> nn.Mod
     return check_fits(model, info, f"model {name!r}")
 
 # %% ../nbs/02_models.ipynb #26fb2612
-def model_hash(model: nn.Module, length: int = 16) -> str:
+def model_hash(
+    model: nn.Module,  # the model whose state dict is hashed
+    length: int = 16,  # number of hex digits kept
+) -> str:
     "SHA-256 digest of a model's state dict (names, shapes, dtypes and values), shortened."
     import hashlib
     h = hashlib.sha256()

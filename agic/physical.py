@@ -17,7 +17,13 @@ from .pruning import SCOPES, fine_tune, keep_masks, masks_key
 __all__ = ['prune', 'cost', 'latency', 'physical_pruning', 'physical_table', 'physical_heading']
 
 # %% ../nbs/03c2_physical.ipynb #f71ac5ab
-def prune(model: nn.Module, importance, ratio: float, scope: str, example: torch.Tensor) -> nn.Module:
+def prune(
+    model: nn.Module,       # the CNN (not changed: a copy is pruned)
+    importance,             # a torch-pruning `Importance`, or a function copy -> one
+    ratio: float,           # fraction of the channels removed, in [0, 1)
+    scope: str,             # "uniform": of every group; "global": over all
+    example: torch.Tensor,  # an example input (one image) to trace the CNN with
+) -> nn.Module:             # the pruned copy, in eval mode
     """A physically pruned copy of `model`: `ratio` of the channels of every group (`uniform`) or over all (`global`).
     `importance` is a torch-pruning importance, or a function that makes one for the copy
     (e.g. `lambda m: SAImportance(m, s)`)."""
@@ -32,15 +38,22 @@ def prune(model: nn.Module, importance, ratio: float, scope: str, example: torch
     pruner.step()
     return model
 
-def cost(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+def cost(
+    model: nn.Module,       # the CNN
+    example: torch.Tensor,  # one input image, a batch of one
+) -> dict[str, int]:        # {"params": ..., "macs": ...}
     "Parameters and multiply-accumulates of one forward pass on `example` (one image), by torch-pruning's counter."
     import torch_pruning as tp
     macs, params = tp.utils.count_ops_and_params(model, example)
     return {"params": int(params), "macs": int(macs)}
 
 @torch.no_grad()
-def latency(models: dict[str, nn.Module], example_batch: torch.Tensor, repeats: int = 20,
-            warmup: int = 3) -> dict[str, float]:
+def latency(
+    models: dict[str, nn.Module],  # name -> model (set to eval mode)
+    example_batch: torch.Tensor,   # the batch every model runs on
+    repeats: int = 20,             # timed runs of each model
+    warmup: int = 3,               # untimed runs of each model first
+) -> dict[str, float]:             # name -> median milliseconds per batch
     "Median CPU milliseconds per batch of each model, measured side by side (runs interleaved, same inputs)."
     x = example_batch.contiguous(memory_format=torch.channels_last)
     times = {k: [] for k in models}
@@ -53,9 +66,20 @@ def latency(models: dict[str, nn.Module], example_batch: torch.Tensor, repeats: 
     return {k: float(torch.tensor(v).median()) for k, v in times.items()}
 
 # %% ../nbs/03c2_physical.ipynb #7421554c
-def physical_pruning(model: nn.Module, scores: dict[str, torch.Tensor], ratio: float, scope: str, splits, test,
-                     epochs: int, augment: bool = False, n_images: int | None = None, base: float | None = None,
-                     cache: Path | str | None = None, name: str = "SA") -> list[dict]:
+def physical_pruning(
+    model: nn.Module,                 # the CNN (not changed)
+    scores: dict[str, torch.Tensor],  # the ranking: conv module path -> score per kernel
+    ratio: float,                     # fraction of the kernels removed, in [0, 1)
+    scope: str,                       # "uniform" or "global"
+    splits,                           # `Splits`: training images to fine-tune on, test images to time
+    test,                             # TensorDataset the accuracies are measured on
+    epochs: int,                      # fine-tune passes over the training images; 0: none
+    augment: bool = False,            # shift (and flip) the images while fine-tuning
+    n_images: int | None = None,      # fine-tune on the first n training images; None or 0: all
+    base: float | None = None,        # the unpruned accuracy on `test`; None: measured
+    cache: Path | str | None = None,  # folder the rows are cached in; None: no cache
+    name: str = "SA",                 # the ranking's name in the rows' `model` labels
+) -> list[dict]:                      # rows: unpruned, pruned, pruned and fine-tuned
     """`model` pruned physically by the ranking `scores` (keyed by conv module) at `ratio`, then fine-tuned `epochs`
     passes over the training split (its first `n_images`): a row each for the unpruned CNN, the pruned and the
     fine-tuned copy (params, MACs, median ms per batch of 64 measured side by side, accuracy on `test`). With `cache`
@@ -83,7 +107,9 @@ def physical_pruning(model: nn.Module, scores: dict[str, torch.Tensor], ratio: f
     if file is not None: atomic_write_text(file, json.dumps(rows, indent=1))
     return rows
 
-def physical_table(rows: list[dict]):
+def physical_table(
+    rows: list[dict],  # `physical_pruning` rows, the unpruned CNN first
+) -> pd.DataFrame:     # the rows, with `macs_reduction` and `speedup`
     "The rows of `physical_pruning` as a table, with each model's MAC reduction and speed-up over the unpruned CNN."
     import pandas as pd
     phys = pd.DataFrame(rows)
@@ -92,7 +118,11 @@ def physical_table(rows: list[dict]):
     return phys
 
 # %% ../nbs/03c2_physical.ipynb #3f0c9e21
-def physical_heading(model: str, dataset: str, scope: str) -> str:
+def physical_heading(
+    model: str,    # the CNN's name
+    dataset: str,  # the dataset's name
+    scope: str,    # "uniform" or "global"
+) -> str:          # markdown
     "The heading of the physical-pruning table."
     return (f"# Physical pruning of {model} on {dataset} by the SA ranking (torch-pruning, {scope} scope)\n\n"
             f"Latency: median CPU milliseconds per batch of 64, both models measured side by side in one run.")

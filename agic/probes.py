@@ -15,7 +15,12 @@ __all__ = ['PROBES', 'LABELS_PER_CLASS', 'edge_features', 'node_features', 'penu
            'effective_rank', 'low_label_curve']
 
 # %% ../nbs/03d_probes.ipynb #c87913bc
-def edge_features(store, indices=None, binary: bool = False, progress: bool = True) -> torch.Tensor:
+def edge_features(
+    store,                  # a `GraphStore`
+    indices=None,           # which At-GCs of `store`; None: all
+    binary: bool = False,   # True: 1 where an edge is kept, 0 elsewhere
+    progress: bool = True,  # show a progress bar
+) -> torch.Tensor:          # one row per At-GC
     """One row per At-GC of `store` (or of `indices`): every layer pair's dense edge matrix (signed SHAP values),
     flattened in the store's order; with `binary`, 1 where the At-GC keeps the edge and 0 elsewhere."""
     idx = range(len(store)) if indices is None else indices
@@ -25,7 +30,11 @@ def edge_features(store, indices=None, binary: bool = False, progress: bool = Tr
     return (x != 0).float() if binary else x
 
 # %% ../nbs/03d_probes.ipynb #c6fc6df0
-def node_features(store, indices=None, progress: bool = True) -> torch.Tensor:
+def node_features(
+    store,                  # a `GraphStore`
+    indices=None,           # which At-GCs of `store`; None: all
+    progress: bool = True,  # show a progress bar
+) -> torch.Tensor:          # one row per At-GC
     "One row per At-GC of `store` (or of `indices`): every kernel's normalised node features, layer after layer."
     idx = range(len(store)) if indices is None else indices
     return torch.stack([torch.cat([store.features(i, l).flatten() for l in store.layers])
@@ -33,7 +42,11 @@ def node_features(store, indices=None, progress: bool = True) -> torch.Tensor:
 
 # %% ../nbs/03d_probes.ipynb #d870b73f
 @torch.no_grad()
-def penultimate_features(cnn: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def penultimate_features(
+    cnn: nn.Module,         # a CNN with an `nn.Linear` layer (put in eval mode)
+    images: torch.Tensor,   # images (images, channels, height, width), on the CNN's device
+    batch_size: int = 256,  # images per forward pass
+) -> torch.Tensor:          # one row per image, on the CPU
     "The input of `cnn`'s last `nn.Linear` for every image (the features the CNN decides from), on the CPU."
     linears = [m for m in cnn.modules() if isinstance(m, nn.Linear)]
     if not linears:
@@ -47,7 +60,11 @@ def penultimate_features(cnn: nn.Module, images: torch.Tensor, batch_size: int =
     return torch.cat(out)
 
 # %% ../nbs/03d_probes.ipynb #acdba7df
-def label_subset(y: torch.Tensor, per_class: int | None, seed: int = 0) -> torch.Tensor:
+def label_subset(
+    y: torch.Tensor,        # labels (examples,)
+    per_class: int | None,  # examples drawn from each class (>= 1); None: all
+    seed: int = 0,          # seed of the draw
+) -> torch.Tensor:          # indices into `y`, sorted
     "Indices of `per_class` examples of every class in `y` (all of them for `None`), drawn with `seed`, sorted."
     if per_class is None: return torch.arange(len(y))
     if not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1:
@@ -63,8 +80,14 @@ def label_subset(y: torch.Tensor, per_class: int | None, seed: int = 0) -> torch
 # %% ../nbs/03d_probes.ipynb #b99cff18
 PROBES = ["linear", "mlp"]
 
-def probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
-          kind: str = "linear", seed: int = 0) -> float:
+def probe(
+    train_x: torch.Tensor,  # training features (rows, dim), on the CPU
+    train_y: torch.Tensor,  # their labels
+    test_x: torch.Tensor,   # test features (rows, dim), on the CPU
+    test_y: torch.Tensor,   # their labels
+    kind: str = "linear",   # `"linear"` (logistic regression) or `"mlp"` (128 hidden units)
+    seed: int = 0,          # `random_state` of the probe
+) -> float:                 # test accuracy, in [0, 1]
     "Test accuracy of a `kind` probe (standardised features) trained on (train_x, train_y)."
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
@@ -77,7 +100,9 @@ def probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, te
     return float((torch.as_tensor(model.predict(scaler.transform(test_x.numpy()))) == test_y).float().mean())
 
 # %% ../nbs/03d_probes.ipynb #948a3018
-def effective_rank(x: torch.Tensor) -> float:
+def effective_rank(
+    x: torch.Tensor,  # one example per row (examples, features)
+) -> float:           # the participation ratio, >= 1 (1: one direction only)
     "Participation ratio (Σλ)² / Σλ² of the eigenvalues of the standardised covariance of `x`'s rows."
     z = (x - x.mean(0)) / x.std(0).clamp_min(1e-8)
     gram = z.T @ z if z.shape[1] <= z.shape[0] else z @ z.T   # the same non-zero eigenvalues: take the smaller
@@ -87,9 +112,16 @@ def effective_rank(x: torch.Tensor) -> float:
 # %% ../nbs/03d_probes.ipynb #658c92c2
 LABELS_PER_CLASS = (10, 30, 100, 300, None)   # None: every labelled At-GC
 
-def low_label_curve(representations: dict[str, tuple[torch.Tensor, torch.Tensor]], y_train: torch.Tensor,
-                    y_test: torch.Tensor, per_class=LABELS_PER_CLASS, seeds=range(5), kind: str = "linear",
-                    log: ResultLog | None = None, progress: bool = True) -> pd.DataFrame:
+def low_label_curve(
+    representations: dict[str, tuple[torch.Tensor, torch.Tensor]],  # name -> (training rows, test rows)
+    y_train: torch.Tensor,         # labels of the training rows
+    y_test: torch.Tensor,          # labels of the test rows
+    per_class=LABELS_PER_CLASS,    # labels per class to try; None: every label
+    seeds=range(5),                # seeds of the label draws (every label: seed 0 only)
+    kind: str = "linear",          # `"linear"` or `"mlp"` probe
+    log: ResultLog | None = None,  # where finished probes are read back and added; None: nowhere
+    progress: bool = True,         # show a progress bar
+) -> pd.DataFrame:                 # one row per (representation, labels per class, seed)
     """Probe accuracy of every representation (name -> (train rows, test rows)) at every labels-per-class count and
     seed: columns `representation, probe, labels_per_class, all_labels, seed, accuracy` (`labels_per_class` of the
     every-label rows: the training set's mean per class)."""

@@ -30,13 +30,20 @@ __all__ = ['SCOPES', 'ORDERS', 'BN_BATCH', 'CURVE_COLUMNS', 'PROTOCOL', 'AUC_RAN
            'bn_sample_check']
 
 # %% ../nbs/03c_pruning.ipynb #8bfdf51e
-def layer_normalised(scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def layer_normalised(
+    scores: dict[str, torch.Tensor],  # conv module path -> score per kernel
+) -> dict[str, torch.Tensor]:         # the same keys, each layer's scores over its mean |score|
     """Scores made comparable across layers: each layer's divided by its mean |score| (torch-pruning's 'mean'
     normaliser)."""
     return {n: s.float() / s.float().abs().mean().clamp_min(1e-12) for n, s in scores.items()}
 
-def keep_masks(scores: dict[str, torch.Tensor], ratio: float, scope: str = "uniform",
-               order: str = "lerf") -> dict[str, torch.Tensor]:
+# %% ../nbs/03c_pruning.ipynb #b938a8d1
+def keep_masks(
+    scores: dict[str, torch.Tensor],  # conv module path -> score per kernel (higher: more relevant)
+    ratio: float,                     # fraction of the kernels removed, in [0, 1)
+    scope: str = "uniform",           # "uniform": that fraction of each layer; "global": of all kernels
+    order: str = "lerf",              # "lerf": lowest scores removed first; "morf": highest first
+) -> dict[str, torch.Tensor]:         # conv module path -> bool mask, True where a kernel is kept
     """Boolean keep-masks that remove `ratio` of the kernels: the lowest-scored (`order="lerf"`, least relevant first)
     or the highest-scored (`"morf"`, most relevant first), per layer (`uniform`) or over all layers (`global`, on
     `layer_normalised` scores). A layer always keeps at least one kernel."""
@@ -61,8 +68,12 @@ def keep_masks(scores: dict[str, torch.Tensor], ratio: float, scope: str = "unif
         masks[name] = m
     return masks
 
+# %% ../nbs/03c_pruning.ipynb #a511720b
 @contextlib.contextmanager
-def masked(model: nn.Module, masks: dict[str, torch.Tensor]):
+def masked(
+    model: nn.Module,                # the CNN, hooked for the duration of the block
+    masks: dict[str, torch.Tensor],  # conv module path -> bool keep-mask (`keep_masks`)
+):
     "Within the block, the kernels a mask removes output zero (hooks on their BatchNorm, or conv without one)."
     modules = kernel_modules(model)
     unknown = sorted(set(masks) - set(modules))
@@ -80,7 +91,10 @@ def masked(model: nn.Module, masks: dict[str, torch.Tensor]):
     finally:
         for h in handles: h.remove()
 
-def fraction_removed(masks: dict[str, torch.Tensor]) -> float:
+# %% ../nbs/03c_pruning.ipynb #6b0e3a55
+def fraction_removed(
+    masks: dict[str, torch.Tensor],  # conv module path -> bool keep-mask
+) -> float:                          # removed kernels over all kernels, in [0, 1]
     "Share of all kernels that the masks remove."
     return 1 - sum(int(m.sum()) for m in masks.values()) / sum(len(m) for m in masks.values())
 
@@ -111,7 +125,9 @@ def _readers(gm, node) -> list[tuple[str, str]] | None:
 # %% ../nbs/03c_pruning.ipynb #8e75faee
 _plans = weakref.WeakKeyDictionary()   # model -> its slice plan: traced once per model
 
-def slice_plan(model: nn.Module) -> dict[str, tuple[str | None, list[tuple[str, str]]]]:
+def slice_plan(
+    model: nn.Module,                                      # the CNN (traced once; its plan is cached)
+) -> dict[str, tuple[str | None, list[tuple[str, str]]]]:  # conv path -> (BatchNorm path or None, readers)
     "Conv path -> (its BatchNorm's path, its readers) for every conv whose kernels `sliced` can remove outright."
     if model not in _plans:
         gm, layers, _ = trace_layers(model)
@@ -146,7 +162,10 @@ def _take_kernels(net: nn.Module, name: str, entry: tuple, idx: torch.Tensor, n:
             _keep_rows(reader, ("weight",), (idx[:, None] * per + torch.arange(per)).flatten(), 1)
             reader.in_features = len(idx) * per
 
-def sliced(model: nn.Module, masks: dict[str, torch.Tensor]) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+def sliced(
+    model: nn.Module,                            # the CNN (not changed: a copy is sliced)
+    masks: dict[str, torch.Tensor],              # conv module path -> bool keep-mask
+) -> tuple[nn.Module, dict[str, torch.Tensor]]:  # the sliced copy (eval mode), the masks left for `masked`
     """A copy of `model` without the kernels `masks` removes wherever that is exact (`slice_plan`), and the masks
     still to apply with `masked`: together the same function as `masked(model, masks)`, at a fraction of the cost."""
     plan, net, rest = slice_plan(model), copy.deepcopy(model), {}
@@ -158,7 +177,11 @@ def sliced(model: nn.Module, masks: dict[str, torch.Tensor]) -> tuple[nn.Module,
         if not keep.all(): _take_kernels(net, name, plan[name], keep.bool().nonzero().flatten(), len(keep))
     return net.to(memory_format=torch.channels_last).eval(), rest
 
-def permuted_kernels(model: nn.Module, name: str, perm: torch.Tensor) -> nn.Module:
+def permuted_kernels(
+    model: nn.Module,    # the CNN (not changed: a copy is renumbered)
+    name: str,           # module path of a conv in `slice_plan(model)`
+    perm: torch.Tensor,  # a permutation of 0 ... kernels - 1: new kernel i is old `perm[i]`
+) -> nn.Module:          # the renumbered copy, in eval mode
     """A copy of `model` whose conv `name` has its kernels renumbered (kernel i of the copy is kernel `perm[i]` of
     `model`), its BatchNorm and readers with them: the same function. Two CNNs trained with different seeds differ
     this way, and more: what reads a CNN across seeds must not key on a kernel's index."""
@@ -186,17 +209,28 @@ def _reestimate(net: nn.Module, masks: dict[str, torch.Tensor], images: torch.Te
         for x in images.split(batch_size): net(x.contiguous(memory_format=torch.channels_last))
     return net.eval()
 
-def recalibrate_bn(model: nn.Module, masks: dict[str, torch.Tensor], images: torch.Tensor,
-                   batch_size: int = BN_BATCH) -> nn.Module:
+# %% ../nbs/03c_pruning.ipynb #9fe435ce
+def recalibrate_bn(
+    model: nn.Module,                # the CNN (not changed: a copy is re-estimated)
+    masks: dict[str, torch.Tensor],  # conv module path -> bool keep-mask, in place meanwhile
+    images: torch.Tensor,            # training images the statistics are estimated on
+    batch_size: int = BN_BATCH,      # images per forward pass
+) -> nn.Module:                      # the copy, in eval mode
     """A copy of `model` whose BatchNorm running statistics are re-estimated on `images` (training images) with the
     masks in place: adaptive BN, no weight changes.
     Removing kernels shifts the statistics every later BatchNorm sees; without re-estimation a criterion is rewarded
     for removing kernels that shift them least, not for what the CNN needs."""
     return _reestimate(copy.deepcopy(model), masks, images, batch_size)
 
+# %% ../nbs/03c_pruning.ipynb #a734c0a1
 @torch.no_grad()
-def masked_accuracy(model: nn.Module, masks: dict[str, torch.Tensor], ds, batch_size: int = EVAL_BATCH,
-                    calibration: torch.Tensor | None = None) -> float:
+def masked_accuracy(
+    model: nn.Module,                         # the CNN (not changed)
+    masks: dict[str, torch.Tensor],           # conv module path -> bool keep-mask; {}: nothing removed
+    ds,                                       # TensorDataset of the images and labels evaluated
+    batch_size: int = EVAL_BATCH,             # images per forward pass
+    calibration: torch.Tensor | None = None,  # images BatchNorm is re-estimated on; None: statistics as trained
+) -> float:                                   # accuracy, in [0, 1]
     """Accuracy on `ds` (a TensorDataset) with the masked kernels removed (`sliced`, the rest masked); with
     `calibration` images, after BatchNorm statistics are re-estimated on them (as `recalibrate_bn` does)."""
     from agic.training import evaluate
@@ -204,9 +238,19 @@ def masked_accuracy(model: nn.Module, masks: dict[str, torch.Tensor], ds, batch_
     if calibration is not None: _reestimate(net, rest, calibration)
     with masked(net, rest): return evaluate(net, ds, batch_size)
 
-def fine_tune(model: nn.Module, masks: dict[str, torch.Tensor], splits, epochs: int = 1, n_images: int | None = 5000,
-              lr: float = 0.01, batch_size: int = 128, seed: int = 0, progress: bool = False,
-              augment: bool = True) -> nn.Module:
+# %% ../nbs/03c_pruning.ipynb #e4d97948
+def fine_tune(
+    model: nn.Module,                # the CNN (not changed: a copy is trained)
+    masks: dict[str, torch.Tensor],  # conv module path -> bool keep-mask, in place while training
+    splits,                          # `Splits`: its training images, and its `info` for the shifts
+    epochs: int = 1,                 # passes over the images, 0 to 1000; 0: an untrained copy
+    n_images: int | None = 5000,     # train on the first n training images; None or 0: all
+    lr: float = 0.01,                # initial SGD learning rate, cosine-annealed to 0
+    batch_size: int = 128,           # images per step
+    seed: int = 0,                   # seed of the shuffles and the augmentation
+    progress: bool = False,          # show a progress bar
+    augment: bool = True,            # shift (and flip) the images, as in training
+) -> nn.Module:                      # the fine-tuned copy, in eval mode
     """A copy of `model` trained `epochs` passes over `n_images` training images with the masks in place (SGD, cosine);
     `augment`: images shifted (and flipped) as in training; pass the CNN's own recipe (`TrainConfig.augment`)."""
     from agic.data import augment as shift_flip, make_loader
@@ -231,7 +275,11 @@ def fine_tune(model: nn.Module, masks: dict[str, torch.Tensor], splits, epochs: 
     return model.eval()
 
 # %% ../nbs/03c_pruning.ipynb #31fe17a7
-def protocol_images(splits, n_eval: int, n_calibration: int):
+def protocol_images(
+    splits,              # `Splits` the images come from
+    n_eval: int,         # how many test images (the first ones)
+    n_calibration: int,  # how many training images (the last ones)
+) -> tuple:              # (TensorDataset of the test images, calibration images)
     """The images of the protocol: the first `n_eval` test images (behind every accuracy) and the last
     `n_calibration` training images (BatchNorm statistics are re-estimated on them; At-GCs come from the first ones)."""
     test = torch.utils.data.TensorDataset(*(t[:n_eval] for t in splits.test.tensors))
@@ -253,16 +301,29 @@ def _points(rankings, ratios, settings, orders, fine_tune_ratios, tune_rankings)
                                                  ratio=r, fine_tuned=True, seed=seed)
 
 # %% ../nbs/03c_pruning.ipynb #ceddcf86
-def masks_key(masks: dict[str, torch.Tensor]) -> str:
+def masks_key(
+    masks: dict[str, torch.Tensor],  # conv module path -> bool keep-mask
+) -> str:                            # 16 hex digits of a SHA-256 of the masks
     "A digest of keep-masks: what one pruning point measures, whichever ranking chose the kernels."
     import hashlib
     h = hashlib.sha256()
     for module in sorted(masks): h.update(module.encode()); h.update(masks[module].bool().numpy().tobytes())
     return h.hexdigest()[:16]
 
-def pruning_curves(model: nn.Module, rankings: dict[tuple[str, int], dict], ratios, test, calibration: torch.Tensor,
-                   settings=PROTOCOL, orders=ORDERS, fine_tune_ratios=(), tune=None, tune_rankings=None,
-                   log: Path | str | None = None, progress: bool = True):
+def pruning_curves(
+    model: nn.Module,                       # the CNN (not changed)
+    rankings: dict[tuple[str, int], dict],  # (criterion, seed) -> scores (conv module path -> score per kernel)
+    ratios,                                 # fractions of the kernels removed, in [0, 1)
+    test,                                   # TensorDataset of the test images and labels
+    calibration: torch.Tensor,              # training images BatchNorm is re-estimated on
+    settings=PROTOCOL,                      # (scope, BN re-estimated) pairs, a panel each
+    orders=ORDERS,                          # the orders measured: "lerf" and / or "morf"
+    fine_tune_ratios=(),                    # ratios also measured after `tune` (the first setting's scope)
+    tune=None,                              # masks -> a fine-tuned copy of `model`; needed with `fine_tune_ratios`
+    tune_rankings=None,                     # the (criterion, seed) keys fine-tuned; None: all
+    log: Path | str | None = None,          # JSON-lines file of measurements, read back and appended to
+    progress: bool = True,                  # show a progress bar
+) -> pd.DataFrame:                          # a row per point, with `CURVE_COLUMNS`
     """Test accuracy of `model` with each ranking's kernels removed, at every ratio, in both orders and every
     (scope, BN re-estimated) setting: a DataFrame with `CURVE_COLUMNS`. `rankings` maps (criterion, seed) to scores;
     BatchNorm statistics are re-estimated on the `calibration` images. At `fine_tune_ratios`, `tune(masks)` gives a
@@ -291,7 +352,11 @@ def pruning_curves(model: nn.Module, rankings: dict[tuple[str, int], dict], rati
 # %% ../nbs/03c_pruning.ipynb #9ce21788
 AUC_RANGE = (0.1, 0.9)   # the removal ratios every area under a pruning curve spans
 
-def curve_auc(curves, low: float = AUC_RANGE[0], high: float = AUC_RANGE[1]):
+def curve_auc(
+    curves,                      # DataFrame with `CURVE_COLUMNS` (`pruning_curves`)
+    low: float = AUC_RANGE[0],   # the smallest ratio in the area
+    high: float = AUC_RANGE[1],  # the largest ratio in the area
+) -> pd.DataFrame:               # a curve's keys and its `auc` (curves of 2+ points in range)
     "Area under every curve of `curves` over ratios in [low, high], divided by the range: one row per curve."
     import numpy as np, pandas as pd
     part = curves[(curves.ratio >= low - 1e-9) & (curves.ratio <= high + 1e-9)]
@@ -300,8 +365,13 @@ def curve_auc(curves, low: float = AUC_RANGE[0], high: float = AUC_RANGE[1]):
     rows = [dict(zip(by, k), auc=area(g)) for k, g in part.groupby(by) if len(g) > 1]
     return pd.DataFrame(rows, columns=by + ["auc"])
 
-def auc_summary(curves, scope: str = "uniform", bn_recalibrated: bool = True, low: float = AUC_RANGE[0],
-                high: float = AUC_RANGE[1]):
+def auc_summary(
+    curves,                        # DataFrame with `CURVE_COLUMNS`; fine-tuned rows are left out
+    scope: str = "uniform",        # the scope summarised: "uniform" or "global"
+    bn_recalibrated: bool = True,  # summarise BN re-estimated (True) or as trained (False)
+    low: float = AUC_RANGE[0],     # the smallest ratio in the areas
+    high: float = AUC_RANGE[1],    # the largest ratio in the areas
+) -> pd.DataFrame:                 # by criterion: auc_lerf, auc_morf, gap, their sds, seeds
     """Per criterion (mean and sd over seeds): area under LeRF, under MoRF, and their gap, for one scope and mode."""
     a = curve_auc(curves[~curves.fine_tuned], low, high)
     a = a[(a.scope == scope) & (a.bn_recalibrated == bn_recalibrated)]
@@ -321,7 +391,13 @@ def _lerf_at(curves, criterion: str, ratio: float, scope: str, fine_tuned: bool 
             & (c.fine_tuned == fine_tuned) & np.isclose(c.ratio, ratio))
     return float(c[pick].accuracy.mean())
 
-def pruning_table(curves, summary, ratios, fine_tune_ratios, scope: str):
+def pruning_table(
+    curves,            # DataFrame with `CURVE_COLUMNS`
+    summary,           # `auc_summary` of `curves` (indexed by criterion)
+    ratios,            # the measured ratios: an `acc_` column for 0.3, 0.5, 0.7 among them
+    fine_tune_ratios,  # the fine-tuned ratios: an `_ft` column for those among them
+    scope: str,        # the scope of the accuracy columns: "uniform" or "global"
+) -> pd.DataFrame:     # a row per criterion, by `auc_lerf` descending
     """The headline table: per criterion, the areas under LeRF and MoRF and their gap (mean and sd over seeds), the
     accuracy with 30, 50 and 70 % of the kernels removed least relevant first, and after the short fine-tune."""
     table = summary[["auc_lerf", "auc_lerf_sd", "auc_morf", "auc_morf_sd", "gap", "gap_sd", "seeds"]].copy()
@@ -332,8 +408,16 @@ def pruning_table(curves, summary, ratios, fine_tune_ratios, scope: str):
     return table.reset_index().sort_values("auc_lerf", ascending=False)
 
 # %% ../nbs/03c_pruning.ipynb #618c5447
-def pruning_heading(model: str, dataset: str, scope: str, n_calibration: int, n_eval: int, base: float,
-                    seed_spearman: float, half_spearman: float) -> str:
+def pruning_heading(
+    model: str,            # the CNN's name
+    dataset: str,          # the dataset's name
+    scope: str,            # "uniform" or "global"
+    n_calibration: int,    # training images BatchNorm was re-estimated on
+    n_eval: int,           # test images behind every accuracy
+    base: float,           # the unpruned accuracy, in [0, 1]
+    seed_spearman: float,  # mean Spearman between the SA seeds' rankings
+    half_spearman: float,  # Spearman between SA networks on halves of the At-GCs
+) -> str:                  # markdown
     "The heading of the pruning table: what was measured, and what its columns mean."
     return (f"# Pruning {model} on {dataset}: {scope} scope, BatchNorm re-estimated on {n_calibration} training "
             f"images\n\nUnpruned accuracy on {n_eval} test images: {base:.4f}. `auc_lerf` / `auc_morf`: mean accuracy "
@@ -345,8 +429,17 @@ def pruning_heading(model: str, dataset: str, scope: str, n_calibration: int, n_
 # %% ../nbs/03c_pruning.ipynb #0ae2d7bf
 BASELINES = ["l1", "bn", "taylor", "activation", "shap_strength"]   # what the SA ranking must beat
 
-def pruning_verdicts(curves, summary, physical, base: float, max_loss: float, scope: str, seed_spearman: float,
-                     half_spearman: float, n_eval: int) -> list[tuple]:
+def pruning_verdicts(
+    curves,                # DataFrame with `CURVE_COLUMNS`: sa, random and every `BASELINES`
+    summary,               # `auc_summary` of `curves` in `scope`, BN re-estimated
+    physical,              # `physical_pruning` rows: the unpruned CNN first, fine-tuned last
+    base: float,           # the unpruned accuracy, in [0, 1]
+    max_loss: float,       # accuracy that may be lost, a fraction (0.01: 1 point)
+    scope: str,            # the scope of the curves judged: "uniform" or "global"
+    seed_spearman: float,  # mean Spearman between the SA seeds' rankings
+    half_spearman: float,  # Spearman between SA networks on halves of the At-GCs
+    n_eval: int,           # test images behind each accuracy (its standard error)
+) -> list[tuple]:          # (claim, measured, bar, held) rows
     """The bars of Task 2 as (claim, measured, bar, held) rows for `agic.experiment.write_verdicts`: SA is stable,
     informative (LeRF − MoRF), better than chance and than every baseline, keeps accuracy where the best baseline
     does, and its physical pruning buys >= 2x fewer MACs for <= `max_loss` after the fine-tune (`physical`: rows);
@@ -392,8 +485,18 @@ def pruning_verdicts(curves, summary, physical, base: float, max_loss: float, sc
     return rows
 
 # %% ../nbs/03c_pruning.ipynb #537f6ab5
-def pruning_summary(curves, scope: str, ratios, base: float, n_eval: int, n_calibration: int, seed_spearman: float,
-                    half_spearman: float, physical: list[dict], **about) -> dict:
+def pruning_summary(
+    curves,                # DataFrame with `CURVE_COLUMNS`
+    scope: str,            # the headline scope: "uniform" or "global"
+    ratios,                # the measured ratios (those >= 0.1 are listed)
+    base: float,           # the unpruned accuracy, in [0, 1]
+    n_eval: int,           # test images behind each accuracy
+    n_calibration: int,    # training images BatchNorm was re-estimated on
+    seed_spearman: float,  # mean Spearman between the SA seeds' rankings
+    half_spearman: float,  # Spearman between SA networks on halves of the At-GCs
+    physical: list[dict],  # `physical_pruning` rows; the last (fine-tuned) one is kept
+    **about,               # more keys to record: model, dataset, seconds, ...
+) -> dict:                 # JSON-ready summary
     """What a pruning run measured, as JSON: the areas (mean, sd) per criterion under both orders, SA's stability,
     the global-scope and BN-as-trained areas, the physically pruned model; `about`: model, dataset, seconds, ..."""
     summary = auc_summary(curves, scope, True)
@@ -408,7 +511,13 @@ def pruning_summary(curves, scope: str, ratios, base: float, n_eval: int, n_cali
             "physical": physical[-1], **{k: v for k, v in about.items() if k not in ("model", "dataset")}}
 
 # %% ../nbs/03c_pruning.ipynb #0b7d1c3a
-def largest_kept_ratio(curves, criterion: str, base: float, max_loss: float, fine_tuned: bool = True) -> float:
+def largest_kept_ratio(
+    curves,                   # DataFrame with `CURVE_COLUMNS`
+    criterion: str,           # the criterion read, e.g. "sa"
+    base: float,              # the unpruned accuracy, in [0, 1]
+    max_loss: float,          # accuracy that may be lost, a fraction (0.01: 1 point)
+    fine_tuned: bool = True,  # read the fine-tuned points (True) or the others
+) -> float:                   # the largest such ratio; 0 if none
     """The largest ratio where `criterion`'s mean accuracy, least relevant first (fine-tuned or not), stays within
     `max_loss` of `base`; 0 if none."""
     pick = (curves.criterion == criterion) & (curves.order == "lerf") & (curves.fine_tuned == fine_tuned)
@@ -416,8 +525,17 @@ def largest_kept_ratio(curves, criterion: str, base: float, max_loss: float, fin
     return max([r for r, a in acc.items() if a >= base - max_loss] + [0.0])
 
 # %% ../nbs/03c_pruning.ipynb #f9afb7b6
-def bn_sample_check(model: nn.Module, rankings: dict[tuple[str, int], dict], test, images: torch.Tensor, sizes,
-                    ratio: float = 0.5, scope: str = "uniform", order: str = "lerf", log: Path | str | None = None):
+def bn_sample_check(
+    model: nn.Module,                       # the CNN (not changed)
+    rankings: dict[tuple[str, int], dict],  # (criterion, seed) -> scores (conv module path -> score per kernel)
+    test,                                   # TensorDataset of the test images and labels
+    images: torch.Tensor,                   # training images; the first n re-estimate BatchNorm
+    sizes,                                  # the numbers n of images tried
+    ratio: float = 0.5,                     # fraction of the kernels removed, in [0, 1)
+    scope: str = "uniform",                 # "uniform" or "global" (`keep_masks`)
+    order: str = "lerf",                    # "lerf" or "morf" (`keep_masks`)
+    log: Path | str | None = None,          # JSON-lines file of measurements, read back and appended to
+) -> pd.DataFrame:                          # criterion, seed, n_images, accuracy
     """Accuracy of each ranking's mask at `ratio` with BatchNorm re-estimated on the first n of `images`, n in `sizes`;
     measurements in `log` (JSON lines, keyed by masks and n) are read back."""
     import pandas as pd

@@ -27,14 +27,18 @@ class Term:
     in_chan: torch.Tensor   # for each channel entry: its channel position in this tensor
     delta: torch.Tensor     # (R, N, entries, H, W): references first, so that they can be a conv's batch
 
-    def map(self, fn) -> "Term": return Term(self.source, self.src_chan, self.in_chan, fn(self.delta))
+    def map(
+        self,
+        fn,          # delta -> the new share, (R, N, entries, ...) in and out
+    ) -> "Term":     # the same source and channels, delta replaced by fn(delta)
+        return Term(self.source, self.src_chan, self.in_chan, fn(self.delta))
 
 @dataclass
 class Value:
     "A tensor on the images (`x`, N first) and on the references (`ref`, R first), and its difference as terms."
-    x: torch.Tensor
-    ref: torch.Tensor
-    terms: list[Term] = field(default_factory=list)
+    x: torch.Tensor   # the tensor on the images, (N, ...)
+    ref: torch.Tensor  # the tensor on the references, (R, ...)
+    terms: list[Term] = field(default_factory=list)  # x - ref split by source layer; [] inside a conv's own chain
 
 # %% ../nbs/03_graphs_rules.ipynb #3d39a89b
 def _non_inplace(model: nn.Module) -> nn.Module:
@@ -64,7 +68,10 @@ def _call(gm: fx.GraphModule, node: fx.Node, args, kwargs):
     return _OUT_OF_PLACE.get(node.target, node.target)(*args, **kwargs)
 
 # %% ../nbs/03_graphs_rules.ipynb #7bbc69b1
-def grad_at(fn, z: torch.Tensor) -> torch.Tensor:
+def grad_at(
+    fn,               # an elementwise activation: module, function or `Step.call_on`
+    z: torch.Tensor,  # where to take the derivative, any shape
+) -> torch.Tensor:    # dfn/dz at each entry of z, z's shape
     "The elementwise derivative of activation `fn` at `z`."
     with torch.enable_grad():
         z = z.detach().clone().requires_grad_()
@@ -149,16 +156,19 @@ def _maxpool_terms(gm: fx.GraphModule, node: fx.Node, args, kwargs, inp: Value, 
 @dataclass
 class Step:
     "One operation as a term rule sees it: its node, its operands' values, its output on the images and references."
-    gm: fx.GraphModule
-    node: fx.Node
-    ins: list[Value]
-    args: tuple
-    kwargs: dict
-    out: torch.Tensor
-    ref: torch.Tensor
-    env: dict
+    gm: fx.GraphModule  # the traced model the node belongs to
+    node: fx.Node       # the operation's fx node
+    ins: list[Value]    # the values of its input nodes (`node.all_input_nodes`, in order)
+    args: tuple         # its positional arguments, tensors as on the images
+    kwargs: dict        # its keyword arguments, tensors as on the images
+    out: torch.Tensor   # its output on the images, (N, ...)
+    ref: torch.Tensor   # its output on the references, (R, ...)
+    env: dict           # node name -> Value of the nodes computed so far and still needed
 
-    def call_on(self, t: torch.Tensor) -> torch.Tensor:
+    def call_on(
+        self,
+        t: torch.Tensor,   # the new first operand: a share of a difference, the references
+    ) -> torch.Tensor:     # the operation's output on `t`, the other operands unchanged
         "The same operation on another first operand (a share of a difference, the references)."
         return _call(self.gm, self.node, (t,) + tuple(self.args[1:]), self.kwargs)
 

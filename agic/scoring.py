@@ -30,20 +30,37 @@ __all__ = ['READOUTS', 'HC_LOW', 'HC_HIGH', 'HC_TEMPERATURE', 'OBJECTIVES', 'BN_
 # %% ../nbs/03b_scoring.ipynb #5e33207c
 READOUTS = ["batch", "image"]
 
-def standardised(v: torch.Tensor, spread: float) -> torch.Tensor:
+def standardised(
+    v: torch.Tensor,  # logits (rows, size): one row per layer or per image
+    spread: float,    # standard deviation each row is scaled to
+) -> torch.Tensor:    # (rows, size): each row's z-scores times `spread`
     """Logits (rows, size) standardised within each row and scaled by `spread`: only the order within a layer counts,
     and no logit can drift away. A layer of one kernel has no spread: its logit is 0."""
     return spread * ((v - v.mean(1, keepdim=True)) / v.std(1, keepdim=True).clamp_min(1e-6)).nan_to_num(0.0)
 
-def read_out(mean: torch.Tensor, readout: str, spread: float | None) -> torch.Tensor:
+# %% ../nbs/03b_scoring.ipynb #73cf256d
+def read_out(
+    mean: torch.Tensor,    # node logits averaged over images (rows, size)
+    readout: str,          # `"batch"` (standardised here) or `"image"` (already)
+    spread: float | None,  # scale of standardised logits; None: `mean` as it is
+) -> torch.Tensor:         # the logits (rows, size) that gate
     """Logits averaged over images (rows, size) as they gate: standardised per row by the `"batch"` readout (its
     per-image logits come raw), as they are for `"image"` (already standardised per image) or without a `spread`."""
     return standardised(mean, spread) if readout == "batch" and spread is not None else mean
 
+# %% ../nbs/03b_scoring.ipynb #dda1494c
 class SANetwork(nn.Module):
     "Scoring-aggregation network: a score in (0,1) for every kernel node, score-weighted aggregation, an MLP head."
-    def __init__(self, encoder: AtGCEncoder, n_classes: int, hidden: int = 128, spread: float | None = None,
-                 freeze_encoder: bool = False, zero_scores: bool = False, readout: str = "batch"):
+    def __init__(
+        self,
+        encoder: AtGCEncoder,          # the At-GC encoder (kept, not copied)
+        n_classes: int,                # number of classes the aggregation head predicts
+        hidden: int = 128,             # width of the MLP head's hidden layer
+        spread: float | None = None,   # scale of standardised node logits; None: never standardised
+        freeze_encoder: bool = False,  # True: the encoder's weights are frozen (in place)
+        zero_scores: bool = False,     # True: the scorers' last layers start at zero (all tied)
+        readout: str = "batch",        # `"batch"`: standardise mean logits; `"image"`: each image's
+    ):
         super().__init__()
         check_choice("readout", readout, READOUTS)
         self.encoder, H, self.spread, self.freeze_encoder = encoder, encoder.hidden, spread, freeze_encoder
@@ -58,7 +75,10 @@ class SANetwork(nn.Module):
         dim = H * len(self.kernel_types) + encoder.node_dim * sum(encoder.sizes[nt] for nt in self.kernel_types)
         self.head = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, n_classes))
 
-    def node_logits(self, h: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def node_logits(
+        self,
+        h: dict[str, torch.Tensor],  # node type -> node embeddings (graphs, size, hidden)
+    ) -> dict[str, torch.Tensor]:    # kernel node type -> node logits (graphs, size)
         """Node logits (graphs, size) per kernel node type, from node embeddings. With a `spread` and
         `readout="image"`, standardised within each layer of each graph and scaled by it; with `readout="batch"` they
         come raw, and what averages them over images (a batch, a class, a calibration set) standardises the mean."""
@@ -66,7 +86,10 @@ class SANetwork(nn.Module):
         if self.spread is None or self.readout == "batch": return a
         return {nt: standardised(v, self.spread) for nt, v in a.items()}
 
-    def forward(self, data) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self,
+        data,                                           # a PyG batch of At-GCs, or `Embedded` ones
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # class logits (graphs, n_classes) and node logits
         "Class logits and node logits of a batch of At-GCs (a node's score is the sigmoid of its logit)."
         if isinstance(data, Embedded): h = data.h   # a frozen encoder's embeddings, computed once (`embed`)
         else:
@@ -83,7 +106,7 @@ class SANetwork(nn.Module):
 @dataclass
 class Embedded:
     "At-GCs already through an encoder: node embeddings (graphs, size, hidden) per node type, and their images' facts."
-    h: dict[str, torch.Tensor]
+    h: dict[str, torch.Tensor]  # node type -> node embeddings (graphs, size, hidden)
     image_index: torch.Tensor   # index of each At-GC's image in its split
     y: torch.Tensor             # each image's label
     strength: dict[str, torch.Tensor] | None = None   # summed |SHAP| of each node's edges (graphs, size) per node type
@@ -92,24 +115,36 @@ class Embedded:
     @property
     def num_graphs(self) -> int: return len(self.y)
     def __len__(self) -> int: return len(self.y)
-    def __getitem__(self, idx) -> Embedded:
+    def __getitem__(
+        self,
+        idx,        # which At-GCs: indices (a list or a tensor), a mask or a slice
+    ) -> Embedded:  # those At-GCs
         pick = lambda d: None if d is None else {nt: v[idx] for nt, v in d.items()}
         return Embedded(pick(self.h), self.image_index[idx], self.y[idx], pick(self.strength),
                         None if self.source is None else self.source[idx])
-    def to(self, device) -> Embedded:
+    def to(
+        self,
+        device,     # the device every tensor is moved to
+    ) -> Embedded:  # a copy on `device`
         move = lambda d: None if d is None else {nt: v.to(device) for nt, v in d.items()}
         return Embedded(move(self.h), self.image_index.to(device), self.y.to(device), move(self.strength),
                         None if self.source is None else self.source.to(device))
 
     @staticmethod
-    def joined(parts: list[Embedded]) -> Embedded:
+    def joined(
+        parts: list[Embedded],  # the At-GCs of each CNN; `source` is the index in this list
+    ) -> Embedded:              # all of them in one set
         "The At-GCs of several CNNs in one set, each marked with the index of its part (`source`)."
         cat = lambda ds: None if ds[0] is None else {nt: torch.cat([d[nt] for d in ds]) for nt in ds[0]}
         return Embedded(cat([p.h for p in parts]), torch.cat([p.image_index for p in parts]),
                         torch.cat([p.y for p in parts]), cat([p.strength for p in parts]),
                         torch.cat([torch.full((len(p),), k) for k, p in enumerate(parts)]))
 
-def node_strength(data, sizes: dict[str, int]) -> dict[str, torch.Tensor]:
+# %% ../nbs/03b_scoring.ipynb #8f4d3e27
+def node_strength(
+    data,                      # a PyG batch of At-GCs
+    sizes: dict[str, int],     # node type -> nodes per At-GC (`store.sizes`)
+) -> dict[str, torch.Tensor]:  # node type -> strength of each node (graphs, size), on the CPU
     """Each node's SHAP strength in a batch of At-GCs, (graphs, size) per node type: the summed weight (|SHAP| in the
     store's per-layer scale) of every edge touching it, over all edge types (so each edge counts once as itself and
     once as its reverse)."""
@@ -118,19 +153,31 @@ def node_strength(data, sizes: dict[str, int]) -> dict[str, torch.Tensor]:
         a = a.abs(); out[src] = out[src] + a.sum(2).cpu(); out[dst] = out[dst] + a.sum(1).cpu()
     return out
 
+# %% ../nbs/03b_scoring.ipynb #db5b5fab
 def _batches(graphs: list, batch_size: int) -> list:
     from torch_geometric.data import Batch
     return [Batch.from_data_list(graphs[i:i + batch_size]) for i in range(0, len(graphs), batch_size)]
 
-def image_facts(graphs: list, sizes: dict[str, int], batch_size: int = 128, batches=None) -> Embedded:
+# %% ../nbs/03b_scoring.ipynb #ec99108d
+def image_facts(
+    graphs: list,           # At-GCs, each with its `image_index` and `y`
+    sizes: dict[str, int],  # node type -> nodes per At-GC (`store.sizes`)
+    batch_size: int = 128,  # At-GCs per batch
+    batches=None,           # the PyG batches of `graphs` if already made; None: made here
+) -> Embedded:              # image index, label and strengths; `h` empty
     """What the fidelity objective reads of each At-GC besides its embeddings: its image's index and label, and each
     kernel's SHAP strength (`Embedded` without `h`; all that free gates need)."""
     strengths = [node_strength(b, sizes) for b in (batches or _batches(graphs, batch_size))]
     return Embedded({}, torch.cat([g.image_index.view(-1) for g in graphs]), torch.cat([g.y.view(-1) for g in graphs]),
                     {nt: torch.cat([s[nt] for s in strengths]) for nt in strengths[0]})
 
+# %% ../nbs/03b_scoring.ipynb #c7fde805
 @torch.no_grad()
-def embed(encoder: AtGCEncoder, graphs: list, batch_size: int = 128) -> Embedded:
+def embed(
+    encoder: AtGCEncoder,   # the encoder, on the CPU (where the batches are made)
+    graphs: list,           # At-GCs to embed
+    batch_size: int = 128,  # At-GCs per batch
+) -> Embedded:              # node embeddings and image facts of every At-GC
     "Every At-GC of `graphs` through `encoder` (node embeddings), in batches."
     batches = _batches(graphs, batch_size)
     parts, facts = [encoder.nodes(b) for b in batches], image_facts(graphs, encoder.sizes, batches=batches)
@@ -139,15 +186,21 @@ def embed(encoder: AtGCEncoder, graphs: list, batch_size: int = 128) -> Embedded
 # %% ../nbs/03b_scoring.ipynb #c8b193e4
 HC_LOW, HC_HIGH, HC_TEMPERATURE = -0.1, 1.1, 2 / 3   # hard-concrete stretch and temperature (Louizos et al., 2018)
 
-def hard_concrete(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def hard_concrete(
+    logits: torch.Tensor,                      # gate logits, any shape, on any device
+    generator: torch.Generator | None = None,  # CPU generator of the noise; None: torch's global one
+) -> torch.Tensor:                             # gates in [0, 1], shaped like `logits`, on their device
     "Gates in [0, 1]: hard-concrete samples of `logits` (exactly 0 or 1 with positive probability); noise from the CPU."
     u = torch.rand(logits.shape, generator=generator).clamp(1e-6, 1 - 1e-6).to(logits.device)
     s = torch.sigmoid((u.log() - (-u).log1p() + logits) / HC_TEMPERATURE)
     return (s * (HC_HIGH - HC_LOW) + HC_LOW).clamp(0.0, 1.0)
 
 # %% ../nbs/03b_scoring.ipynb #a96c82df
-def nested_gates(logits: dict[str, torch.Tensor], ratio: float | dict[str, float],
-                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+def nested_gates(
+    logits: dict[str, torch.Tensor],           # node type -> one logit per kernel (size,)
+    ratio: float | dict[str, float],           # share of each layer's kernels removed, in [0, 1), or per node type
+    generator: torch.Generator | None = None,  # CPU generator of the noise; None: torch's global one
+) -> dict[str, torch.Tensor]:                  # node type -> gates (size,); all ones where none is removed
     """One gate per kernel for removal ratio `ratio` (one for every layer, or one per layer): in each layer,
     hard-concrete around the threshold between the kernels a LeRF mask would remove (lowest logits) and the rest."""
     out = {}
@@ -176,7 +229,12 @@ def _global_batch_norm(m: nn.modules.batchnorm._BatchNorm):
 class GatedCNN:
     """A frozen copy of `cnn` whose kernels' outputs (after their BatchNorm) are multiplied by gates, one hook per
     conv; `bn="batch"` normalises the gated forward with the batch's own statistics, as re-estimated BatchNorm would."""
-    def __init__(self, cnn: nn.Module, modules: dict[str, str], bn: str = "batch"):
+    def __init__(
+        self,
+        cnn: nn.Module,           # the CNN to gate (copied: the original is not changed)
+        modules: dict[str, str],  # node type -> module path of its conv in `cnn`
+        bn: str = "batch",        # `"batch"`: BatchNorm uses batch statistics; `"fixed"`: stored ones
+    ):
         self.cnn, self.bn = copy.deepcopy(cnn).eval().requires_grad_(False), check_choice("bn", bn, BN_MODES)
         self.norms = [m for m in self.cnn.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         for m in self.norms: m.momentum = 0.0   # batch statistics are used, never stored: the reference stays the CNN
@@ -193,14 +251,25 @@ class GatedCNN:
         "Gates (size,) for every image, or (images, size) one row per image, shaped to multiply a feature map."
         return g.view(*(g.shape if g.dim() == 2 else (1, -1)), 1, 1)
 
-    def to(self, device): self.cnn.to(device); return self
+    def to(
+        self,
+        device,  # the device the CNN is moved to
+    ):
+        self.cnn.to(device); return self
 
     @torch.no_grad()
-    def reference(self, x: torch.Tensor) -> torch.Tensor:
+    def reference(
+        self,
+        x: torch.Tensor,  # images (batch, channels, height, width), on the CNN's device
+    ) -> torch.Tensor:    # the ungated CNN's logits (batch, classes)
         "The CNN's own logits (nothing gated, its stored BatchNorm statistics)."
         return self.cnn(x.contiguous(memory_format=torch.channels_last))
 
-    def __call__(self, x: torch.Tensor, gates: dict[str, torch.Tensor]) -> torch.Tensor:
+    def __call__(
+        self,
+        x: torch.Tensor,                 # images (batch, channels, height, width), on the CNN's device
+        gates: dict[str, torch.Tensor],  # node type -> gates (size,) or (len(x), size); absent: ungated
+    ) -> torch.Tensor:                   # logits of the gated CNN (batch, classes)
         "Logits of the gated CNN on `x`; gradients flow to the gates (per layer: (size,), or (len(x), size))."
         self.gates = gates
         for m in self.norms: m.train(self.bn == "batch")
@@ -219,9 +288,9 @@ SCORER_INITS = ["random", "zero"]
 class SAConfig:
     "Hyper-parameters of SA training (the encoder is fine-tuned with it)."
     objective: str = "fidelity"  # "fidelity": gates in the CNN keep its decision; "label": the last release's objective
-    epochs: int = 20
-    lr: float = 1e-3
-    batch_size: int = 32
+    epochs: int = 20             # training epochs
+    lr: float = 1e-3             # Adam's learning rate
+    batch_size: int = 32         # At-GCs per (global) batch
     sparsity: float = 0.1        # "label": λ of the penalty λ · mean(score)
     # "fidelity": weight of the aggregation head's cross-entropy on the CNN's own prediction
     head_weight: float = 0.1
@@ -238,8 +307,8 @@ class SAConfig:
     readout: str = "batch"
     # "fidelity": share of the gating terms that gate each image by its own class's mean scores, not the batch's
     class_weight: float = 0.0
-    hidden: int = 128
-    seed: int = 0
+    hidden: int = 128            # width of the aggregation head's hidden layer
+    seed: int = 0                # seeds the weights, the batch order and the gate noise
 
     def __post_init__(self):
         check_choice("objective", self.objective, OBJECTIVES); check_choice("bn", self.bn, BN_MODES)
@@ -253,8 +322,12 @@ class SAConfig:
         check_range("max_ratio", self.max_ratio, 0.0, 0.99); check_range("class_weight", self.class_weight, 0.0, 1.0)
         check_range("hidden", self.hidden, 1, 4096, kind=int); check_range("seed", self.seed, 0, kind=int)
 
-def sa_loss(logits: torch.Tensor, node_logits: dict[str, torch.Tensor], y: torch.Tensor,
-            sparsity: float) -> torch.Tensor:
+def sa_loss(
+    logits: torch.Tensor,                  # class logits (graphs, n_classes)
+    node_logits: dict[str, torch.Tensor],  # node type -> node logits (graphs, size)
+    y: torch.Tensor,                       # each At-GC's image label (graphs,)
+    sparsity: float,                       # λ, the weight of the mean score
+) -> torch.Tensor:                         # the loss, a scalar
     "The `label` objective: cross-entropy plus λ times the mean score over every kernel node of the batch."
     return (F.cross_entropy(logits, y)
             + sparsity * torch.sigmoid(torch.cat([a.flatten() for a in node_logits.values()])).mean())
@@ -376,9 +449,18 @@ def _fit_saved(net: nn.Module, data, cfg: SAConfig, objective: tuple, gen: torch
     return save_trained(folder, partial, net, weights, store, graphs, cfg, {"curve": curve}, start)
 
 # %% ../nbs/03b_scoring.ipynb #dce1b809
-def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes: int, encoder_tag: str = "",
-             cache: Path | str | None = None, progress: bool = True, cnn: nn.Module | None = None,
-             splits=None) -> tuple[SANetwork, dict]:
+def train_sa(
+    encoder: AtGCEncoder,             # pretrained encoder (copied: the original is not changed)
+    store,                            # the `GraphStore` `graphs` come from
+    graphs: list,                     # training At-GCs
+    cfg: SAConfig,                    # SA training settings
+    n_classes: int,                   # number of classes of the data set
+    encoder_tag: str = "",            # names the encoder in the cache key (`EncoderConfig.tag`)
+    cache: Path | str | None = None,  # cache folder; None: `cache_dir()`
+    progress: bool = True,            # show a progress bar
+    cnn: nn.Module | None = None,     # `fidelity`: the CNN the store was built from
+    splits=None,                      # `fidelity`: that CNN's data set (`Splits`)
+) -> tuple[SANetwork, dict]:          # the SA network (eval mode) and its record (meta.json)
     """Train an SA network on `graphs` on top of `encoder`, or load it from the cache; checkpointed every epoch and
     distributed under `torchrun`, like DGI pretraining (`agic.loop.fit`). The `fidelity` objective
     needs the `cnn` the store was built from and its data `splits` (the images behind the At-GCs)."""
@@ -407,9 +489,9 @@ def train_sa(encoder: AtGCEncoder, store, graphs: list, cfg: SAConfig, n_classes
 @dataclass
 class Source:
     "One CNN and the At-GCs of its images: what the SA network reads (`graphs` of `store`) and what it gates (`cnn`)."
-    store: object
-    graphs: list
-    cnn: nn.Module
+    store: object   # the `GraphStore` of the CNN's At-GCs
+    graphs: list    # At-GCs of `store` to train on
+    cnn: nn.Module  # the CNN `store` was built from (its kernels are gated)
 
 def _across_step(objectives: list[tuple]):
     "One batch of At-GCs of several CNNs: each CNN's share by its own objective, weighted by the share's size."
@@ -425,9 +507,16 @@ def _across_step(objectives: list[tuple]):
         return loss, numbers
     return step, objectives[0][1]
 
-def train_sa_across(encoder: AtGCEncoder, sources: list[Source], cfg: SAConfig, n_classes: int, splits,
-                    encoder_tag: str = "", cache: Path | str | None = None,
-                    progress: bool = True) -> tuple[SANetwork, dict]:
+def train_sa_across(
+    encoder: AtGCEncoder,             # pretrained encoder blind to kernel order (copied)
+    sources: list[Source],            # the CNNs and their At-GCs; the first one names the cache
+    cfg: SAConfig,                    # SA training settings: fidelity objective, frozen encoder
+    n_classes: int,                   # number of classes of the data set
+    splits,                           # the data set (`Splits`) behind every CNN's At-GCs
+    encoder_tag: str = "",            # names the encoder in the cache key (`EncoderConfig.tag`)
+    cache: Path | str | None = None,  # cache folder; None: `cache_dir()`
+    progress: bool = True,            # show a progress bar
+) -> tuple[SANetwork, dict]:          # the SA network (eval mode) and its record (meta.json)
     """An SA network trained by the fidelity objective on the At-GCs of several CNNs of one architecture (`sources`;
     the encoder frozen), or loaded from the cache. Score another CNN's kernels with `kernel_importance`."""
     if cfg.objective != "fidelity" or not cfg.freeze_encoder:
@@ -461,15 +550,21 @@ class KernelImportance:
     modules: dict[str, str]                # node type -> the conv's module path in the CNN
     overall: dict[str, torch.Tensor]       # node type -> (size,)
     per_class: dict[str, torch.Tensor]     # node type -> (n_classes, size); NaN for a class without images
-    model_hash: str
-    n_graphs: int
+    model_hash: str                        # model hash of the CNN scored (its store's)
+    n_graphs: int                          # number of At-GCs the scores are averaged over
 
-    def by_module(self, per_class: bool = False) -> dict[str, torch.Tensor]:
+    def by_module(
+        self,
+        per_class: bool = False,   # True: the per-class scores (n_classes, size)
+    ) -> dict[str, torch.Tensor]:  # conv module path -> scores
         """Overall importance (or the (n_classes, size) per-class one) keyed by the conv's module path (what pruning
         needs)."""
         return {self.modules[l]: (self.per_class if per_class else self.overall)[l] for l in self.layers}
 
-    def save(self, path: Path | str) -> Path:
+    def save(
+        self,
+        path: Path | str,  # the .pt file; the .json record goes beside it
+    ) -> Path:             # `path`
         "Tensors in `path` (.pt, plain tensors), everything else in the JSON beside it; written atomically."
         path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
         tensors = ({f"overall/{l}": self.overall[l] for l in self.layers}
@@ -481,7 +576,11 @@ class KernelImportance:
         return path
 
     @classmethod
-    def load(cls, path: Path | str, model_hash: str | None = None) -> "KernelImportance":
+    def load(
+        cls,
+        path: Path | str,               # a .pt file `save` wrote, its .json beside it
+        model_hash: str | None = None,  # the CNN it must belong to; None: any
+    ) -> "KernelImportance":            # the saved importance
         "Load a saved importance; refused if it belongs to a CNN other than `model_hash`."
         path = Path(path)
         if not path.is_file() or not path.with_suffix(".json").is_file():
@@ -498,8 +597,14 @@ class KernelImportance:
 
 # %% ../nbs/03b_scoring.ipynb #11e7bb18
 @torch.no_grad()
-def kernel_importance(sa: SANetwork, store, graphs: list, n_classes: int, batch_size: int = 64,
-                      cache: Path | str | None = None) -> KernelImportance:
+def kernel_importance(
+    sa: SANetwork,                    # a trained SA network (put in eval mode)
+    store,                            # the `GraphStore` `graphs` come from
+    graphs: list,                     # calibration At-GCs the scores are averaged over
+    n_classes: int,                   # number of classes of the data set
+    batch_size: int = 64,             # At-GCs per batch
+    cache: Path | str | None = None,  # folder the importance is read from or saved in; None: neither
+) -> KernelImportance:                # each kernel's mean score, overall and per class
     """Mean node score of every kernel over `graphs` (overall) and over the graphs of each class (`readout="batch"`:
     the sigmoid of the standardised mean logit, as the objective gated with). With `cache` (a folder) it is read back
     when the same weights scored the same At-GCs before, and saved there otherwise."""
@@ -533,11 +638,18 @@ def kernel_importance(sa: SANetwork, store, graphs: list, n_classes: int, batch_
 class SAImportance(tp.importance.Importance):
     """The SA ranking (per-kernel scores keyed by conv module path, e.g. `KernelImportance.by_module()`) as a
     torch-pruning importance for `model`."""
-    def __init__(self, model: nn.Module, scores: dict[str, torch.Tensor]):
+    def __init__(
+        self,
+        model: nn.Module,                 # the CNN torch-pruning prunes
+        scores: dict[str, torch.Tensor],  # conv module path -> score per kernel (size,); higher: kept
+    ):
         self.scores = {m: scores[n] for n, m in model.named_modules() if n in scores}  # module -> scores
 
     @torch.no_grad()
-    def __call__(self, group) -> torch.Tensor | None:
+    def __call__(
+        self,
+        group,                 # a torch-pruning dependency group
+    ) -> torch.Tensor | None:  # mean score per channel of the group; None: no scored conv
         root = group[0].root_idxs
         total, count = torch.zeros(len(root)), torch.zeros(len(root))
         position = {r: i for i, r in enumerate(root)}

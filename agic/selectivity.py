@@ -21,8 +21,14 @@ __all__ = ['SELECTIVITY_FLOOR', 'class_accuracy', 'class_activation_scores', 'cl
 
 # %% ../nbs/03c3_selectivity.ipynb #03076eea
 @torch.no_grad()
-def class_accuracy(model: nn.Module, masks: dict[str, torch.Tensor], ds, n_classes: int,
-                   calibration: torch.Tensor | None = None, batch_size: int = EVAL_BATCH) -> torch.Tensor:
+def class_accuracy(
+    model: nn.Module,                         # the CNN (not changed)
+    masks: dict[str, torch.Tensor],           # conv module path -> bool keep-mask; {}: nothing removed
+    ds,                                       # TensorDataset of the images and labels evaluated
+    n_classes: int,                           # number of classes
+    calibration: torch.Tensor | None = None,  # images BatchNorm is re-estimated on; None: statistics as trained
+    batch_size: int = EVAL_BATCH,             # images per forward pass
+) -> torch.Tensor:                            # (n_classes,) accuracy per class; 0 without images
     "Accuracy on the images of each class of `ds` with the masked kernels removed (BN re-estimated on `calibration`)."
     net, rest = sliced(model, masks)
     if calibration is not None: _reestimate(net, rest, calibration)
@@ -35,8 +41,13 @@ def class_accuracy(model: nn.Module, masks: dict[str, torch.Tensor], ds, n_class
 
 # %% ../nbs/03c3_selectivity.ipynb #6498fab4
 @torch.no_grad()
-def class_activation_scores(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, n_classes: int,
-                            batch_size: int = 256) -> dict[str, torch.Tensor]:
+def class_activation_scores(
+    model: nn.Module,          # the CNN (put in eval mode)
+    images: torch.Tensor,      # the images
+    labels: torch.Tensor,      # their labels, in [0, n_classes)
+    n_classes: int,            # number of classes
+    batch_size: int = 256,     # images per forward pass
+) -> dict[str, torch.Tensor]:  # conv module path -> (n_classes, kernels) scores; 0 without images
     """Mean |pre-activation| (its BatchNorm's output, or the conv's) of every kernel per class: (n_classes, kernels)
     per conv."""
     model = model.eval(); convs, now = kernel_modules(model), {}
@@ -54,7 +65,11 @@ def class_activation_scores(model: nn.Module, images: torch.Tensor, labels: torc
     return {name: t / n for name, t in total.items()}
 
 # %% ../nbs/03c3_selectivity.ipynb #fc89a16c
-def class_shap_strength(store, n_classes: int, progress: bool = True) -> dict[str, torch.Tensor]:
+def class_shap_strength(
+    store,                     # `GraphStore` of the CNN's At-GCs (labels in its manifest)
+    n_classes: int,            # number of classes
+    progress: bool = True,     # show a progress bar over the classes
+) -> dict[str, torch.Tensor]:  # conv module path -> (n_classes, kernels) scores
     """`shap_strength` over the At-GCs of each class: (n_classes, kernels) per conv (NaN rows for a class without
     graphs)."""
     labels = torch.tensor(store.manifest["labels"])
@@ -67,9 +82,15 @@ def class_shap_strength(store, n_classes: int, progress: bool = True) -> dict[st
 # %% ../nbs/03c3_selectivity.ipynb #fd95e2bf
 SELECTIVITY_FLOOR = 0.01   # accuracy drop on the other classes below which the denominator stops shrinking
 
-def class_selectivity(model: nn.Module, class_scores: dict[str, torch.Tensor], q: float, test, n_classes: int,
-                      calibration: torch.Tensor | None = None,
-                      base: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+def class_selectivity(
+    model: nn.Module,                         # the CNN (not changed)
+    class_scores: dict[str, torch.Tensor],    # conv module path -> (n_classes, kernels) scores
+    q: float,                                 # fraction of each layer's kernels removed per class, in [0, 1)
+    test,                                     # TensorDataset of the test images and labels
+    n_classes: int,                           # number of classes, at least 2
+    calibration: torch.Tensor | None = None,  # images BatchNorm is re-estimated on; None: statistics as trained
+    base: torch.Tensor | None = None,         # the unmasked per-class accuracy; None: measured
+) -> tuple[torch.Tensor, float]:              # (drops: class masked x class evaluated, selectivity)
     """Accuracy drops (n_classes masked x n_classes evaluated) when the top-`q` kernels of each class (per layer, by
     `class_scores`: (n_classes, kernels) per conv) are removed, and the selectivity: mean over classes of the drop on
     the class over the mean drop on the others (floored at `SELECTIVITY_FLOOR`). `base`: the unmasked per-class
@@ -83,12 +104,16 @@ def class_selectivity(model: nn.Module, class_scores: dict[str, torch.Tensor], q
     return drops, float((drops.diag() / others.clamp_min(SELECTIVITY_FLOOR)).mean())
 
 # %% ../nbs/03c3_selectivity.ipynb #d358f07a
-def class_contrast(class_scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def class_contrast(
+    class_scores: dict[str, torch.Tensor],  # conv module path -> (n_classes, kernels) scores
+) -> dict[str, torch.Tensor]:               # the same layout, less the other classes' mean
     "Per-class scores ((n_classes, kernels) per conv) minus, for each kernel, the mean of the other classes' scores."
     return {k: s - (s.sum(0, keepdim=True) - s) / (len(s) - 1) for k, s in class_scores.items()}
 
 # %% ../nbs/03c3_selectivity.ipynb #1bb1e93c
-def scores_key(scores: dict[str, torch.Tensor]) -> str:
+def scores_key(
+    scores: dict[str, torch.Tensor],  # conv module path -> (kernels,) or (n_classes, kernels)
+) -> str:                             # 16 hex digits of a SHA-256 of the kernels' order
     "A digest of per-kernel (or per-class) scores by the order they put the kernels in: rounding does not change it."
     import hashlib
     h = hashlib.sha256()
@@ -96,8 +121,16 @@ def scores_key(scores: dict[str, torch.Tensor]) -> str:
         h.update(module.encode()); h.update(scores[module].float().argsort(stable=True, dim=-1).numpy().tobytes())
     return h.hexdigest()[:16]
 
-def logged_selectivity(model: nn.Module, scores: dict, qs, test, n_classes: int, calibration: torch.Tensor | None,
-                       log: ResultLog, progress: bool = True) -> dict:
+def logged_selectivity(
+    model: nn.Module,                  # the CNN (not changed)
+    scores: dict,                      # (criterion, seed) -> per-class scores, as `class_scores`
+    qs,                                # fractions of each layer's kernels removed per class
+    test,                              # TensorDataset of the test images and labels
+    n_classes: int,                    # number of classes, at least 2
+    calibration: torch.Tensor | None,  # images BatchNorm is re-estimated on; None: as trained
+    log: ResultLog,                    # measurements read back, and new ones appended
+    progress: bool = True,             # show a progress bar
+) -> dict:                             # (criterion, seed, q) -> its entry
     """`class_selectivity` of every per-class score in `scores` ({(criterion, seed): class scores}) at every q in `qs`,
     as {(criterion, seed, q): entry (criterion, seed, q, selectivity, drops)}: read back from `log` when the same
     scores (by `scores_key`) were measured there, or measured now and appended to it."""
@@ -112,7 +145,10 @@ def logged_selectivity(model: nn.Module, scores: dict, qs, test, n_classes: int,
     return {(c, s, q): done[(c, s, q, keys[(c, s)])] for c, s in scores for q in qs}
 
 # %% ../nbs/03c3_selectivity.ipynb #85c4fa47
-def selectivity_verdicts(table, qs) -> list[tuple]:
+def selectivity_verdicts(
+    table,         # DataFrame (criterion, q, seed, selectivity): sa, activation, random
+    qs,            # the q values judged
+) -> list[tuple]:  # (claim, measured, bar, held) rows
     "The local view's bars as (claim, measured, bar, held) rows from `table` (criterion, q, seed, selectivity)."
     stat = lambda c, q: table[(table.criterion == c) & (table.q == q)].selectivity.agg(["mean", "std"]).fillna(0.0)
     has = lambda c: bool((table.criterion == c).any())

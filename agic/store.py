@@ -55,19 +55,30 @@ class StoreConfig:
         if self.topk: return f"top{self.topk}"
         return f"threshold{self.threshold}" if self.threshold is not None else "dense"
 
-def default_store_path(train_key: str, cfg: StoreConfig) -> Path:
+# %% ../nbs/03_graphs_store.ipynb #bc8b3869
+def default_store_path(
+    train_key: str,    # the trained model's `TrainConfig.key`
+    cfg: StoreConfig,  # the store's settings: split, n, refs and sparsity name the folder
+) -> Path:             # <cache>/graphs/<train_key>__<split><n>_R<refs>_<sparsity>
     "Where a store of a trained model (named by its `TrainConfig.key`) lives in the cache by default."
     from agic.core import cache_dir
     return cache_dir() / "graphs" / f"{train_key}__{cfg.split}{cfg.n}_R{cfg.refs}_{cfg.sparsity}"
 
-def split_images(splits, name: str) -> torch.utils.data.TensorDataset:
+def split_images(
+    splits,     # the data set's `Splits` (agic.data): train, val and test
+    name: str,  # one of SPLITS: train, val, test or train+val
+) -> torch.utils.data.TensorDataset:  # the split's (images, labels)
     "The images and labels of split `name`; `train+val` is the training split followed by the validation split."
     if name == "train+val":
         return torch.utils.data.TensorDataset(*(torch.cat([a, b])
                                                 for a, b in zip(splits.train.tensors, splits.val.tensors)))
     return getattr(splits, name)
 
-def reference_images(train: torch.utils.data.TensorDataset, R: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def reference_images(
+    train: torch.utils.data.TensorDataset,  # the training split: (images, labels)
+    R: int,                                 # how many references (all of `train` if it holds fewer)
+    seed: int = 0,                          # seed of the sample
+) -> tuple[torch.Tensor, torch.Tensor]:     # the images (R, C, H, W) and their indices in `train`
     "A fixed, seeded sample of `R` training images (and their indices): DeepSHAP's background."
     idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:R]
     return train.tensors[0][idx], idx
@@ -77,7 +88,11 @@ def _incoming(batch: AtGCBatch, dst: str, sources: list[str]) -> torch.Tensor:
     "All incoming edge values of layer `dst`: (N, Σ source sizes, size of dst)."
     return torch.cat([batch.edges[(s, dst)] for s in sources], 1)
 
-def sparsify(values: torch.Tensor, topk: int | None, threshold: float | None) -> dict[str, torch.Tensor]:
+def sparsify(
+    values: torch.Tensor,     # (N, S, D) edge values: N images, S source kernels, D destination kernels
+    topk: int | None,         # keep the k largest |value| per image and destination; None: see threshold
+    threshold: float | None,  # else keep |value| ≥ threshold × its destination's largest; both None: all
+) -> dict[str, torch.Tensor]: # CSR layout: ptr (N + 1,) over images; dst, src, val (fp16) per edge, 0s dropped
     "Keep, per image and destination node, the top-k incoming edges or those above a relative threshold."
     N, S, D = values.shape
     mag = values.abs()
@@ -123,7 +138,10 @@ def _concat(parts: list[dict]) -> dict[str, torch.Tensor]:
     return out
 
 # %% ../nbs/03_graphs_store.ipynb #85fdb0db
-def graph_slice(shard: dict[str, torch.Tensor], i: int) -> dict[str, torch.Tensor]:
+def graph_slice(
+    shard: dict[str, torch.Tensor],  # a shard's tensors, as `build_store` writes them
+    i: int,                          # the graph's position in the shard, from 0
+) -> dict[str, torch.Tensor]:        # its tensors, under the shard's keys (no `ptr/`)
     "The tensors of the i-th graph of a shard."
     out = {}
     for key, t in shard.items():
@@ -133,7 +151,9 @@ def graph_slice(shard: dict[str, torch.Tensor], i: int) -> dict[str, torch.Tenso
         elif kind != "ptr": out[key] = t[i]
     return out
 
-def graph_digest(graph: dict[str, torch.Tensor]) -> str:
+def graph_digest(
+    graph: dict[str, torch.Tensor],  # one graph's CPU tensors, e.g. `graph_slice(shard, i)`
+) -> str:                            # hex SHA-256
     "SHA-256 of one graph's tensors (each key, dtype and bytes, in key order): equal graphs, equal digests."
     h = hashlib.sha256()
     for key in sorted(graph):
@@ -167,7 +187,9 @@ def _shard_done(folder: Path, s: int) -> bool:
     "A shard is finished when its sidecar is whole and the shard's bytes still match it."
     return _finished_sidecar(folder, s) is not None
 
-def finished_graphs(folder: Path | str) -> int:
+def finished_graphs(
+    folder: Path | str,  # a store's folder (0 if there is none)
+) -> int:
     "How many graphs the finished shards in `folder` hold: what a resumed build keeps (a damaged shard is made again)."
     folder = Path(folder)
     if not folder.is_dir(): return 0
@@ -220,8 +242,15 @@ def _open_store(out: Path, identity: dict) -> None:
                         "choose a folder you can write to") from None
 
 # %% ../nbs/03_graphs_store.ipynb #13f8bf47
-def build_store(out: Path | str, model: torch.nn.Module, splits, cfg: StoreConfig, model_name: str = "model",
-                batch_size: int | None = None, progress: bool = True) -> Path:
+def build_store(
+    out: Path | str,                # the store's folder: new, empty, or this store's own (resumed)
+    model: torch.nn.Module,         # the trained CNN
+    splits,                         # the data set's `Splits`; the references come from its train split
+    cfg: StoreConfig,               # which images, which references, how sparse
+    model_name: str = "model",      # the model's name, recorded in the store
+    batch_size: int | None = None,  # images per builder call; None: the builder's block
+    progress: bool = True,          # show a progress bar
+) -> Path:                          # the store's manifest.json
     """Build (or resume) the graph store of `model` on `splits` in folder `out`; return the manifest's path.
     Under `torchrun`, every rank builds its own shards and rank 0 writes the manifest when all are done. The graphs
     are computed on this process's device (`agic.distributed.setup(device=...)`, the CPU unless a GPU was chosen)."""
@@ -299,7 +328,10 @@ def _write_manifest(out: Path, identity: dict, n_shards: int) -> Path:
 # %% ../nbs/03_graphs_store.ipynb #127376b7
 class GraphStore(torch.utils.data.Dataset):
     "A finished graph store, read back as tensors or PyG `HeteroData`."
-    def __init__(self, path: Path | str):
+    def __init__(
+        self,
+        path: Path | str,  # a finished store's folder (one with manifest.json)
+    ):
         self.path = Path(path)
         if not (self.path / "manifest.json").is_file():
             unfinished = (self.path / "store.json").is_file()
@@ -332,7 +364,10 @@ class GraphStore(torch.utils.data.Dataset):
 
 # %% ../nbs/03_graphs_store.ipynb #fabaa9d8
 @patch
-def shard(self: GraphStore, s: int) -> dict[str, torch.Tensor]:
+def shard(
+    self: GraphStore,
+    s: int,                     # the shard's number, from 0
+) -> dict[str, torch.Tensor]:   # its tensors, keyed '<kind>/<layer>' (and label, index)
     "The tensors of shard `s`, checked against its recorded SHA-256."
     if self._cache and self._cache[0] == s: return self._cache[1]
     info = self.manifest["shards"][s]
@@ -344,14 +379,20 @@ def shard(self: GraphStore, s: int) -> dict[str, torch.Tensor]:
     return self._cache[1]
 
 @patch
-def graph(self: GraphStore, i: int) -> dict[str, torch.Tensor]:
+def graph(
+    self: GraphStore,
+    i: int,                     # the graph's index in the store, 0 ≤ i < len(store)
+) -> dict[str, torch.Tensor]:
     "Plain tensors of graph i, as stored (map features fp16, outputs, edges)."
     if not 0 <= i < len(self): raise IndexError(f"graph {i} out of range for a store of {len(self)}")
     s = next(k for k in range(len(self.starts) - 1) if self.starts[k + 1] > i)
     return graph_slice(self.shard(s), i - self.starts[s])
 
 @patch
-def dense_edges(self: GraphStore, i: int) -> dict[tuple[str, str], torch.Tensor]:
+def dense_edges(
+    self: GraphStore,
+    i: int,                                  # the graph's index in the store
+) -> dict[tuple[str, str], torch.Tensor]:    # (source, destination) layer -> edge matrix
     "Edge matrices (size_src, size_dst) of graph i, float32, zeros where an edge was not kept."
     g, out = self.graph(i), {}
     for dst, sources in self.sources.items():
@@ -367,14 +408,21 @@ def dense_edges(self: GraphStore, i: int) -> dict[tuple[str, str], torch.Tensor]
 
 # %% ../nbs/03_graphs_store.ipynb #2c4398b0
 @patch
-def features(self: GraphStore, i: int, layer: str) -> torch.Tensor:
+def features(
+    self: GraphStore,
+    i: int,          # the graph's index in the store
+    layer: str,      # a node type: a layer's name
+) -> torch.Tensor:   # (size, len(NODE_FEATURES))
     "Node features of a layer in graph i, normalised with the store's per-node-type statistics."
     mean, std = self._stats[layer]
     raw = torch.cat([self.graph(i)[f"maps/{layer}"].float(), self.params[layer]], -1)
     return (raw - mean) / std
 
 @patch
-def hetero(self: GraphStore, i: int):
+def hetero(
+    self: GraphStore,
+    i: int,    # the graph's index in the store
+):
     "Graph i as a PyG `HeteroData`."
     from torch_geometric.data import HeteroData
     g, data = self.graph(i), HeteroData()
@@ -397,11 +445,18 @@ def hetero(self: GraphStore, i: int):
     return data
 
 @patch
-def __getitem__(self: GraphStore, i: int): return self.hetero(i)
+def __getitem__(
+    self: GraphStore,
+    i: int,    # the graph's index in the store
+): return self.hetero(i)
 
 # %% ../nbs/03_graphs_store.ipynb #21409cb6
 @patch
-def graphs(self: GraphStore, indices=None, progress: bool = True) -> list:
+def graphs(
+    self: GraphStore,
+    indices=None,           # the graphs' indices, in the order wanted; None: every graph
+    progress: bool = True,  # show a progress bar while loading (gone when done)
+) -> list:
     "The store's graphs (or those of `indices`) as a list of `HeteroData`, each read once: what training iterates over."
     idx = range(len(self)) if indices is None else indices
     return [self[i] for i in progress_bar(idx, desc="load At-GCs", disable=not progress, leave=False)]
@@ -412,14 +467,23 @@ def labels(self: GraphStore) -> torch.Tensor:
     return torch.cat([self.shard(s)["label"].view(-1) for s in range(len(self.manifest["shards"]))])
 
 @patch
-def loader(self: GraphStore, batch_size: int = 32, shuffle: bool = False, seed: int = 0, indices=None):
+def loader(
+    self: GraphStore,
+    batch_size: int = 32,   # graphs per batch
+    shuffle: bool = False,  # shuffle the graphs every epoch
+    seed: int = 0,          # seed of the shuffling
+    indices=None,           # a subset of graph indices; None: every graph
+):
     "PyG `DataLoader` over (a subset of) the store's graphs."
     from torch_geometric.loader import DataLoader
     ds = self if indices is None else torch.utils.data.Subset(self, list(indices))
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=torch.Generator().manual_seed(seed))
 
 @patch
-def checksum(self: GraphStore, verify: bool = True) -> str:
+def checksum(
+    self: GraphStore,
+    verify: bool = True,  # recompute from the shards (checking each); False: the manifest's record
+) -> str:                 # hex SHA-256 over every graph's digest, in image order
     """The store's content checksum: over every graph's digest in image order (recomputed from the shards if
     `verify`)."""
     if not verify: return self.manifest["checksum"]

@@ -54,7 +54,7 @@ class Layer:
     module_name: str                  # the conv's module path in the model
     conv: nn.Conv2d | None            # None for the `input` pseudo-layer
     size: int                         # number of kernels (output channels)
-    bn: nn.BatchNorm2d | None = None
+    bn: nn.BatchNorm2d | None = None  # the BatchNorm folded into the conv, or None
     act: object = None                # activation module or function after BN, or None
     conv_node: str = ""               # fx node names
     out_node: str = ""                # the node whose value is the kernel map
@@ -68,7 +68,9 @@ class Layer:
         scale, shift = bn_affine(self.bn)
         return w * scale.view(-1, 1, 1, 1), b * scale + shift
 
-def bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+def bn_affine(
+    bn: nn.BatchNorm2d,  # a BatchNorm with running statistics, affine or not
+) -> tuple[torch.Tensor, torch.Tensor]:  # (scale, shift), each (C,): BN(x) = scale·x + shift per channel
     "Per-channel scale and shift of an eval-mode BatchNorm."
     scale = 1 / torch.sqrt(bn.running_var + bn.eps)
     if bn.affine: scale = scale * bn.weight.detach()
@@ -179,7 +181,9 @@ def _chain(first: fx.Node, last: fx.Node) -> set[str]:
     return names
 
 # %% ../nbs/03_graphs_trace.ipynb #0c2c92b6
-def trace_layers(model: nn.Module) -> tuple[fx.GraphModule, list[Layer], dict[str, str]]:
+def trace_layers(
+    model: nn.Module,  # a CNN torch.fx can trace; set to eval mode here
+) -> tuple[fx.GraphModule, list[Layer], dict[str, str]]:  # the trace, its layers, node name -> kind
     "Trace `model`; return the fx graph, its layers (input first, then convs in order) and each needed node's kind."
     try: gm = fx.symbolic_trace(model.eval())
     except Exception as e:
@@ -227,7 +231,9 @@ def trace_layers(model: nn.Module) -> tuple[fx.GraphModule, list[Layer], dict[st
 # %% ../nbs/03_graphs_trace.ipynb #d5aaa764
 _traced = weakref.WeakKeyDictionary()   # model -> its kernel modules: tracing once per model, not once per curve point
 
-def kernel_modules(model: nn.Module) -> dict[str, tuple[nn.Conv2d, nn.Module]]:
+def kernel_modules(
+    model: nn.Module,  # a traceable CNN; traced once, the answer kept while it lives
+) -> dict[str, tuple[nn.Conv2d, nn.Module]]:  # conv path -> (conv, its BatchNorm or the conv itself)
     """Conv module path -> (the conv, the module whose output is the kernel's pre-activation map: its BatchNorm or
     itself): a fact about a CNN that scoring and pruning both need, read off its trace."""
     if model not in _traced:

@@ -29,12 +29,12 @@ class TrainConfig:
     "Everything that determines a trained model; its hash names the checkpoint."
     model: str = "vgg_small"        # zoo name, torchvision name or package.module:factory
     dataset: str = "fashion-mnist"  # see agic.data.DATASETS
-    epochs: int = 5
-    batch_size: int = 128
+    epochs: int = 5                 # passes over the training set, 1 to 1000
+    batch_size: int = 128           # images per SGD step, 1 to 65536
     lr: float = 0.1                 # peak learning rate of the one-cycle schedule
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
+    momentum: float = 0.9           # SGD momentum, 0 to 0.999 (Nesterov when > 0)
+    weight_decay: float = 5e-4      # SGD weight decay (L2), 0 to 1
+    label_smoothing: float = 0.1    # label smoothing of the cross-entropy loss, 0 to 0.99
     augment: bool = False           # random shifts (and flips where they keep the class)
     train_limit: int | None = None  # train on the first N training images only (quick runs)
     seed: int = 0                   # initial weights, batch order, augmentation
@@ -63,14 +63,20 @@ class TrainConfig:
         return f"{slug(self.model)}__{slug(self.dataset)}__{config_hash(settings)}"
 
 # %% ../nbs/02a_training.ipynb #ca1cfdea
-def save_checkpoint(model: nn.Module, metrics: dict, folder: Path) -> Path:
+def save_checkpoint(
+    model: nn.Module,  # the trained model; its state dict is saved from the CPU
+    metrics: dict,     # JSON-serialisable record, written as metrics.json
+    folder: Path,      # the checkpoint folder, replaced whole
+) -> Path:             # `folder / "model.pt"`
     "Write `model`'s state dict and `metrics` into `folder` atomically; return the state-dict path."
     with atomic_dir(folder) as tmp:
         torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "model.pt")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return folder / "model.pt"
 
-def load_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
+def load_state_dict(
+    path: Path | str,  # a state-dict file, or a folder holding model.pt
+) -> dict[str, torch.Tensor]:  # parameter or buffer name -> tensor, on the CPU
     "Read a state dict with `weights_only=True`; raise `AgicError` for a missing, damaged or non-state-dict file."
     path = Path(path)
     if path.is_dir(): path = path / "model.pt"
@@ -82,7 +88,10 @@ def load_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
                         f"{bad[0]!r} holds a {type(state[bad[0]]).__name__}")
     return state
 
-def load_checkpoint(model: nn.Module, path: Path | str) -> nn.Module:
+def load_checkpoint(
+    model: nn.Module,  # the model to load into; the state dict must fit it exactly
+    path: Path | str,  # a state-dict file, or a folder holding model.pt
+) -> nn.Module:        # `model`, loaded
     "Load the state dict at `path` into `model`, refusing missing, unexpected or mis-shaped parameters."
     state = load_state_dict(path)
     own = model.state_dict()
@@ -100,7 +109,11 @@ EVAL_BATCH = 64   # images per forward pass when accuracy is measured: on a CPU 
                   # cache), and an image's logits do not depend on the batch it is in (tested below)
 
 @torch.no_grad()
-def evaluate(model: nn.Module, ds, batch_size: int = EVAL_BATCH) -> float:
+def evaluate(
+    model: nn.Module,               # the classifier; left in eval mode
+    ds,                             # a `TensorDataset` of images and integer labels
+    batch_size: int = EVAL_BATCH,   # images per forward pass (the accuracy does not depend on it)
+) -> float:                         # fraction of images classified correctly, in [0, 1]
     "Accuracy of `model` on a `TensorDataset` of images and labels."
     model.eval()
     correct = sum((model(x.contiguous(memory_format=torch.channels_last)).argmax(1) == y).sum().item()
@@ -110,10 +123,10 @@ def evaluate(model: nn.Module, ds, batch_size: int = EVAL_BATCH) -> float:
 @dataclass
 class Trained:
     "A trained model with its data-set facts, checkpoint path and metrics."
-    model: nn.Module
-    info: DatasetInfo
-    path: Path
-    metrics: dict
+    model: nn.Module   # the trained model
+    info: DatasetInfo  # the data set it was trained on
+    path: Path         # its checkpoint file, model.pt
+    metrics: dict      # accuracies, timings, settings and per-epoch history, as in metrics.json
 
     def __repr__(self):
         return (f"Trained({self.metrics['config']['model']} on {self.info.name}: "
@@ -144,8 +157,15 @@ def _fit(model: nn.Module, splits: Splits, cfg: TrainConfig, progress: bool) -> 
                 desc=f"train {cfg.model} on {cfg.dataset}", progress=progress, log=progress)
     return [{"epoch": e + 1, **row} for e, row in enumerate(curve)]
 
-def train(config: TrainConfig | None = None, *, cache: Path | str | None = None, force: bool = False,
-          progress: bool = True, splits: Splits | None = None, **settings) -> Trained:
+def train(
+    config: TrainConfig | None = None,  # all settings (None: built from `settings`)
+    *,
+    cache: Path | str | None = None,    # cache folder; the checkpoint is <cache>/models/<key> (None: `cache_dir()`)
+    force: bool = False,                # train again even if the checkpoint exists
+    progress: bool = True,              # show a progress bar and a line per epoch
+    splits: Splits | None = None,       # `config.dataset`'s splits, loaded already (None: load them)
+    **settings,                         # `TrainConfig` fields, used only when `config` is None
+) -> Trained:
     "Train (or load from the cache) the model described by `config` or by `TrainConfig` keyword `settings`."
     if config is None:
         unknown = sorted(set(settings) - {f.name for f in fields(TrainConfig)})

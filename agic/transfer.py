@@ -15,14 +15,22 @@ from .pruning import curve_auc
 __all__ = ['TRANSFER_COLUMNS', 'ONE_SHOT', 'epochs_for_steps', 'timed', 'transfer_table', 'transfer_summary', 'transfer_verdicts']
 
 # %% ../nbs/03g_transfer.ipynb #8c31f00b
-def epochs_for_steps(n_images: int, batch_size: int, steps: int) -> int:
+def epochs_for_steps(
+    n_images: int,    # training images per epoch, at least 1
+    batch_size: int,  # images per step, at least 1
+    steps: int,       # optimiser steps wanted
+) -> int:             # epochs, at least 1
     "Epochs over `n_images` in batches of `batch_size` that give about `steps` optimiser steps (at least one epoch)."
     if n_images < 1 or batch_size < 1:
         raise AgicError(f"n_images and batch_size must be >= 1, got {n_images} and {batch_size}")
     return max(1, round(steps / math.ceil(n_images / batch_size)))
 
 # %% ../nbs/03g_transfer.ipynb #7ac25cdd
-def timed(log: ResultLog, key: str, fn):
+def timed(
+    log: ResultLog,  # each key's seconds, recorded on its first run
+    key: str,        # the name of the work
+    fn,              # the work: a function of no arguments
+) -> tuple:          # (`fn()`, seconds of its first run)
     """`(fn(), seconds)`: the seconds `fn` took when `key` first ran (recorded in `log`), so a rerun that reads `fn`'s
     result from a cache still reports what the work cost."""
     known = {e["key"]: e["seconds"] for e in log.entries}
@@ -33,7 +41,10 @@ def timed(log: ResultLog, key: str, fn):
 # %% ../nbs/03g_transfer.ipynb #5858c824
 TRANSFER_COLUMNS = ["criterion", "held_out_seed", "train_images", "seed", "order", "ratio", "accuracy", "seconds"]
 
-def transfer_table(curves, info: dict) -> pd.DataFrame:
+def transfer_table(
+    curves,         # `pruning_curves` rows with a `held_out_seed` column
+    info: dict,     # (held_out_seed, name) -> {criterion, train_images, seconds}
+) -> pd.DataFrame:  # rows with `TRANSFER_COLUMNS`
     """`curves` (`pruning_curves` rows with a `held_out_seed` column, one `criterion` name per ranking) as the long
     table of `04c`; `info` maps (held_out_seed, name) to that ranking's criterion, train_images and seconds."""
     missing = {(k, c) for k, c in zip(curves.held_out_seed, curves.criterion)} - set(info)
@@ -44,7 +55,9 @@ def transfer_table(curves, info: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=TRANSFER_COLUMNS)
 
 # %% ../nbs/03g_transfer.ipynb #1e43b670
-def transfer_summary(table: pd.DataFrame) -> pd.DataFrame:
+def transfer_summary(
+    table: pd.DataFrame,  # `transfer_table` rows
+) -> pd.DataFrame:        # a row per (criterion, train_images), by `auc_lerf` descending
     """Per (criterion, train_images): area under LeRF and MoRF (`curve_auc`, mean over seeds within a held-out CNN,
     then mean and sd over held-out CNNs), the gap, the mean seconds on a new CNN and how many CNNs were held out."""
     name = table.criterion + "@" + table.train_images.astype(str) + "@" + table.held_out_seed.astype(str)
@@ -65,7 +78,10 @@ def transfer_summary(table: pd.DataFrame) -> pd.DataFrame:
 # %% ../nbs/03g_transfer.ipynb #51a4d49e
 ONE_SHOT = ["l1", "bn", "taylor", "activation", "shap_strength"]   # criteria that need no training on a new CNN
 
-def transfer_verdicts(summary: pd.DataFrame, free_images: int = 100) -> list[tuple]:
+def transfer_verdicts(
+    summary: pd.DataFrame,   # `transfer_summary`: ("sa_transfer", 0), random, free gates
+    free_images: int = 100,  # `train_images` of the free gates compared with
+) -> list[tuple]:            # (claim, measured, bar, held) rows
     """The bars of `04c` as (claim, measured, bar, held) rows: the transferred SA ranking beats every one-shot criterion
     by 2 sd and random by 2 sd (means over held-out CNNs); the moonshot, at least the free gates trained on
     `free_images` images of the held-out CNN, in less wall time. Judged beyond the noise (`judged`): SA's sd over

@@ -17,9 +17,9 @@ from .core import (AgicError, atomic_save, atomic_write_text, cache_dir, check_c
 # %% auto #0
 __all__ = ['STYLES', 'VIEWER_ASSETS', 'style_label', 'style_palette', 'plot_pruning_curves', 'plot_rank_correlation',
            'plot_class_importance', 'plot_low_label', 'plot_classification', 'plot_loss_curves', 'plot_selectivity',
-           'plot_transfer', 'ViewGraph', 'image_graph', 'class_graph', 'plot_atgc', 'plot_bench', 'kernel_maps',
-           'receptive_boxes', 'top_activations', 'kernel_patches', 'viewer_asset', 'viewer_data', 'atgc_viewer',
-           'importance_viewer']
+           'plot_transfer', 'plot_universality', 'ViewGraph', 'image_graph', 'class_graph', 'plot_atgc', 'plot_bench',
+           'kernel_maps', 'receptive_boxes', 'top_activations', 'kernel_patches', 'viewer_asset', 'viewer_data',
+           'atgc_viewer', 'importance_viewer']
 
 # %% ../nbs/06_viz.ipynb #7674ac19
 STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
@@ -57,13 +57,22 @@ STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
     "raw_edges": ("raw_edges: SHAP edge weights, no encoder", "#2ca02c"),
     "edge_pattern": ("edge_pattern: kept edges (1/0), no encoder", "#ff7f0e"),
     "cnn_penultimate": ("cnn_penultimate: the CNN's own features", "#000000"),
+    # representations across CNNs (agic.universality)
+    "dgi_own": ("dgi_own: DGI encoder pretrained on this CNN", "#f4a582"),
+    "contrast_own": ("contrast_own: contrastive encoder pretrained on this CNN", "#c2a5cf"),
+    "raw_flat": ("raw_flat: node features and edges in kernel order", "#2ca02c"),
+    "invariant_summary": ("invariant_summary: per-layer quantiles, no model", "#8c510a"),
 }
 
-def style_label(name: str) -> str:
+def style_label(
+    name: str,  # a criterion, classifier variant or representation name
+) -> str:       # its legend label (`name` itself when unknown)
     "Legend label of a criterion or variant (the name itself when unknown)."
     return STYLES.get(name, (name, ""))[0]
 
-def style_palette(names) -> dict[str, str]:
+def style_palette(
+    names,  # criterion, variant or representation names
+) -> dict[str, str]:  # name -> colour (hex); unknown names get greys
     "Colour of every name, fixed across figures; unknown names get greys."
     greys = ["#525252", "#969696", "#bdbdbd", "#d9d9d9"]
     out, spare = {}, iter(greys * 8)
@@ -71,7 +80,12 @@ def style_palette(names) -> dict[str, str]:
     return out
 
 # %% ../nbs/06_viz.ipynb #7a550ad6
-def plot_pruning_curves(curves, base: float | None = None, max_loss: float = 0.01, title: str = ""):
+def plot_pruning_curves(
+    curves,                     # DataFrame with `agic.pruning.CURVE_COLUMNS`; fine-tuned rows are left out
+    base: float | None = None,  # the unpruned CNN's test accuracy (fraction), a solid line; None: no line
+    max_loss: float = 0.01,     # accuracy loss allowed (fraction), a dashed line that far below `base`
+    title: str = "",            # figure title
+):
     "LeRF and MoRF curves (rows) of every setting (columns) in `curves` (`agic.pruning.CURVE_COLUMNS`), mean ± sd."
     import matplotlib.pyplot as plt
     c = curves[~curves.fine_tuned]
@@ -103,7 +117,10 @@ def plot_pruning_curves(curves, base: float | None = None, max_loss: float = 0.0
     return fig
 
 # %% ../nbs/06_viz.ipynb #1fb6d023
-def plot_rank_correlation(matrix, title: str = ""):
+def plot_rank_correlation(
+    matrix,           # square DataFrame of Spearman ρ, criteria as index and columns
+    title: str = "",  # axes title
+):
     "Heatmap of a square DataFrame of rank correlations between criteria."
     import matplotlib.pyplot as plt, seaborn as sns
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(matrix), 0.6 + 0.65 * len(matrix)))
@@ -112,7 +129,12 @@ def plot_rank_correlation(matrix, title: str = ""):
     return fig
 
 # %% ../nbs/06_viz.ipynb #712141da
-def plot_class_importance(importance, classes: list[str], title: str = "", last: int = 3):
+def plot_class_importance(
+    importance,          # an `agic.scoring.KernelImportance`
+    classes: list[str],  # class names, one per row of its per-class scores
+    title: str = "",     # figure title
+    last: int = 3,       # how many of the last layers to draw, one panel each
+):
     """The local view: per-class SA scores minus the mean score of each kernel, for the `last` layers (kernels sorted
     by their overall score, most important first). `importance`: an `agic.scoring.KernelImportance`."""
     import matplotlib.pyplot as plt, numpy as np, seaborn as sns
@@ -129,7 +151,11 @@ def plot_class_importance(importance, classes: list[str], title: str = "", last:
     return fig
 
 # %% ../nbs/06_viz.ipynb #009db5d3
-def plot_low_label(curve, chance: float | None = None, title: str = ""):
+def plot_low_label(
+    curve,                        # `agic.probes.low_label_curve` DataFrame
+    chance: float | None = None,  # chance accuracy, dotted (in the title when below the axis); None: not shown
+    title: str = "",              # figure title
+):
     "Accuracy vs labels per class (log x) of every representation in `curve`, mean ± sd, one panel per probe."
     import matplotlib.pyplot as plt
     probes = list(dict.fromkeys(curve.probe)); names = list(dict.fromkeys(curve.representation))
@@ -184,8 +210,18 @@ def _embedding_map(ax, embeddings, labels, classes: list[str]):
               title_fontsize=7)
 
 # %% ../nbs/06_viz.ipynb #bd350264
-def plot_classification(results, cnn_accuracy: float, chance: float, order: list[str], labels, predicted, embeddings,
-                        classes: list[str], title: str = "", probe_title: str = "DGI linear probe"):
+def plot_classification(
+    results,                                # DataFrame: variant, seed, accuracy, one row per variant and seed
+    cnn_accuracy: float,                    # the CNN's own test accuracy, drawn as the "cnn" bar
+    chance: float,                          # chance accuracy, a dashed line
+    order: list[str],                       # variants in bar order, first at the top; "cnn" for the CNN's bar
+    labels,                                 # (n,) tensor: true class of each test image
+    predicted,                              # (n,) tensor: the probe's predicted class of each test image
+    embeddings,                             # (n, d) tensor: graph embedding of each test image
+    classes: list[str],                     # class names, indexed by label
+    title: str = "",                        # title of the accuracy panel
+    probe_title: str = "DGI linear probe",  # title of the confusion-matrix panel
+):
     """Task 1 in one figure: every variant's accuracy (mean ± sd over seeds), the confusion matrix of the probe's
     `predicted` classes against the true `labels`, and a t-SNE map of the test graphs' `embeddings`."""
     import matplotlib.pyplot as plt, seaborn as sns
@@ -201,7 +237,11 @@ def plot_classification(results, cnn_accuracy: float, chance: float, order: list
     fig.tight_layout()
     return fig
 
-def plot_loss_curves(curves: dict, ylabel: str, title: str = ""):
+def plot_loss_curves(
+    curves: dict,     # run label -> loss of each epoch (a list)
+    ylabel: str,      # y-axis label: the loss's name
+    title: str = "",  # axes title
+):
     "Training loss per epoch, one line per run (`curves`: label -> losses)."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -212,7 +252,12 @@ def plot_loss_curves(curves: dict, ylabel: str, title: str = ""):
     return fig
 
 # %% ../nbs/06_viz.ipynb #6a8b2109
-def plot_selectivity(drops, classes: list[str], table, title: str = ""):
+def plot_selectivity(
+    drops,               # (classes, classes) array of accuracy drops (fractions): row masked, column evaluated
+    classes: list[str],  # class names, in row and column order
+    table,               # DataFrame: criterion, q, selectivity; one row per criterion, q and seed
+    title: str = "",     # figure title
+):
     "Heatmap of a class-masked x class-evaluated drop matrix, beside each criterion's selectivity (points: seeds)."
     import matplotlib.pyplot as plt, seaborn as sns
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1.15, 1]})
@@ -228,7 +273,10 @@ def plot_selectivity(drops, classes: list[str], table, title: str = ""):
     return fig
 
 # %% ../nbs/06_viz.ipynb #bfcafd1b
-def plot_transfer(summary, title: str = ""):
+def plot_transfer(
+    summary,          # `agic.transfer.transfer_summary` DataFrame
+    title: str = "",  # figure title
+):
     """Areas under LeRF and MoRF of every ranking of held-out CNNs (`agic.transfer.transfer_summary`: mean ± sd over
     them) and the wall time each needs on a new CNN (log scale)."""
     import matplotlib.pyplot as plt
@@ -247,11 +295,45 @@ def plot_transfer(summary, title: str = ""):
     fig.suptitle(title, fontsize=10); fig.tight_layout()
     return fig
 
+# %% ../nbs/06_viz.ipynb #053d1752
+def plot_universality(
+    summary,                      # `agic.universality.universality_summary` DataFrame
+    chance: float | None = None,  # chance accuracy, dotted lines; None: not shown
+    title: str = "",              # figure title
+):
+    """Task 1 on CNNs never seen (`agic.universality.universality_summary`, mean ± sd over held-out CNNs). Left:
+    every representation trained on the other CNNs' labels, tested on the held-out CNN, the in-CNN DGI probe as the
+    upper line. Right: accuracy against how many of the held-out CNN's own labels per class a probe had."""
+    import matplotlib.pyplot as plt
+    across = summary[summary.labels_from == "other_cnns"].sort_values("accuracy").reset_index(drop=True)
+    own = summary[summary.labels_from == "held_out"]
+    palette = style_palette(list(dict.fromkeys(list(across.representation) + list(own.representation))))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"width_ratios": [1, 1.1]})
+    left.barh([style_label(r) for r in across.representation], across.accuracy, xerr=across.sd, capsize=2,
+              color=[palette[r] for r in across.representation])
+    upper = own[own.all_labels & (own.representation == "dgi_own")]
+    if len(upper): left.axvline(float(upper.accuracy.iloc[0]), c="k", ls="--", lw=1, label="in-CNN DGI probe")
+    if chance is not None:
+        left.axvline(chance, c="0.4", ls=":", lw=0.8, label="chance"); right.axhline(chance, c="0.4", ls=":", lw=0.8)
+    left.set_xlim(0, 1); left.set_xlabel("test accuracy on the held-out CNN", fontsize=9)
+    left.set_title("probe trained on every label of the other CNNs", fontsize=9); left.legend(fontsize=8)
+    for r in dict.fromkeys(own.representation):
+        s = own[own.representation == r].sort_values("labels_per_class")
+        right.plot(s.labels_per_class, s.accuracy, marker="o", ms=3, color=palette[r], label=style_label(r),
+                   lw=2.4 if r in ("dgi", "contrast") else 1.3, ls="--" if r.endswith("_own") else "-")
+        right.fill_between(s.labels_per_class, s.accuracy - s.sd, s.accuracy + s.sd, color=palette[r], alpha=0.12)
+    right.set_xscale("log"); right.set_ylabel("test accuracy on the held-out CNN", fontsize=9)
+    right.set_xlabel("labelled At-GCs per class of the held-out CNN (rightmost: every label)", fontsize=9)
+    right.set_title("probe trained on the held-out CNN's own labels", fontsize=9); right.legend(fontsize=7)
+    for ax in (left, right): ax.tick_params(labelsize=8)
+    fig.suptitle(title, fontsize=10); fig.tight_layout()
+    return fig
+
 # %% ../nbs/06_viz.ipynb #52ef1b18
 @dataclass
 class ViewGraph:
     "One At-GC (or a class average) ready to draw."
-    title: str
+    title: str                                          # caption: the viewer's heading and menu entry
     sizes: dict[str, int]                               # layer -> kernels, in the CNN's order (input first)
     edges: dict[tuple[str, str], torch.Tensor]          # (source layer, destination layer) -> (n_src, n_dst)
     scores: dict[str, torch.Tensor] | None = None       # layer -> (n,) score per kernel, e.g. SA importance
@@ -278,15 +360,26 @@ def _class_name(store, label: int, class_names) -> str:
     return class_names[label] if class_names is not None else f"class {label}"
 
 # %% ../nbs/06_viz.ipynb #9f2a9c23
-def image_graph(store, i: int, scores: dict[str, torch.Tensor] | None = None, class_names=None) -> ViewGraph:
+def image_graph(
+    store,                                          # an `agic.store.GraphStore`
+    i: int,                                         # index of the At-GC in the store
+    scores: dict[str, torch.Tensor] | None = None,  # layer -> (n,) score per kernel; None: no scores
+    class_names=None,                               # class names, indexed by label; None: "class <label>"
+) -> ViewGraph:
     "Graph `i` of a `GraphStore` as a `ViewGraph` (scores: e.g. `KernelImportance.overall`)."
     label = int(store.graph(i)["label"])
     title = f"At-GC of {store.manifest['model']} on {store.manifest['dataset']} {store.manifest['config']['split']} " \
             f"image {int(store.graph(i)['index'])} ({_class_name(store, label, class_names)})"
     return ViewGraph(title, dict(store.sizes), store.dense_edges(i), scores, _modules(store))
 
-def class_graph(store, label: int, scores: dict[str, torch.Tensor] | None = None, class_names=None,
-                max_images: int = 200, topk: int = 8) -> ViewGraph:
+def class_graph(
+    store,                                          # an `agic.store.GraphStore`
+    label: int,                                     # the class whose At-GCs are averaged
+    scores: dict[str, torch.Tensor] | None = None,  # layer -> (n,) score per kernel; None: no scores
+    class_names=None,                               # class names, indexed by label; None: "class <label>"
+    max_images: int = 200,                          # at most this many At-GCs averaged (the store's first)
+    topk: int = 8,                                  # strongest incoming edges (by |mean|) kept per kernel
+) -> ViewGraph:
     """Mean edges over the store's At-GCs of class `label` (up to `max_images`), keeping each kernel's `topk`
     strongest incoming edges (scores: e.g. `KernelImportance.per_class` row `label`)."""
     idx = [i for i in range(len(store)) if int(store.graph(i)["label"]) == label][:max_images]
@@ -310,7 +403,13 @@ def class_graph(store, label: int, scores: dict[str, torch.Tensor] | None = None
     return ViewGraph(title, dict(store.sizes), kept, scores, _modules(store))
 
 # %% ../nbs/06_viz.ipynb #dba7d440
-def plot_atgc(edges: dict, sizes: dict, path: Path | str | None = None, title: str = "", top: int = 600):
+def plot_atgc(
+    edges: dict,                     # (source layer, destination layer) -> dense (n_src, n_dst) edge tensor
+    sizes: dict,                     # layer -> kernels, in the CNN's order (input first)
+    path: Path | str | None = None,  # image file to save the figure to, then closed; None: not saved
+    title: str = "",                 # figure title; empty: "At-GC"
+    top: int = 600,                  # edges drawn in all, shared evenly by the layer pairs
+):
     """Draw one At-GC (dense edges per layer pair) in a layered layout, keeping the strongest edges of every layer
     pair (`top` in all); colour = sign, width and opacity = |value| relative to the pair's strongest. Save to `path`."""
     import matplotlib.pyplot as plt
@@ -346,7 +445,10 @@ def plot_atgc(edges: dict, sizes: dict, path: Path | str | None = None, title: s
     return fig
 
 # %% ../nbs/06_viz.ipynb #96c41d79
-def plot_bench(result: dict, path: Path) -> None:
+def plot_bench(
+    result: dict,  # what `agic.bench.bench_graphs` measured
+    path: Path,    # image file to write (the figure is then closed)
+) -> None:
     "Bar chart of milliseconds per graph, log scale."
     import matplotlib.pyplot as plt
     labels = ["shap.DeepExplainer", f"R={result['refs']} fwd+bwd passes", "agic AtGCBuilder"]
@@ -370,13 +472,21 @@ class _MapCapture(torch.fx.Interpreter):
         if n.name in self.names: self.maps[n.name] = out.clone()
         return out
 
-def kernel_maps(gm, layers: list, x: torch.Tensor) -> dict[str, torch.Tensor]:
+def kernel_maps(
+    gm,                # the traced CNN, from `agic.graphs.trace_layers`
+    layers: list,      # its layers (`trace_layers`) whose maps are kept
+    x: torch.Tensor,   # (batch, C, H, W) images as the CNN takes them
+) -> dict[str, torch.Tensor]:  # layer name -> (batch, kernels, h, w)
     "The kernel maps (batch, kernels, h, w) of `layers` (from `agic.graphs.trace_layers`) for images `x`."
     cap = _MapCapture(gm, [l.out_node for l in layers]); cap.run(x)
     return {l.name: cap.maps[l.out_node] for l in layers}
 
 # %% ../nbs/06_viz.ipynb #a9e9e83e
-def receptive_boxes(gm, layers: list, images: torch.Tensor) -> dict[str, tuple[float, float, float, float]]:
+def receptive_boxes(
+    gm,                     # the traced CNN, from `agic.graphs.trace_layers`
+    layers: list,           # its layers (`trace_layers`) to measure
+    images: torch.Tensor,   # (batch, C, H, W) images the gradients are taken on
+) -> dict[str, tuple[float, float, float, float]]:  # layer name -> (top, bottom, left, right) in pixels
     """Per layer, where one position of its kernel maps looks in the input: (top, bottom, left, right) offsets of the
     pixels with a non-zero gradient for the middle position, from that position's scaled centre, united over
     `images`."""
@@ -394,8 +504,14 @@ def receptive_boxes(gm, layers: list, images: torch.Tensor) -> dict[str, tuple[f
     return out
 
 # %% ../nbs/06_viz.ipynb #67430b55
-def top_activations(gm, layers: list, images: torch.Tensor, k: int = 4, batch_size: int = 256,
-                    progress: bool = True) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def top_activations(
+    gm,                     # the traced CNN, from `agic.graphs.trace_layers`
+    layers: list,           # its layers (`trace_layers`) to rank images for
+    images: torch.Tensor,   # (n, C, H, W) images as the CNN takes them
+    k: int = 4,             # images kept per kernel
+    batch_size: int = 256,  # images per forward pass
+    progress: bool = True,  # show a progress bar
+) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:  # layer name -> (values, indices, positions)
     """Per layer, each kernel's `k` images with the largest maximum of its kernel map: (values, image indices,
     (row, column) of the maximum), each (kernels, k, ...), strongest first. One patch per image per kernel."""
     peaks, where = {l.name: [] for l in layers}, {l.name: [] for l in layers}
@@ -441,8 +557,17 @@ def _png_uri(pixels: torch.Tensor) -> str:
     buf = io.BytesIO(); Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(buf, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
-def kernel_patches(model: torch.nn.Module, store, images: torch.Tensor, info, per_kernel: int = 4, thumb: int = 28,
-                   min_crop: int = 8, cache: Path | str | None = None, progress: bool = True) -> dict[str, str]:
+def kernel_patches(
+    model: torch.nn.Module,           # the CNN the store's At-GCs were built from
+    store,                            # an `agic.store.GraphStore`; its node ids key the result
+    images: torch.Tensor,             # (n, C, H, W) images, normalised as the CNN sees them
+    info,                             # their data set's `DatasetInfo` (mean and std, to un-normalise)
+    per_kernel: int = 4,              # patches per kernel, 1 to 32
+    thumb: int = 28,                  # side of each patch in the PNG, in pixels (4 to 256)
+    min_crop: int = 8,                # smallest crop side, in input pixels (less only at a small image's size)
+    cache: Path | str | None = None,  # cache folder (under `patches/`); None: `agic.core.cache_dir()`
+    progress: bool = True,            # show a progress bar
+) -> dict[str, str]:                  # node id ("layer:kernel") -> PNG data URI
     """Each kernel's most-exciting patches of `images` (normalised as the CNN sees them; `info`: their data set's
     `DatasetInfo`, to show them un-normalised) as one PNG data URI per node id of `store`'s At-GCs; cached."""
     check_range("per_kernel", per_kernel, 1, 32, kind=int); check_range("thumb", thumb, 4, 256, kind=int)
@@ -485,13 +610,17 @@ def _patch_strips(model, store, images, info, per_kernel, thumb, min_crop, progr
 # %% ../nbs/06_viz.ipynb #bb390999
 VIEWER_ASSETS = ("viewer.js", "viewer.css")
 
-def viewer_asset(name: str) -> str:
+def viewer_asset(
+    name: str,  # "viewer.js" or "viewer.css" (`VIEWER_ASSETS`)
+) -> str:       # the file's text
     "The text of one of the viewer's files, shipped in the package (`agic/assets/`): its script or its style sheet."
     check_choice("viewer asset", name, VIEWER_ASSETS)
     return (importlib.resources.files("agic") / "assets" / name).read_text(encoding="utf-8")
 
 # %% ../nbs/06_viz.ipynb #0c648373
-def viewer_data(g: ViewGraph) -> dict:
+def viewer_data(
+    g: ViewGraph,  # the graph to show
+) -> dict:         # title, layers, nodes, edges, has_scores
     "The JSON-ready content of one graph for the viewer."
     layers, nodes, first = [], [], {}
     for li, (name, size) in enumerate(g.sizes.items()):
@@ -514,8 +643,12 @@ def viewer_data(g: ViewGraph) -> dict:
     return {"title": g.title, "layers": layers, "nodes": nodes, "edges": edges, "has_scores": g.scores is not None}
 
 # %% ../nbs/06_viz.ipynb #acc7e3ce
-def atgc_viewer(graphs: ViewGraph | list[ViewGraph], path: Path | str, title: str | None = None,
-                patches: dict[str, str] | None = None) -> Path:
+def atgc_viewer(
+    graphs: ViewGraph | list[ViewGraph],     # one graph, or several to pick from in the page
+    path: Path | str,                        # the HTML file to write (`.html` or `.htm`)
+    title: str | None = None,                # page title; None: the first graph's
+    patches: dict[str, str] | None = None,   # node id -> image data URI shown on hover; None: none
+) -> Path:                                   # `path`
     """Write a self-contained HTML viewer of one or several At-GCs to `path` (written atomically); returns the path.
     `patches` (node id -> image data URI, e.g. `kernel_patches`) show on hover. Nothing is fetched from the network."""
     graphs = [graphs] if isinstance(graphs, ViewGraph) else list(graphs)
@@ -559,8 +692,15 @@ SA score rank in layer (low → high)</span></span>
     return atomic_write_text(path, page)
 
 # %% ../nbs/06_viz.ipynb #b955a12a
-def importance_viewer(store, importance, classes: list[str], path: Path | str, title: str | None = None,
-                      patches: dict[str, str] | None = None, image: int = 0) -> Path:
+def importance_viewer(
+    store,                                  # an `agic.store.GraphStore`
+    importance,                             # an `agic.scoring.KernelImportance` of the same CNN
+    classes: list[str],                     # class names, indexed by label
+    path: Path | str,                       # the HTML file to write
+    title: str | None = None,               # page title; None: the first graph's
+    patches: dict[str, str] | None = None,  # node id -> image data URI (`kernel_patches`); None: none
+    image: int = 0,                         # index in the store of the one image's At-GC, shown first
+) -> Path:                                  # `path`
     """The viewer of At-GC `image` of `store` and of the average At-GC of every class the store holds, kernels
     coloured by `importance` (an `agic.scoring.KernelImportance`: its overall scores, then each class's)."""
     present = sorted({int(store.graph(i)["label"]) for i in range(len(store))})

@@ -379,8 +379,12 @@ def entry_problems(name: str, obj, entry: dict, ids: set) -> list[str]:
     if entry["table"] is None: found.append("no parameter table")
     try: params = inspect.signature(obj).parameters
     except (TypeError, ValueError): params = {}
+    from agic.tools.api_pages import _docments
+    docs, shown = _docments(obj), " ".join((entry["table"] or "").split())
     for p in params:
         if p not in sig or p not in (entry["table"] or ""): found.append(f"parameter {p} missing")
+        elif not docs.get(p): found.append(f"parameter {p} undocumented (no docment)")
+        elif " ".join(docs[p].replace("`", "").split())[:30] not in shown: found.append(f"parameter {p}'s docment not shown")
     if not inspect.isclass(obj) and inspect.signature(obj).return_annotation is not inspect.Signature.empty:
         if " -> " not in sig or "returns" not in (entry["table"] or ""): found.append("return type missing")
     if "Call self as a function" in entry["text"]: found.append("a docstring that is not its own")
@@ -398,7 +402,8 @@ def entry_problems(name: str, obj, entry: dict, ids: set) -> list[str]:
 
 
 def test_every_public_symbol_has_its_api_entry(visited):
-    "Each public function and class: `class X(` / `def x(`, whole signature, parameter table, docstring, methods."
+    """Each public function and class: `class X(` / `def x(`, whole signature, parameter table with every parameter's
+    description (its docment), docstring, methods."""
     entries = {}
     for rel, v in visited["pages"].items():
         if v["api"] is None or "/" in rel: continue

@@ -88,3 +88,14 @@ def test_quarto_config_stays_valid_for_nbdev_docs(tmp_path):
     assert res.returncode == 0, res.stderr
     sidebar = res.stdout
     for nb in (ROOT / "nbs").glob("*.ipynb"): assert nb.name in sidebar, f"{nb.name} missing from nbdev's sidebar"
+
+
+def test_every_public_parameter_is_documented():
+    "Every parameter of every public function, class and public method of agic has a docment (the API pages show it)."
+    import pkgutil
+    import agic
+    from agic.tools.api_pages import undocumented_parameters
+    modules = [m.name for m in pkgutil.walk_packages(agic.__path__, "agic.") if not m.name.endswith("_modidx")]
+    assert len(modules) > 25
+    missing = undocumented_parameters(modules)
+    assert not missing, f"{len(missing)} public symbols with undocumented parameters: {missing[:20]}"

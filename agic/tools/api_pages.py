@@ -9,7 +9,7 @@ import dataclasses, html, importlib, inspect, re
 from .nb_pages import _SHOW_DOC, _source, directives
 
 # %% auto #0
-__all__ = ['signature_text', 'param_table', 'api_markdown', 'api_index', 'site_links']
+__all__ = ['signature_text', 'param_table', 'api_markdown', 'api_index', 'site_links', 'undocumented_parameters']
 
 # %% ../../nbs/08b_docs_api.ipynb #ee12a118
 _P = inspect.Parameter
@@ -45,7 +45,12 @@ def _param_texts(ps: list) -> list[str]:
             out.append("/")
     return out
 
-def signature_text(obj, name: str, bound: bool = False, width: int = 76) -> str:
+def signature_text(
+    obj,                 # a function, class, method, property, staticmethod or classmethod
+    name: str,           # the name the signature shows
+    bound: bool = False, # a method: leave out its `self` / `cls`
+    width: int = 76,     # the widest one-line signature; wider: one parameter a line
+) -> str:
     """`class name(…)`, `def name(…) -> …` or `property name -> …` for `obj` (without `self` when `bound`),
     every parameter with its annotation and default, nothing cut: one parameter a line when wider than `width`."""
     if isinstance(obj, property):
@@ -74,7 +79,7 @@ def _own_doc(obj) -> str:
 def _docments(fn) -> dict[str, str]:
     "fastcore's docments of `fn` (the comment after each parameter or field), {} where its source cannot be read."
     from fastcore.docments import docments
-    try: return {k: v["docment"] for k, v in docments(fn, full=True).items() if v["docment"]}
+    try: return {k: v["docment"] for k, v in docments(fn, full=True, args_kwargs=True).items() if v["docment"]}
     except Exception: return {}
 
 def _cell(text: str) -> str:
@@ -82,7 +87,10 @@ def _cell(text: str) -> str:
     return "".join(f"<code>{html.escape(p)}</code>" if i % 2 else html.escape(p)
                    for i, p in enumerate(re.split(r"`([^`]+)`", text)))
 
-def param_table(obj, bound: bool = False) -> str:
+def param_table(
+    obj,                 # a function, class (a dataclass: its fields), method or property
+    bound: bool = False, # a method: leave out its `self` / `cls`
+) -> str:                # the table's HTML
     """What `obj` takes, as an HTML table: each parameter (a dataclass's fields) with its type, default and docment,
     then what it returns; the Details column only where something has a docment."""
     fn = obj.fget if isinstance(obj, property) else getattr(obj, "__func__", obj)
@@ -116,7 +124,12 @@ def _heading(level: int, name: str) -> str:
     esc = re.sub(r"([_*])", r"\\\1", name)
     return f"{'#' * level} {esc} {{ #{esc} .api-name }}"
 
-def api_markdown(obj, name: str, level: int = 3, elsewhere: dict[str, str] | None = None) -> str:
+def api_markdown(
+    obj,                                      # the object to document
+    name: str,                                # its name (`f`, `Class`, `Class.method`), also its anchor
+    level: int = 3,                           # the heading level; a class's methods one deeper
+    elsewhere: dict[str, str] | None = None,  # 'Class.method' -> link, for methods shown elsewhere
+) -> str:                                     # the entry's Markdown
     """The API entry of `obj`, named `name` (its anchor too): heading, signature, bases, docstring, parameter table;
     for a class, links to the entries its methods have `elsewhere` (`{"Class.method": link}`), then each of its other
     public methods and properties (a table where it takes parameters)."""
@@ -150,7 +163,10 @@ def _resolve(name: str, modules: list[str]):
         return obj, getattr(top, "__module__", mod)
     return None
 
-def api_index(pages: dict[str, tuple[dict, str | None]], modules: list[str]) -> dict[str, dict]:
+def api_index(
+    pages: dict[str, tuple[dict, str | None]],  # page -> (processed notebook, the module it exports or None)
+    modules: list[str],                         # modules to look names up in, after the page's own
+) -> dict[str, dict]:
     """What the `show_doc` cells of each page document. `pages`: page -> (processed notebook, the module it
     exports); returns '<module>.<name>' -> {page, name, obj, own}: each function and class (on the page of its own
     module where it is shown on several), and the public methods of its classes (`own`: with an entry of their own;
@@ -171,7 +187,12 @@ def api_index(pages: dict[str, tuple[dict, str | None]], modules: list[str]) -> 
     return found
 
 # %% ../../nbs/08b_docs_api.ipynb #9cb6e2e2
-def site_links(md: str, prefix: str, urls: dict[str, list[str]], target) -> str:
+def site_links(
+    md: str,                      # a page's Markdown
+    prefix: str,                  # the published docs' address, as nbdev's links start
+    urls: dict[str, list[str]],   # link after `prefix` (`page.html#anchor`) -> the symbols it may stand for
+    target,                       # symbol -> its link on this site, or None
+) -> str:                         # the Markdown, nbdev's links pointed at this site
     """nbdev's links to the published docs (`prefix` + Quarto's page name + anchor) pointed at this site's pages:
     `urls` maps each such link to the symbols it may stand for (from the library's `_modidx`), `target` gives a
     symbol's link on this site (or None); a link that nothing here documents keeps its text, unlinked."""
@@ -208,3 +229,26 @@ def _api_and_links(procs: dict[str, dict], modules: dict[str, str | None]):
             return api_markdown(obj, name, elsewhere=own)
         return entry
     return renderer, lambda page, md: site_links(md, prefix, urls, lambda key: link(key, page))
+
+# %% ../../nbs/08b_docs_api.ipynb #adbc2850
+def undocumented_parameters(
+    modules: list[str],  # module names, as `import` takes them
+) -> list[str]:          # "module.symbol: p1, p2" for each object with parameters that lack a docment
+    "The parameters without a docment of the public functions, classes and class methods of `modules`."
+    out = []
+    for name in modules:
+        mod = importlib.import_module(name)
+        for sym in getattr(mod, "__all__", []):
+            obj = getattr(mod, sym, None)
+            if getattr(obj, "__module__", None) != name: continue   # re-exported from elsewhere: documented there
+            targets = [(sym, obj)] if (inspect.isfunction(obj) or inspect.isclass(obj)) else []
+            if inspect.isclass(obj):
+                targets += [(f"{sym}.{k}", v) for k, v in vars(obj).items()
+                            if inspect.isfunction(v) and not k.startswith("_")]
+            for label, fn in targets:
+                f = fn.__init__ if inspect.isclass(fn) and "__init__" in vars(fn) else fn
+                try: ps = [p for p in inspect.signature(f).parameters if p not in ("self", "cls")]
+                except (TypeError, ValueError): continue
+                docs = _docments(fn)
+                if (miss := [p for p in ps if p not in docs]): out.append(f"{name}.{label}: {', '.join(miss)}")
+    return out

@@ -88,7 +88,9 @@ def _mkdocs_config(src: Path, out: Path, nav: list) -> Path:
     return path
 
 # %% ../../nbs/08_docs.ipynb #d4a6d078
-def check_offline(site: Path) -> list[str]:
+def check_offline(
+    site: Path,    # a built site's folder
+) -> list[str]:    # one 'page: <tag attr=url>' (or 'file: url(…)') per remote resource
     """Every resource a page of `site` would fetch from another host (scripts, styles, images, frames, fonts): should
     be none."""
     found = []
@@ -105,7 +107,12 @@ def check_offline(site: Path) -> list[str]:
     return found
 
 # %% ../../nbs/08_docs.ipynb #0c2170bc
-def execute_notebooks(nbs: Path, dst: Path, skip: set[str], progress: bool = True) -> None:
+def execute_notebooks(
+    nbs: Path,              # the notebooks' folder; they run with it as working directory
+    dst: Path,              # where the executed notebooks are saved (created if missing)
+    skip: set[str],         # stems of notebooks copied unexecuted
+    progress: bool = True,  # show a progress bar over the notebooks
+) -> None:
     """Run the notebooks of `nbs` as `nbdev_test` runs them (in `nbs/`, `IN_TEST=1`, `#| eval: false` cells skipped)
     and save them, with their outputs, into `dst`; the notebooks named in `skip` are copied unexecuted."""
     import os
@@ -155,7 +162,10 @@ _CONFIG_SCRIPT = """<script>(function () {  /* the theme's base and search worke
   j.base = document.baseURI; j.search = new URL(j.search, document.baseURI).href; c.textContent = JSON.stringify(j);
 })();</script>"""
 
-def portable_404(page: str, folders: list[str]) -> str:
+def portable_404(
+    page: str,           # the HTML of MkDocs' 404.html
+    folders: list[str],  # the names of the site's top-level folders
+) -> str:                # the page, working at any depth and from a sub-folder
     """MkDocs writes `404.html` with links from the server's root (`/index.html`): they break when the site is served
     from a sub-folder or opened from disk. Links relative to the site's root instead, and a `<base>` set to the root
     (found from the site's `folders` in the path, else by asking the server) where the page is served."""
@@ -188,8 +198,12 @@ def _finish_site(out: Path, formulas: dict[str, str]) -> None:
     if fetched: raise AgicError("the site would fetch from the network: " + "; ".join(fetched[:5]))
 
 # %% ../../nbs/08_docs.ipynb #d19bc90d
-def build_docs(out: Path | str | None = None, root: Path | str | None = None, progress: bool = True,
-               execute: bool = True) -> Path:
+def build_docs(
+    out: Path | str | None = None,   # the site's folder; None: `_site/` in the checkout
+    root: Path | str | None = None,  # the checkout (nbs/, figures/); None: the one agic comes from
+    progress: bool = True,           # show a progress bar while the notebooks run
+    execute: bool = True,            # run the library notebooks for their outputs; False: a quick preview
+) -> Path:                           # the site's folder, absolute
     """Build the site into `out` (default `_site/`): run the library notebooks for their outputs, process them with
     nbdev's `proc_nbs` (API docs), render them and `figures/` with MkDocs. `execute=False` skips the first step: pages
     without the library notebooks' own outputs, API docs and results unchanged (a quick preview)."""

@@ -15,7 +15,9 @@ __all__ = ['directives', 'math_to_placeholders', 'put_formulas', 'notebook_markd
 # %% ../../nbs/08a_docs_pages.ipynb #8b7a9856
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
-def directives(source: str) -> tuple[dict[str, str], str]:
+def directives(
+    source: str,    # a code cell's source
+) -> tuple[dict[str, str], str]:  # (directive -> value, 'true' where none is given; the code after them)
     "Split a code cell into its leading `#|` directives (as a dict) and the rest of its code."
     lines, found = source.splitlines(), {}
     while lines and lines[0].startswith("#|"):
@@ -67,7 +69,10 @@ def _stream_text(text: str, max_lines: int = 25, keep: str = "last") -> str:
 _CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)
 _MATH = re.compile(r"\$\$(.+?)\$\$|(?<![\\$\w])\$([^$\n]+?)\$(?!\w)", re.S)
 
-def math_to_placeholders(md: str, formulas: dict[str, str]) -> str:
+def math_to_placeholders(
+    md: str,                   # Markdown text
+    formulas: dict[str, str],  # placeholder -> MathML; this text's formulas are added to it
+) -> str:                      # the text, each formula outside code replaced by its placeholder
     "Replace the formulas of Markdown text (not in code) by placeholders; their MathML goes into `formulas`."
     from latex2mathml.converter import convert
     def one(m):
@@ -81,7 +86,10 @@ def math_to_placeholders(md: str, formulas: dict[str, str]) -> str:
     parts = _CODE.split(md)
     return "".join(p if i % 2 else _MATH.sub(one, p) for i, p in enumerate(parts))
 
-def put_formulas(page: str, formulas: dict[str, str]) -> str:
+def put_formulas(
+    page: str,                 # a built HTML page
+    formulas: dict[str, str],  # placeholder -> MathML, as `math_to_placeholders` filled it
+) -> str:
     """The built HTML `page` with its formulas' placeholders replaced by their MathML; code is left as it is (a
     test in a notebook may hold a placeholder's text: it is not a formula)."""
     parts = re.split(r"(<pre\b.*?</pre>|<code\b.*?</code>)", page, flags=re.S)
@@ -149,7 +157,13 @@ def _outputs(outputs: list, assets: Path, stem: str, counter: list) -> list[str]
 # a `show_doc(name)` cell: nbdev's API entry of `name`, which the build renders itself (08b_docs_api)
 _SHOW_DOC = re.compile(r"^show_doc\(\s*([\w.]+)\s*[,)]", re.M)
 
-def notebook_markdown(nb: dict, stem: str, assets: Path, formulas: dict, api=None) -> tuple[str, str]:
+def notebook_markdown(
+    nb: dict,          # the notebook's JSON, as nbdev's `proc_nbs` left it
+    stem: str,         # the page's name; output images are `<stem>_<k>.png`
+    assets: Path,      # folder the output images are written to (created when one is)
+    formulas: dict,    # placeholder -> MathML; the page's formulas are added to it
+    api=None,          # name -> API entry Markdown (or None) for `show_doc` cells; None: nbdev's output
+) -> tuple[str, str]:  # (title, Markdown)
     """One notebook (as JSON) as a Markdown page; returns (title, markdown). Images of outputs go into `assets`;
     `api(name)` gives the entry of a `show_doc(name)` cell (None: nbdev's output, as it is)."""
     chunks, counter, title = [], [0], stem
@@ -184,7 +198,10 @@ def _caption(name: str, record: dict) -> str:
           if r.get("notebook") else "agic " + " ".join(r["command"]))
     return f"`{name}`: made by `{by}` at commit {r['commit']}"
 
-def figure_pages(figs: Path, src: Path) -> dict[str, str]:
+def figure_pages(
+    figs: Path,         # the figures folder (`figures/`)
+    src: Path,          # the site's Markdown sources; the figures are copied to `src/figures`
+) -> dict[str, str]:    # Markdown of 'gallery' (for the home page), 'figures.md' and 'viewer.md'
     "Copy `figs` into the site's sources; write the gallery (for the home page), the figures page and the viewer page."
     # the tables' Markdown is on the figures page: copied as well, MkDocs would make each a page outside the navigation
     shutil.copytree(figs, src / "figures", ignore=shutil.ignore_patterns("quick", "*.md"), dirs_exist_ok=True)

@@ -21,9 +21,9 @@ __all__ = ['VERDICT_START', 'VERDICT_END', 'RECORD', 'INDEX', 'TIMING', 'FAILING
 @dataclass
 class Run:
     "One entry of `figures.yml`: a papermill notebook with parameters, or an `agic` command."
-    name: str
+    name: str                          # unique: letters, digits, '_', '-' or '.'
     notebook: str | None = None        # path relative to the project root
-    parameters: dict = field(default_factory=dict)
+    parameters: dict = field(default_factory=dict)  # papermill parameters of the notebook
     command: list[str] | None = None   # arguments of the `agic` command line
 
     @property
@@ -34,7 +34,10 @@ class Run:
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 # %% ../../nbs/07_reproduce.ipynb #73dffb35
-def load_plan(path: Path | str, root: Path | str | None = None) -> list[Run]:
+def load_plan(
+    path: Path | str,                # the plan: a `figures.yml`
+    root: Path | str | None = None,  # folder the notebook paths are relative to; None: the plan's folder
+) -> list[Run]:
     """Read and check a `figures.yml`: every run named once, a notebook that exists with parameters it declares, or a
     command."""
     import papermill
@@ -86,7 +89,9 @@ VERDICT_START = "<!-- verdicts: written by agic figures from figures/verdicts_*.
 VERDICT_END = "<!-- /verdicts -->"
 
 # %% ../../nbs/07_reproduce.ipynb #ef50f07a
-def verdict_summary(files: list[Path]) -> str:
+def verdict_summary(
+    files: list[Path],  # `verdicts_*.md` files, one table row each, in this order
+) -> str:               # a Markdown table
     "One line per verdict table (`verdicts_*.md`, its rows read from the `.csv` beside it): how many bars held, ..."
     import csv
     word = lambda h: {"true": "held", "false": "MISSED", "": "n/a"}.get(h, h)
@@ -98,7 +103,10 @@ def verdict_summary(files: list[Path]) -> str:
         lines.append(f"| {title} | " + " | ".join(str(sum(word(r['held']) == k for r in rows)) for k in kinds) + " |")
     return "\n".join(lines) + "\n"
 
-def verdicts_markdown(figs: Path | str, order: list[str] | None = None) -> str:
+def verdicts_markdown(
+    figs: Path | str,                 # folder holding the `verdicts_*.md` files
+    order: list[str] | None = None,   # run names: files go in the order of the one they start with; None: by name
+) -> str:
     """Every `verdicts_*.md` of `figs`, one after another, under a summary of them (`verdict_summary`): in the order of
     the run names in `order` they start with."""
     order = list(order or [])
@@ -107,7 +115,10 @@ def verdicts_markdown(figs: Path | str, order: list[str] | None = None) -> str:
     files = sorted(Path(figs).glob("verdicts_*.md"), key=lambda p: (rank(p), p.name))
     return verdict_summary(files) + "\n" + "\n".join(p.read_text().strip() + "\n" for p in files)
 
-def sync_verdicts(root: Path | str, order: list[str] | None = None) -> bool:
+def sync_verdicts(
+    root: Path | str,                # project root, with `figures/` and `nbs/index.ipynb`
+    order: list[str] | None = None,  # run names ordering the tables (`verdicts_markdown`)
+) -> bool:                           # whether the home page changed
     """Put the verdict tables of `root/figures` between the markers of `root/nbs/index.ipynb` and render `README.md`
     from it (what `make readme` runs). Returns whether the home page changed; one without markers is left alone."""
     from execnb.nbio import read_nb, write_nb
@@ -129,7 +140,9 @@ def sync_verdicts(root: Path | str, order: list[str] | None = None) -> bool:
     return True
 
 # %% ../../nbs/07_reproduce.ipynb #55ce6b4d
-def git_commit(root: Path) -> str:
+def git_commit(
+    root: Path,  # project root, a git checkout
+) -> str:
     "Short commit of `root`, '+dirty' when its sources (not its figures) differ from it; 'unknown' outside git."
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -191,8 +204,12 @@ def _selected(plan: list[Run], only: list[str] | None) -> list[Run]:
         raise AgicError(f"no run named {', '.join(unknown)} in the plan; its runs: {', '.join(r.name for r in plan)}")
     return [r for r in plan if not only or r.name in only]
 
-def run_plan(plan: list[Run], root: Path | str | None = None, only: list[str] | None = None,
-             progress: bool = True) -> dict:
+def run_plan(
+    plan: list[Run],                 # the runs, e.g. from `load_plan`
+    root: Path | str | None = None,  # project root; None: `agic.core.project_root()`
+    only: list[str] | None = None,   # names of the runs to run; None: every run
+    progress: bool = True,           # show a progress bar over the runs
+) -> dict:                           # the provenance record: file -> what made it
     """Run `plan` (or the runs named in `only`) from the project root; update `figures/provenance.json` and
     `figures/README.md` after every run, and the home page's verdicts (`sync_verdicts`) at the end. Returns the
     record."""
@@ -235,7 +252,10 @@ def _duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 # %% ../../nbs/07_reproduce.ipynb #f6d6fbfc
-def write_index(record: dict, figs: Path) -> Path:
+def write_index(
+    record: dict,  # provenance record: file -> run, notebook, parameters, command, commit, made, run_seconds
+    figs: Path,    # the figures folder, where `README.md` is written
+) -> Path:         # the file written
     "Write `figures/README.md` from a provenance record."
     lines = ["# figures", "",
              "Generated by `make figures` (`agic figures`) from `figures.yml`; do not edit. Every file below was "
@@ -264,8 +284,13 @@ def _binomial_se(p: float, n: int) -> float:
     "Standard error of an accuracy `p` on `n` images (at least that of one image in `n`)."
     return math.sqrt(max(p * (1 - p), 1 / n) / n)
 
-def compare_number(name: str, committed: float, regenerated: float, n: int, sd: float | None = None
-                   ) -> tuple[str, float]:
+def compare_number(
+    name: str,                # column or key of the number; a time's name (`TIMING`) is not compared
+    committed: float,         # the committed value
+    regenerated: float,       # the regenerated value
+    n: int,                   # evaluation images, for the binomial tolerance
+    sd: float | None = None,  # the number's sd over seeds (tolerance: 2 sd); None or 0: not known
+) -> tuple[str, float]:       # status and tolerance (NaN for a time)
     "Status ('exact', 'within', 'beyond', 'timing') and tolerance of one number named `name` (see the rules above)."
     if TIMING.search(name): return "timing", math.nan
     if committed == regenerated or (math.isnan(committed) and math.isnan(regenerated)): return "exact", 0.0
@@ -278,7 +303,12 @@ _KEY_FLOATS, _TEXT = {"ratio", "q"}, {"measured", "bar"}
 def _row(file, where, committed, regenerated, status, tol=math.nan):
     return dict(file=file, where=where, committed=committed, regenerated=regenerated, tolerance=tol, status=status)
 
-def compare_tables(old, new, n: int, file: str = "") -> list[dict]:
+def compare_tables(
+    old,              # the committed table (DataFrame)
+    new,              # the regenerated table (DataFrame)
+    n: int,           # evaluation images, for the binomial tolerance
+    file: str = "",   # file name put in every row
+) -> list[dict]:      # one row per cell: file, where, committed, regenerated, tolerance, status
     "Every cell of the regenerated table `new` against the committed `old` (pandas DataFrames): one row per cell."
     if list(old.columns) != list(new.columns) or old.shape != new.shape:
         return [_row(file, "shape", f"{old.shape} {list(old.columns)}", f"{new.shape} {list(new.columns)}", "beyond")]
@@ -311,7 +341,12 @@ def _leaves(x, path=()):
 
 _number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
 
-def compare_summaries(old: dict, new: dict, n: int, file: str = "") -> list[dict]:
+def compare_summaries(
+    old: dict,        # the committed summary (parsed JSON)
+    new: dict,        # the regenerated summary (parsed JSON)
+    n: int,           # evaluation images, for the binomial tolerance
+    file: str = "",   # file name put in every row
+) -> list[dict]:      # one row per leaf, as `compare_tables`
     "Every leaf of the regenerated summary `new` against the committed `old`: one row per leaf."
     a, b, out = dict(_leaves(old)), dict(_leaves(new)), []
     for path in sorted(set(a) | set(b)):
@@ -334,7 +369,11 @@ def _evaluation_images(run: Run, root: Path) -> int:
             if name in declared: return int(declared[name]["default"])
     return 1000
 
-def compare_files(committed: Path, regenerated: Path, n: int) -> list[dict]:
+def compare_files(
+    committed: Path,    # the committed table (`.csv`) or summary (`.json`)
+    regenerated: Path,  # its regenerated namesake
+    n: int,             # evaluation images, for the binomial tolerance
+) -> list[dict]:        # one row per number compared
     "Compare a committed table (`.csv`) or summary (`.json`) with its regenerated namesake."
     import pandas as pd
     if committed.suffix == ".csv":
@@ -350,8 +389,13 @@ def _into(run: Run, out: Path) -> Run:
     return Run(run.name, command=[str(out / a.removeprefix("figures/")) if a.startswith("figures/") else a
                                   for a in run.command])
 
-def check_plan(plan: list[Run], root: Path | str | None = None, only: list[str] | None = None,
-               scratch: Path | str | None = None, progress: bool = True):
+def check_plan(
+    plan: list[Run],                    # the runs, e.g. from `load_plan`
+    root: Path | str | None = None,     # project root; None: `agic.core.project_root()`
+    only: list[str] | None = None,      # names of the runs to check; None: every run
+    scratch: Path | str | None = None,  # folder the runs write into; None: a new temporary folder
+    progress: bool = True,              # show a progress bar over the runs
+):
     """Regenerate the runs of `plan` (or those named in `only`) into `scratch/<run>` (a new temporary folder by
     default; `figures/` is not touched) and compare every number of the tables and summaries each wrote with the
     committed ones. Returns a DataFrame, one row per number: run, file, where, committed, regenerated, tolerance,
@@ -380,7 +424,10 @@ def check_plan(plan: list[Run], root: Path | str | None = None, only: list[str] 
 # %% ../../nbs/07_reproduce.ipynb #05b05936
 FAILING = ("beyond", "flip")
 
-def check_report(rows, details: int = 30) -> tuple[str, bool]:
+def check_report(
+    rows,              # `check_plan`'s DataFrame
+    details: int = 30, # at most this many failing numbers are listed
+) -> tuple[str, bool]: # the Markdown, and True when none failed and some were compared
     """`check_plan`'s rows as Markdown: per file the count of numbers exact, within, beyond, flipped, timing, then
     the first `details` numbers beyond their tolerance or verdicts flipped; and whether none was."""
     import pandas as pd
