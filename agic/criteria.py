@@ -98,8 +98,8 @@ def criterion_rankings(
     free_gates: dict | None = None,  # seed -> `KernelImportance` of free gates; None: none
 ) -> dict[tuple[str, int], dict]:    # (criterion, seed) -> scores (conv module path -> score per kernel)
     """Every criterion's ranking, keyed by (criterion, seed): the SA networks' (`sa`: seed -> `KernelImportance`),
-    the free gates' (`free_gates`: seed -> `KernelImportance`, SA's objective without the graph), SA as last released
-    (`sa_v1`), SHAP strength read off the At-GCs, torch-pruning's criteria on `images`, random."""
+    the free gates' (`free_gates`: seed -> `KernelImportance`, SA's objective without the graph), SA with the label
+    objective (`sa_v1`), SHAP strength read off the At-GCs, torch-pruning's criteria on `images`, random."""
     rankings = {("sa", s): importance.by_module() for s, importance in sa.items()}
     rankings |= {("free_gates", s): importance.by_module() for s, importance in (free_gates or {}).items()}
     rankings |= {("sa_v1", 0): sa_v1.by_module(), ("shap_strength", 0): shap_strength(store)}

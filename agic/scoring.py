@@ -287,7 +287,7 @@ SCORER_INITS = ["random", "zero"]
 @dataclass
 class SAConfig:
     "Hyper-parameters of SA training (the encoder is fine-tuned with it)."
-    objective: str = "fidelity"  # "fidelity": gates in the CNN keep its decision; "label": the last release's objective
+    objective: str = "fidelity"  # "fidelity": gates keep the CNN's decision; "label": the head's class (sa_v1)
     epochs: int = 20             # training epochs
     lr: float = 1e-3             # Adam's learning rate
     batch_size: int = 32         # At-GCs per (global) batch
@@ -334,7 +334,7 @@ def sa_loss(
 
 # %% ../nbs/03b_scoring.ipynb #e4e68668
 def _label_step(cfg: SAConfig):
-    "One batch of the last release's objective: the image's class through score-weighted aggregation, λ · mean score."
+    "One batch of the label objective (sa_v1): the image's class through score-weighted aggregation, λ · mean score."
     def step(module, b):
         logits, a = module(b)
         loss = sa_loss(logits, a, b.y, cfg.sparsity)
