@@ -67,7 +67,7 @@ def _graphs(args) -> dict | None:
     if not d.main: return None                      # rank 0 reports for the whole job
     store = GraphStore(out)
     if args.figure:
-        from agic.viz import plot_atgc
+        from agic.viewer import plot_atgc
         g = store[0]
         plot_atgc(store.dense_edges(0), store.sizes, args.figure, title=f"At-GC of {tcfg.model} on {tcfg.dataset} "
                   f"{cfg.split} image 0 (class {splits.info.classes[g.y.item()]}), R={cfg.refs}")

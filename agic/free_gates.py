@@ -14,8 +14,9 @@ from torch import nn
 
 from .core import AgicError, cache_dir, config_hash, seed_everything, use_all_cores
 from .encoder import graphs_key
-from .scoring import (Embedded, KernelImportance, SAConfig, SANetwork, _fidelity_objective, _fit_saved,
-                          _load_cached, image_facts, read_out, standardised)
+from .importance import KernelImportance
+from .scoring import (Embedded, SAConfig, SANetwork, _fidelity_objective, _fit_saved, _load_cached, image_facts,
+                          read_out, standardised)
 
 # %% auto #0
 __all__ = ['FREE_GATES', 'FreeGates', 'train_free_gates', 'fit_scorer', 'embedding_separation', 'gate_spread']

@@ -84,7 +84,7 @@ def physical_pruning(
     passes over the training split (its first `n_images`): a row each for the unpruned CNN, the pruned and the
     fine-tuned copy (params, MACs, median ms per batch of 64 measured side by side, accuracy on `test`). With `cache`
     (a folder) the rows of the same kernels pruned before are read back; new ones are written there atomically."""
-    from agic.scoring import SAImportance
+    from agic.importance import SAImportance
     from agic.training import evaluate
     key = masks_key(keep_masks(scores, ratio, scope))                  # which kernels go: the same rows if the same
     file = None if cache is None else Path(cache) / f"physical__{ratio}__{epochs}__{key}.json"

@@ -161,7 +161,7 @@ def test_loaders_refuse(made, tmp_path):
     "Python entry points: one AgicError each, nothing written."
     import torch
     from agic.core import AgicError
-    from agic.scoring import KernelImportance
+    from agic.importance import KernelImportance
     from agic.store import GraphStore
     from agic.training import load_state_dict
     cases = [
@@ -212,7 +212,8 @@ def test_damaged_caches_refuse(made, tmp_path):
     AgicError each, naming the file and what to do; a pickle in them is refused, never run."""
     from agic.core import AgicError
     from agic.encoder import EncoderConfig, pretrain_dgi
-    from agic.scoring import KernelImportance, SAConfig, train_sa
+    from agic.importance import KernelImportance
+    from agic.scoring import SAConfig, train_sa
     from agic.store import GraphStore
     store = GraphStore(made / "store")
     graphs = store.graphs(progress=False)

@@ -207,7 +207,7 @@ def test_figures_can_be_read(browser, site):
 
 def test_api_docs_and_viewer_are_on_the_site(browser, site):
     out, url = site
-    page, problems = open_page(browser, f"{url}/06_viz.html")
+    page, problems = open_page(browser, f"{url}/06a_viewer.html")
     assert not problems, problems
     headings = page.eval_on_selector_all("h2, h3, h4", "els => els.map(e => e.textContent.trim())")
     assert any(h.startswith("atgc_viewer") for h in headings), headings     # show_doc of the exported function

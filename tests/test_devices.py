@@ -83,7 +83,8 @@ def test_dgi_and_sa_make_no_cpu_tensor(small_store):
     "DGI's loss (both corruptions), the SA network's loss and their gradients: every tensor from the batch's device."
     from torch_geometric.data import Batch
     from agic.encoder import EncoderConfig, GraphDGI, build_encoder, embed
-    from agic.scoring import SANetwork, kernel_importance, sa_loss
+    from agic.importance import kernel_importance
+    from agic.scoring import SANetwork, sa_loss
     store, graphs = small_store
     batch = Batch.from_data_list(graphs)
     dgi = {c: GraphDGI(build_encoder(store, EncoderConfig(hidden=8)), c) for c in ("swap", "shuffle")}

@@ -1,4 +1,4 @@
-// The At-GC viewer (agic.viz.atgc_viewer inlines it into each HTML file): reads the JSON in #atgc-data, draws SVG.
+// The At-GC viewer (agic.viewer.atgc_viewer inlines it into each HTML file): reads the JSON in #atgc-data, draws SVG.
 (function () {
   "use strict";
   const DATA = JSON.parse(document.getElementById("atgc-data").textContent);

@@ -224,8 +224,8 @@ def figure_pages(
     for p in pngs:
         page += [f"## {p.stem}", "", _enlargeable(p.stem, f"figures/{p.name}"), "", _caption(p.name, record), ""]
     viewer = ["# At-GC viewer", "",
-              "Attribution graphs of a CNN trained on Fashion-MNIST, drawn by `agic.viz.atgc_viewer`: one column per "
-              "conv layer, red edges positive SHAP values, blue negative. Move the threshold slider, hover over a "
+              "Attribution graphs of a CNN trained on Fashion-MNIST, drawn by `agic.viewer.atgc_viewer`: one column "
+              "per conv layer, red edges positive SHAP values, blue negative. Move the threshold slider, hover over a "
               "kernel for its SA score and strongest edges, click one to light the paths through it; the selector "
               "switches between one image's At-GC and class-level graphs.", ""]
     for v in viewers:
