@@ -109,7 +109,7 @@ def physical_pruning(
 
 def physical_table(
     rows: list[dict],  # `physical_pruning` rows, the unpruned CNN first
-) -> pd.DataFrame:     # the rows, with `macs_reduction` and `speedup`
+) -> "pd.DataFrame":     # the rows, with `macs_reduction` and `speedup`
     "The rows of `physical_pruning` as a table, with each model's MAC reduction and speed-up over the unpruned CNN."
     import pandas as pd
     phys = pd.DataFrame(rows)

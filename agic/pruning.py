@@ -323,7 +323,7 @@ def pruning_curves(
     tune_rankings=None,                     # the (criterion, seed) keys fine-tuned; None: all
     log: Path | str | None = None,          # JSON-lines file of measurements, read back and appended to
     progress: bool = True,                  # show a progress bar
-) -> pd.DataFrame:                          # a row per point, with `CURVE_COLUMNS`
+) -> "pd.DataFrame":                          # a row per point, with `CURVE_COLUMNS`
     """Test accuracy of `model` with each ranking's kernels removed, at every ratio, in both orders and every
     (scope, BN re-estimated) setting: a DataFrame with `CURVE_COLUMNS`. `rankings` maps (criterion, seed) to scores;
     BatchNorm statistics are re-estimated on the `calibration` images. At `fine_tune_ratios`, `tune(masks)` gives a
@@ -356,7 +356,7 @@ def curve_auc(
     curves,                      # DataFrame with `CURVE_COLUMNS` (`pruning_curves`)
     low: float = AUC_RANGE[0],   # the smallest ratio in the area
     high: float = AUC_RANGE[1],  # the largest ratio in the area
-) -> pd.DataFrame:               # a curve's keys and its `auc` (curves of 2+ points in range)
+) -> "pd.DataFrame":               # a curve's keys and its `auc` (curves of 2+ points in range)
     "Area under every curve of `curves` over ratios in [low, high], divided by the range: one row per curve."
     import numpy as np, pandas as pd
     part = curves[(curves.ratio >= low - 1e-9) & (curves.ratio <= high + 1e-9)]
@@ -371,7 +371,7 @@ def auc_summary(
     bn_recalibrated: bool = True,  # summarise BN re-estimated (True) or as trained (False)
     low: float = AUC_RANGE[0],     # the smallest ratio in the areas
     high: float = AUC_RANGE[1],    # the largest ratio in the areas
-) -> pd.DataFrame:                 # by criterion: auc_lerf, auc_morf, gap, their sds, seeds
+) -> "pd.DataFrame":                 # by criterion: auc_lerf, auc_morf, gap, their sds, seeds
     """Per criterion (mean and sd over seeds): area under LeRF, under MoRF, and their gap, for one scope and mode."""
     a = curve_auc(curves[~curves.fine_tuned], low, high)
     a = a[(a.scope == scope) & (a.bn_recalibrated == bn_recalibrated)]
@@ -397,7 +397,7 @@ def pruning_table(
     ratios,            # the measured ratios: an `acc_` column for 0.3, 0.5, 0.7 among them
     fine_tune_ratios,  # the fine-tuned ratios: an `_ft` column for those among them
     scope: str,        # the scope of the accuracy columns: "uniform" or "global"
-) -> pd.DataFrame:     # a row per criterion, by `auc_lerf` descending
+) -> "pd.DataFrame":     # a row per criterion, by `auc_lerf` descending
     """The headline table: per criterion, the areas under LeRF and MoRF and their gap (mean and sd over seeds), the
     accuracy with 30, 50 and 70 % of the kernels removed least relevant first, and after the short fine-tune."""
     table = summary[["auc_lerf", "auc_lerf_sd", "auc_morf", "auc_morf_sd", "gap", "gap_sd", "seeds"]].copy()
@@ -535,7 +535,7 @@ def bn_sample_check(
     scope: str = "uniform",                 # "uniform" or "global" (`keep_masks`)
     order: str = "lerf",                    # "lerf" or "morf" (`keep_masks`)
     log: Path | str | None = None,          # JSON-lines file of measurements, read back and appended to
-) -> pd.DataFrame:                          # criterion, seed, n_images, accuracy
+) -> "pd.DataFrame":                          # criterion, seed, n_images, accuracy
     """Accuracy of each ranking's mask at `ratio` with BatchNorm re-estimated on the first n of `images`, n in `sizes`;
     measurements in `log` (JSON lines, keyed by masks and n) are read back."""
     import pandas as pd
