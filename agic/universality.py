@@ -76,12 +76,14 @@ def held_out_encoders(
     """Encoders for held-out CNN `k`, by name: `dgi` and `contrast` pretrained on the other CNNs' training At-GCs
     (blind to kernel order), `untrained_encoder`, and `dgi_own` / `contrast_own` pretrained on `k`'s own."""
     others = [j for j in cnns if j != k]
-    if k not in cnns or not others: raise AgicError(f"held-out CNN {k!r} needs to be one of >= 2 CNNs, got {list(cnns)}")
+    if k not in cnns or not others:
+        raise AgicError(f"held-out CNN {k!r} needs to be one of >= 2 CNNs, got {list(cnns)}")
     (store0, _), _ = cnns[others[0]]
     pooled = [g for j in others for g in cnns[j][0][1]]
     tag = config_hash([cnns[j][0][0].manifest["checksum"] for j in others])   # as 04c: the same cached DGI encoder
     blind = dict(hidden=hidden, layers=layers, identity=False, node_dim=0)
-    pre = lambda store, graphs, cfg, tag="": pretrain_dgi(store, graphs, cfg, tag=tag, cache=cache, progress=progress)[0]
+    pre = lambda store, graphs, cfg, tag="": pretrain_dgi(store, graphs, cfg, tag=tag, cache=cache,
+                                                         progress=progress)[0]
     (own_store, own), _ = cnns[k]
     return {"dgi": pre(store0, pooled, EncoderConfig(epochs=dgi_epochs, **blind), tag),
             "contrast": pre(store0, pooled, EncoderConfig(epochs=contrast_epochs, objective="contrast", **blind), tag),
