@@ -145,8 +145,9 @@ class AtGCBuilder:
         self._plan_memory()
         self._check_shape(refs, "references")
         self.refs = refs.detach().to(self.device, self.dtype)
-        with torch.no_grad(), self._exact(): self.ref_values = self._forward(self.refs)
-        self._check_eager(self.refs)
+        with torch.no_grad(), self._exact():   # the check too: TF32 on one side only would part them falsely
+            self.ref_values = self._forward(self.refs)
+            self._check_eager(self.refs)
         self._param_on_device = {k: v.to(self.device) for k, v in self.param_features.items()}
         self._grad_cache: dict[str, torch.Tensor] = {}
         self._wire()
@@ -205,12 +206,26 @@ def _wire(self: AtGCBuilder):
     self.edge_pairs = list(batch.edges)
     for s, d in self.edge_pairs: self.layer(d).sources.append(s)
 
+@contextlib.contextmanager
+def _full_float32_matmuls():
+    "TF32 off for CUDA matrix products (a user may have turned it on) while inside; the user's setting after."
+    was = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try: yield
+    finally: torch.backends.cuda.matmul.allow_tf32 = was
+
 @patch
+@contextlib.contextmanager
 def _exact(self: AtGCBuilder):
-    """On a GPU: full float32 convolutions (cuDNN's default TF32 keeps 10 mantissa bits and would break the
-    completeness the tests check) and deterministic kernels (1 and N GPU processes build the same store)."""
-    if self.device.type != "cuda": return contextlib.nullcontext()
-    return torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False)
+    """On a GPU: full float32 convolutions and matrix products (cuDNN's default TF32 keeps 10 mantissa bits and would
+    break the completeness the tests check, and part the model from its trace) and deterministic kernels (1 and N GPU
+    processes build the same store). The builder's every computation runs inside, the check against the user's model
+    included: both sides then compute in float32."""
+    if self.device.type != "cuda":
+        yield; return
+    with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False), \
+            _full_float32_matmuls():
+        yield
 
 # %% ../nbs/03_graphs.ipynb #0794fc8a
 @patch

@@ -132,6 +132,24 @@ def test_gpu_builder_agrees_with_the_cpu_and_with_itself():
 
 
 @gpu
+def test_gpu_builder_under_the_users_tf32():
+    ("A user's model on the GPU with TF32 on (cuDNN's default, and matrix products as `set_float32_matmul_precision"
+     "('high')` sets them): the builder checks and builds in full float32, and gives the user's settings back.")
+    from agic.graphs import AtGCBuilder
+    syn, model = _cnn_and_images()
+    refs, images = syn.train.tensors[0][:8], syn.test.tensors[0][:6]
+    cpu = AtGCBuilder(model, refs, device="cpu")(images)
+    was = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        on_gpu = AtGCBuilder(model.cuda(), refs, device="cuda")(images)   # its in-place ReLUs: the trace is a copy
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally: torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = was
+    for key, e in cpu.edges.items():
+        assert ((on_gpu.edges[key].cpu() - e).abs().max() / e.abs().max().clamp_min(1e-12)) < 1e-4, key
+
+
+@gpu
 def test_gpu_training_follows_setup(tmp_path):
     from agic import distributed
     from agic.encoder import EncoderConfig, pretrain_dgi
