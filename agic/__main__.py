@@ -11,7 +11,7 @@ from dataclasses import fields
 from .core import AgicError
 
 # %% auto #0
-__all__ = ['parser', 'main', 'cli_reference']
+__all__ = ['PRUNE_CRITERIA', 'parser', 'main', 'cli_reference']
 
 # %% ../nbs/09_cli.ipynb #e90ee63f
 def _train_config(args):
@@ -29,8 +29,21 @@ def _trained(args):
     distributed.setup(device=getattr(args, "device", "cpu"))   # checked first: a GPU that is not there is one error
     cfg = _train_config(args)
     splits = load_dataset(cfg.dataset)
+    if getattr(args, "weights", None): return _with_weights(args, cfg, splits)
     distributed.on_main(lambda: train(cfg, splits=splits, progress=not args.quiet) and None)
     return cfg, splits, train(cfg, splits=splits, progress=False)
+
+def _with_weights(args, cfg, splits):
+    """`--model` with the weights of `--weights`, nothing trained: its stores and caches are named by the weights'
+    hash, so At-GCs of other weights of the same architecture are never mixed with them."""
+    import types, torch
+    from agic.models import model_hash
+    from agic.physical import load_weights
+    from agic.training import Trained
+    model = load_weights(cfg.model, splits.info, args.weights).to(memory_format=torch.channels_last)
+    key = f"{cfg.key.rsplit('__', 1)[0]}__weights_{model_hash(model, 12)}"
+    named = types.SimpleNamespace(model=cfg.model, dataset=cfg.dataset, key=key)
+    return named, splits, Trained(model, splits.info, Path(args.weights), {"config": vars(named), "weights": key})
 
 def _train(args) -> dict:
     from agic.training import train
@@ -98,12 +111,13 @@ def _train_store(args, tcfg, splits, trained):
     build_store(out, trained.model, splits, cfg, tcfg.model, progress=not args.quiet)
     return GraphStore(out)
 
-def _encoder(args):
-    "The CNN, its training store and its pretrained encoder (pretrained now if not cached), as the options name them."
+def _encoder(args, got=None):
+    """The CNN, its training store and its pretrained encoder (pretrained now if not cached), as the options name them;
+    `got`: what `_trained(args)` returned already."""
     from agic.encoder import EncoderConfig, pretrain_dgi
     ecfg = EncoderConfig(hidden=args.hidden, epochs=args.dgi_epochs, batch_size=args.batch_size, seed=args.dgi_seed,
                          objective=args.pretraining)
-    tcfg, splits, trained = _trained(args)
+    tcfg, splits, trained = got or _trained(args)
     store = _train_store(args, tcfg, splits, trained)
     graphs = store.graphs(progress=False)
     encoder, meta = pretrain_dgi(store, graphs, ecfg, progress=not args.quiet)
@@ -150,6 +164,49 @@ def _bench_graphs(args) -> dict:
     cached.parent.mkdir(parents=True, exist_ok=True); atomic_write_text(cached, json.dumps(result, indent=1))
     return result
 
+# %% ../nbs/09_cli.ipynb #9f992957
+def _ranking(args, got) -> dict:
+    "The ranking `--criterion` names (conv module path -> score per kernel), from training images only."
+    from agic.criteria import TP_CRITERIA, random_scores, shap_strength, tp_scores
+    from agic.scoring import SAConfig
+    tcfg, splits, trained = got
+    c, cnn, n_classes, quiet = args.criterion, trained.model, splits.info.n_classes, args.quiet
+    if c in TP_CRITERIA: return tp_scores(cnn, c, *(t[-args.calibration:] for t in splits.train.tensors))
+    if c == "random": return random_scores(cnn, args.ranking_seed)
+    if c in ("shap_strength", "free_gates"):
+        store = _train_store(args, tcfg, splits, trained)
+        if c == "shap_strength": return shap_strength(store, progress=not quiet)
+        from agic.free_gates import FREE_GATES, train_free_gates
+        gates, _ = train_free_gates(store, store.graphs(progress=False), SAConfig(**FREE_GATES), n_classes, cnn,
+                                    splits, progress=not quiet)
+        return gates.importance(store, n_classes).by_module()
+    from agic.importance import kernel_importance
+    from agic.scoring import train_sa
+    ecfg, splits, store, graphs, encoder, _, cnn = _encoder(args, got)
+    sa, _ = train_sa(encoder, store, graphs, SAConfig(), n_classes, encoder_tag=ecfg.tag, progress=not quiet,
+                     cnn=cnn, splits=splits)
+    return kernel_importance(sa, store, graphs, n_classes).by_module()
+
+def _prune(args) -> dict:
+    """Rank the CNN's kernels by `--criterion`, remove `--ratio` of them for good, fine-tune, measure the three CNNs on
+    the test images and write the pruned one (`agic.physical.save_pruned`: `--weights` reads it back)."""
+    import re
+    from agic.core import check_range
+    from agic.physical import physical_table, pruned_and_tuned, pruning_rows, save_pruned
+    check_range("--ratio", args.ratio, 0.0, 0.999999); check_range("--fine-tune-epochs", args.fine_tune_epochs, 0, 1000)
+    got = _trained(args)
+    tcfg, splits, trained = got
+    scores = _ranking(args, got)
+    small, tuned = pruned_and_tuned(trained.model, scores, args.ratio, args.scope, splits, args.fine_tune_epochs,
+                                    args.augment, args.fine_tune_images, progress=not args.quiet)
+    rows = pruning_rows(trained.model, small, tuned, splits.test, args.ratio, args.fine_tune_epochs, args.criterion)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{tcfg.model}__{tcfg.dataset}__{args.criterion}_{args.ratio}")
+    out = save_pruned(tuned, args.out or f"{slug}.pt", tcfg.model, scores, args.ratio, args.scope,
+                      dataset=tcfg.dataset, criterion=args.criterion, fine_tune_epochs=args.fine_tune_epochs)
+    if not args.quiet: print(physical_table(rows).to_markdown(index=False, floatfmt=".4g"), file=sys.stderr)
+    return {"out": str(out), "criterion": args.criterion, "ratio": args.ratio, "scope": args.scope,
+            "test_images": len(splits.test), "rows": rows}
+
 # %% ../nbs/09_cli.ipynb #0610bd08
 def _figures(args) -> dict:
     from agic.core import project_root
@@ -179,8 +236,8 @@ def _models(args) -> dict:
     return {"zoo": list(ZOO), "torchvision": torchvision_names(), "custom": "package.module:factory"}
 
 # %% ../nbs/09_cli.ipynb #287b0c3c
-def _model_options(q):
-    "Options naming a trained model: every command that uses one names it the same way."
+def _model_options(q, weights: bool = True):
+    "Options naming a trained model: every command that uses one names it the same way (`train`: no `--weights`)."
     from agic.training import TrainConfig
     d = TrainConfig()
     q.add_argument("--model", default=d.model,
@@ -189,6 +246,10 @@ def _model_options(q):
     q.add_argument("--epochs", type=int, help=f"training epochs (default {d.epochs})")
     q.add_argument("--seed", type=int, help=f"training seed (default {d.seed})")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
+    if weights:
+        q.add_argument("--weights", help="your trained weights for --model instead of training it: a state dict (.pt), "
+                       "a folder holding model.pt, or a file written by 'agic prune'; read with weights_only=True and "
+                       "checked against --model's shapes")
 
 def _device_option(q):
     "graphs, pretrain, sa: where the work runs."
@@ -201,7 +262,7 @@ def _add_train(sub):
     from agic.training import PRECISIONS, TrainConfig
     d = TrainConfig()
     t = sub.add_parser("train", help="train a CNN (or load it from the cache) and report its test accuracy")
-    _model_options(t)
+    _model_options(t, weights=False)
     t.add_argument("--batch-size", dest="batch_size", type=int, help=f"batch size (default {d.batch_size})")
     t.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
     t.add_argument("--train-limit", dest="train_limit", type=int, help="train on the first N training images only")
@@ -283,8 +344,8 @@ def _add_sa(sub):
                         help="train the SA network on the pretrained encoder (resumable; distributed under torchrun)")
     _model_options(sa); _store_options(sa)
     sa.add_argument("--objective", choices=OBJECTIVES, default=SAConfig.objective,
-                    help=f"fidelity: the scores gate the CNN, which must keep its decision; label: the last "
-                         f"release's (default {SAConfig.objective})")
+                    help=f"fidelity: the scores gate the CNN, which must keep its decision; label: the head's "
+                         f"class, the sa_v1 ablation (default {SAConfig.objective})")
     sa.add_argument("--sa-epochs", dest="sa_epochs", type=int, default=SAConfig.epochs,
                     help=f"SA training epochs (default {SAConfig.epochs})")
     sa.add_argument("--sparsity", type=float, default=SAConfig.sparsity,
@@ -306,6 +367,32 @@ def _add_bench_graphs(sub):
     bg.add_argument("--out", help="folder for bench_graphs.json/.png (default figures/)")
     bg.add_argument("--remeasure", action="store_true", help="measure again even if this machine's result is cached")
     bg.set_defaults(run=_bench_graphs)
+
+# %% ../nbs/09_cli.ipynb #06cc5351
+PRUNE_CRITERIA = ["l1", "bn", "taylor", "activation", "random", "shap_strength", "free_gates", "sa"]
+
+def _add_prune(sub):
+    "`agic prune`: the trained model, the ranking, how much goes, the fine-tuning and where the pruned CNN goes."
+    from agic.pruning import SCOPES
+    pr = sub.add_parser("prune", help="rank kernels, prune them physically, fine-tune; report accuracy and MACs")
+    _model_options(pr); _store_options(pr)
+    pr.add_argument("--criterion", choices=PRUNE_CRITERIA, default="sa", metavar="NAME",
+                    help="the ranking: torch-pruning's l1/bn/taylor/activation, random, shap_strength (the At-GCs' "
+                         "edges), free_gates (SA's objective, no graph) or sa (the SA network; default)")
+    pr.add_argument("--ratio", type=float, default=0.5, help="fraction of the kernels removed, 0 to 1 (default 0.5)")
+    pr.add_argument("--scope", choices=SCOPES, default="uniform",
+                    help="uniform: that fraction of every layer; global: of all kernels (default uniform)")
+    pr.add_argument("--fine-tune-epochs", dest="fine_tune_epochs", type=int, default=1,
+                    help="passes over the fine-tuning images, 0 for none (default 1)")
+    pr.add_argument("--fine-tune-images", dest="fine_tune_images", type=int, default=5000,
+                    help="fine-tune on the first N training images, 0 for all (default 5000)")
+    pr.add_argument("--augment", action=argparse.BooleanOptionalAction, default=False,
+                    help="shift (and flip) the images while fine-tuning (default: no augment)")
+    pr.add_argument("--calibration", type=int, default=512,
+                    help="l1/bn/taylor/activation: the last N training images they score on (default 512)")
+    pr.add_argument("--ranking-seed", dest="ranking_seed", type=int, default=0, help="random: its seed (default 0)")
+    pr.add_argument("--out", help="file for the pruned CNN (default <model>__<dataset>__<criterion>_<ratio>.pt here)")
+    pr.set_defaults(run=_prune)
 
 # %% ../nbs/09_cli.ipynb #6fa825fc
 def _add_figures(sub):
@@ -341,8 +428,8 @@ def parser() -> argparse.ArgumentParser:
     "The `agic` argument parser."
     p = _Parser(prog="agic", description="Attribution-graph interpretability (AGIC) for CNNs.")
     sub = p.add_subparsers(dest="command", required=True,
-                           metavar="{train,data,graphs,pretrain,sa,bench-graphs,figures,docs,models}")
-    for add in (_add_train, _add_data, _add_graphs, _add_pretrain, _add_sa, _add_bench_graphs, _add_figures, _add_docs,
+                           metavar="COMMAND")
+    for add in (_add_train, _add_data, _add_graphs, _add_pretrain, _add_sa, _add_prune, _add_bench_graphs, _add_figures, _add_docs,
                 _add_models):
         add(sub)
     return p

@@ -10,11 +10,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .core import atomic_write_text, check_choice, check_range
+from .core import AgicError, atomic_save, atomic_write_text, check_choice, check_range, load_tensors
 from .pruning import SCOPES, fine_tune, keep_masks, masks_key
 
 # %% auto #0
-__all__ = ['prune', 'cost', 'latency', 'physical_pruning', 'physical_table', 'physical_heading']
+__all__ = ['prune', 'cost', 'latency', 'pruned_and_tuned', 'pruning_rows', 'physical_pruning', 'physical_table',
+           'physical_heading', 'save_pruned', 'load_weights']
 
 # %% ../nbs/03c2_physical.ipynb #f71ac5ab
 def prune(
@@ -66,6 +67,51 @@ def latency(
     return {k: float(torch.tensor(v).median()) for k, v in times.items()}
 
 # %% ../nbs/03c2_physical.ipynb #7421554c
+def pruned_and_tuned(
+    model: nn.Module,                 # the CNN (not changed)
+    scores: dict[str, torch.Tensor],  # the ranking: conv module path -> score per kernel
+    ratio: float,                     # fraction of the kernels removed, in [0, 1)
+    scope: str,                       # "uniform" or "global"
+    splits,                           # `Splits`: training images to fine-tune on
+    epochs: int,                      # fine-tune passes over the training images; 0: none
+    augment: bool = False,            # shift (and flip) the images while fine-tuning
+    n_images: int | None = None,      # fine-tune on the first n training images; None or 0: all
+    progress: bool = True,            # show the fine-tuning's progress bar
+) -> tuple[nn.Module, nn.Module]:     # the pruned copy and its fine-tuned copy (the same one when `epochs` is 0)
+    "`model` pruned physically by the ranking `scores` (keyed by conv module) at `ratio`, then fine-tuned `epochs`."
+    from agic.importance import SAImportance
+    example = splits.test.tensors[0][:1].contiguous(memory_format=torch.channels_last)
+    small = prune(model, lambda copy: SAImportance(copy, scores), ratio, scope, example)
+    small = small.to(memory_format=torch.channels_last)
+    if n_images: splits = type(splits)(splits.info, torch.utils.data.TensorDataset(
+        *(t[:n_images] for t in splits.train.tensors)), splits.val, splits.test)
+    tuned = fine_tune(small, {}, splits, epochs, None, lr=0.01, progress=progress, augment=augment) if epochs else small
+    return small, tuned
+
+def pruning_rows(
+    model: nn.Module,        # the unpruned CNN
+    small: nn.Module,        # its pruned copy, not fine-tuned
+    tuned: nn.Module,        # the pruned copy fine-tuned
+    test,                    # TensorDataset the accuracies are measured on
+    ratio: float,            # the fraction of kernels removed, for the rows
+    epochs: int,             # fine-tune epochs, for the rows
+    name: str = "SA",        # the ranking's name in the rows' `model` labels
+    base: float | None = None,  # the unpruned accuracy on `test`; None: measured
+) -> list[dict]:             # rows: unpruned, pruned, pruned and fine-tuned
+    "Params, MACs, median ms per batch of 64 (the two CNNs side by side) and accuracy on `test` of the three CNNs."
+    from agic.training import evaluate
+    example = test.tensors[0][:1].contiguous(memory_format=torch.channels_last)
+    ms = latency({"unpruned": model, "pruned": tuned}, test.tensors[0][:64])
+    c0, c1 = cost(model, example), cost(tuned, example)
+    base = evaluate(model, test) if base is None else base
+    row = lambda what, c, r, t, acc, ep: dict(model=what, ratio=r, params=c["params"], macs=c["macs"],
+                                              latency_ms_b64=t, accuracy=acc, fine_tune_epochs=ep)
+    return [row("unpruned", c0, 0.0, ms["unpruned"], base, 0),
+            row(f"pruned by {name}, no fine-tune", c1, ratio, ms["pruned"], evaluate(small, test), 0),
+            row(f"pruned by {name}, fine-tuned", c1, ratio, ms["pruned"], evaluate(tuned, test), epochs)]
+
+
+# %% ../nbs/03c2_physical.ipynb #df935f19
 def physical_pruning(
     model: nn.Module,                 # the CNN (not changed)
     scores: dict[str, torch.Tensor],  # the ranking: conv module path -> score per kernel
@@ -84,26 +130,11 @@ def physical_pruning(
     passes over the training split (its first `n_images`): a row each for the unpruned CNN, the pruned and the
     fine-tuned copy (params, MACs, median ms per batch of 64 measured side by side, accuracy on `test`). With `cache`
     (a folder) the rows of the same kernels pruned before are read back; new ones are written there atomically."""
-    from agic.importance import SAImportance
-    from agic.training import evaluate
     key = masks_key(keep_masks(scores, ratio, scope))                  # which kernels go: the same rows if the same
     file = None if cache is None else Path(cache) / f"physical__{ratio}__{epochs}__{key}.json"
     if file is not None and file.exists(): return json.loads(file.read_text())
-    example = splits.test.tensors[0][:1].contiguous(memory_format=torch.channels_last)
-    small = prune(model, lambda copy: SAImportance(copy, scores), ratio, scope, example)
-    small = small.to(memory_format=torch.channels_last)
-    before = evaluate(small, test)
-    if n_images: splits = type(splits)(splits.info, torch.utils.data.TensorDataset(
-        *(t[:n_images] for t in splits.train.tensors)), splits.val, splits.test)
-    tuned = fine_tune(small, {}, splits, epochs, None, lr=0.01, progress=True, augment=augment) if epochs else small
-    ms = latency({"unpruned": model, "pruned": tuned}, splits.test.tensors[0][:64])
-    c0, c1 = cost(model, example), cost(tuned, example)
-    base = evaluate(model, test) if base is None else base
-    row = lambda what, c, r, t, acc, ep: dict(model=what, ratio=r, params=c["params"], macs=c["macs"],
-                                              latency_ms_b64=t, accuracy=acc, fine_tune_epochs=ep)
-    rows = [row("unpruned", c0, 0.0, ms["unpruned"], base, 0),
-            row(f"pruned by {name}, no fine-tune", c1, ratio, ms["pruned"], before, 0),
-            row(f"pruned by {name}, fine-tuned", c1, ratio, ms["pruned"], evaluate(tuned, test), epochs)]
+    small, tuned = pruned_and_tuned(model, scores, ratio, scope, splits, epochs, augment, n_images)
+    rows = pruning_rows(model, small, tuned, test, ratio, epochs, name, base)
     if file is not None: atomic_write_text(file, json.dumps(rows, indent=1))
     return rows
 
@@ -126,3 +157,45 @@ def physical_heading(
     "The heading of the physical-pruning table."
     return (f"# Physical pruning of {model} on {dataset} by the SA ranking (torch-pruning, {scope} scope)\n\n"
             f"Latency: median CPU milliseconds per batch of 64, both models measured side by side in one run.")
+
+# %% ../nbs/03c2_physical.ipynb #63c0de2d
+def save_pruned(
+    model: nn.Module,                 # the pruned CNN (`pruned_and_tuned`'s)
+    path: Path | str,                 # the file written (atomically)
+    name: str,                        # its architecture: zoo name, torchvision name or package.module:factory
+    scores: dict[str, torch.Tensor],  # the ranking it was pruned by (conv module path -> score per kernel)
+    ratio: float,                     # the fraction of kernels removed
+    scope: str,                       # "uniform" or "global"
+    **record,                         # more JSON-able facts kept in the file's "pruning" entry (data set, criterion)
+) -> Path:                            # `path`
+    "Write a pruned CNN as a state dict plus what rebuilds its shape from the architecture (see `load_weights`)."
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    blob = {"state_dict": state, "scores": {k: v.detach().float().cpu() for k, v in scores.items()},
+            "pruning": {"model": name, "ratio": float(ratio), "scope": scope, **record}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_save(blob, path)
+
+# %% ../nbs/03c2_physical.ipynb #03d4a27e
+def load_weights(
+    name: str,          # the architecture: zoo name, torchvision name or package.module:factory
+    info,               # the data set's `DatasetInfo` the CNN was built for
+    path: Path | str,   # a state dict (.pt), a folder holding model.pt, or a file written by `save_pruned`
+) -> nn.Module:         # the CNN, loaded, in eval mode
+    """CNN `name` with the weights at `path`, read with `weights_only=True`: a state dict that fits the architecture
+    exactly, or a pruned CNN from `save_pruned` (the architecture pruned as it was, then loaded). Anything else, or
+    weights that do not fit, is one `AgicError`."""
+    from agic.importance import SAImportance
+    from agic.models import build_model
+    from agic.training import load_checkpoint
+    file = Path(path) / "model.pt" if Path(path).is_dir() else Path(path)
+    model = build_model(name, info).eval()
+    blob = load_tensors(file, "weights", "give a state dict (torch.save(model.state_dict(), path)), a folder holding "
+                        "model.pt, or a file written by 'agic prune'", expected="a state dict")
+    if not ("state_dict" in blob and "pruning" in blob): return load_checkpoint(model, file, blob).eval()
+    p = blob["pruning"]
+    if p.get("model") != name:
+        raise AgicError(f"weights {file} are a pruned {p.get('model')!r}, not {name!r}: give --model {p.get('model')}")
+    example = torch.zeros(1, *info.input_shape)
+    model = prune(model, lambda copy: SAImportance(copy, blob["scores"]), p["ratio"], p["scope"], example)
+    return load_checkpoint(model, file, blob["state_dict"]).eval()

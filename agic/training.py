@@ -83,17 +83,21 @@ def load_state_dict(
     if not path.is_file(): raise AgicError(f"checkpoint {path} does not exist; train the model first (agic train ...)")
     state = load_tensors(path, "checkpoint", "train the model again (agic train --force), or save its "
                          "model.state_dict() there", expected="a plain state dict")
+    if "state_dict" in state and "pruning" in state:
+        raise AgicError(f"checkpoint {path} holds a CNN pruned by 'agic prune' (smaller than its architecture): load "
+                        "it with agic.physical.load_weights, or pass it as --weights")
     if (bad := [k for k, v in state.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))]):
         raise AgicError(f"checkpoint {path} is not a state dict (a dict of parameter names to tensors): its entry "
                         f"{bad[0]!r} holds a {type(state[bad[0]]).__name__}")
     return state
 
 def load_checkpoint(
-    model: nn.Module,  # the model to load into; the state dict must fit it exactly
-    path: Path | str,  # a state-dict file, or a folder holding model.pt
-) -> nn.Module:        # `model`, loaded
+    model: nn.Module,          # the model to load into; the state dict must fit it exactly
+    path: Path | str,          # a state-dict file, or a folder holding model.pt
+    state: dict | None = None, # the state dict, read from `path` already (None: read it)
+) -> nn.Module:                # `model`, loaded
     "Load the state dict at `path` into `model`, refusing missing, unexpected or mis-shaped parameters."
-    state = load_state_dict(path)
+    state = load_state_dict(path) if state is None else state
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"

@@ -577,7 +577,7 @@ def test_cli_page_documents_every_subcommand(browser, site):
     from agic.__main__ import parser
     out, url = site
     sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
-    every = {"train", "data", "graphs", "pretrain", "sa", "bench-graphs", "figures", "docs", "models"}
+    every = {"train", "data", "graphs", "pretrain", "sa", "prune", "bench-graphs", "figures", "docs", "models"}
     assert every <= set(sub.choices), every - set(sub.choices)
     page, problems = open_page(browser, f"{url}/09_cli.html", shot="docs_cli.png")
     for name, q in sub.choices.items():
