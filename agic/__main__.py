@@ -183,7 +183,7 @@ def _ranking(args, got) -> dict:
     from agic.importance import kernel_importance
     from agic.scoring import train_sa
     ecfg, splits, store, graphs, encoder, _, cnn = _encoder(args, got)
-    sa, _ = train_sa(encoder, store, graphs, SAConfig(), n_classes, encoder_tag=ecfg.tag, progress=not quiet,
+    sa, _ = train_sa(encoder, store, graphs, SAConfig(epochs=args.sa_epochs), n_classes, encoder_tag=ecfg.tag, progress=not quiet,
                      cnn=cnn, splits=splits)
     return kernel_importance(sa, store, graphs, n_classes).by_module()
 
@@ -374,6 +374,7 @@ PRUNE_CRITERIA = ["l1", "bn", "taylor", "activation", "random", "shap_strength",
 def _add_prune(sub):
     "`agic prune`: the trained model, the ranking, how much goes, the fine-tuning and where the pruned CNN goes."
     from agic.pruning import SCOPES
+    from agic.scoring import SAConfig
     pr = sub.add_parser("prune", help="rank kernels, prune them physically, fine-tune; report accuracy and MACs")
     _model_options(pr); _store_options(pr)
     pr.add_argument("--criterion", choices=PRUNE_CRITERIA, default="sa", metavar="NAME",
@@ -390,6 +391,8 @@ def _add_prune(sub):
                     help="shift (and flip) the images while fine-tuning (default: no augment)")
     pr.add_argument("--calibration", type=int, default=512,
                     help="l1/bn/taylor/activation: the last N training images they score on (default 512)")
+    pr.add_argument("--sa-epochs", dest="sa_epochs", type=int, default=SAConfig.epochs,
+                    help=f"sa: SA training epochs (default {SAConfig.epochs})")
     pr.add_argument("--ranking-seed", dest="ranking_seed", type=int, default=0, help="random: its seed (default 0)")
     pr.add_argument("--out", help="file for the pruned CNN (default <model>__<dataset>__<criterion>_<ratio>.pt here)")
     pr.set_defaults(run=_prune)
