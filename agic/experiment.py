@@ -82,7 +82,7 @@ class Experiment:
         self.tag = f"{model.replace(':', '_').replace('.', '_')}_{dataset}"
         self.out_dir = figures_dir() / ("quick" if self.quick else "")
         self.stage = Path(tempfile.mkdtemp(prefix="agic-stage-"))    # moved into out_dir by publish()
-        self.started, self.timings = time.perf_counter(), {}
+        self.started, self.timings, self.notes = time.perf_counter(), {}, []   # notes: what a quick run's headings add
         use_all_cores()
 
     def lap(
@@ -134,18 +134,20 @@ def save_figure(
 
 QUICK_MARK = "Quick run (a toy run for CI: its numbers mean nothing): "
 
-def _mark_quick(folder: Path):
-    "Every Markdown table and verdict list of a quick run says so in its heading: a reader cannot take it for a result."
+def _mark_quick(folder: Path, notes=()):
+    """Every Markdown table and verdict list of a quick run says so in its heading, with its `notes` (a CNN at chance):
+    a reader cannot take it for a result."""
+    said = "".join(f"{n}. " for n in notes)
     for p in folder.glob("*.md"):
         head, _, rest = p.read_text().partition("\n")
         if head.startswith("#") and QUICK_MARK not in head:
             hashes, _, title = head.partition(" ")
-            p.write_text(f"{hashes} {QUICK_MARK}{title}\n{rest}")
+            p.write_text(f"{hashes} {QUICK_MARK}{said}{title}\n{rest}")
 
 @patch
 def publish(self: Experiment) -> list[str]:
     "Move every staged output into `out_dir` together (a quick run's headings marked); return this tag's outputs."
-    if self.quick: _mark_quick(self.stage)
+    if self.quick: _mark_quick(self.stage, self.notes)
     self.out_dir.mkdir(parents=True, exist_ok=True)
     for p in sorted(self.stage.iterdir()): shutil.move(str(p), self.out_dir / p.name)
     shutil.rmtree(self.stage, ignore_errors=True)
@@ -184,6 +186,23 @@ def check_model(
         raise AgicError(f"agic cannot prune {self.model} exactly: its copy without the masked kernels does not compute "
                         f"what the masks compute ({why if got is None else 'the outputs differ'}); please report it "
                         "with the model")
+
+# %% ../nbs/03e_experiment.ipynb #16dca36a
+@patch
+def check_trained(
+    self: Experiment,
+    accuracy: float,  # the trained CNN's validation accuracy
+    n_classes: int,   # classes of the data set (chance: 1 / n_classes)
+) -> str | None:      # the note a quick run's outputs carry; None when the CNN clears the bar
+    """A CNN at chance makes every verdict meaningless; the bar is twice chance. Below it a real run stops with an
+    `AgicError`; a quick run (a toy CNN trained for seconds) goes on, says so, and its outputs' headings say so too."""
+    bar = 2 / n_classes
+    if accuracy >= bar: return None
+    what = f"the CNN is at chance (validation accuracy {accuracy:.3f}, below twice chance {bar:.2f})"
+    if not self.quick: raise AgicError(f"{what}: train it longer, or check the model and the data, before measuring it")
+    self.notes.append(f"{what}, so its verdicts measure nothing")
+    print(f"warning: {self.notes[-1]}")
+    return self.notes[-1]
 
 # %% ../nbs/03e_experiment.ipynb #08a1ae99
 def write_verdicts(

@@ -103,3 +103,37 @@ def test_a_torchvision_architecture_runs_in_quick_mode(tmp_path, figures):
     assert phys.macs.iloc[-1] <= phys.macs.iloc[0]
     curves = pd.read_csv(figures / "quick" / "fig_pruning_resnet18_fashion-mnist.csv")
     assert "sa" in set(curves.criterion)
+
+
+# issue 36's four torchvision models with depthwise (grouped) convs: refused in the model check, before any training,
+# where the At-GC builder cannot pass attribution (a squeeze-excitation product), else pruned exactly: the sliced copy
+# computes what the masks compute (the check itself) and torch-pruning removes a depthwise conv's kernels with its input
+# channels (the pruned CNN runs and costs less)
+DEPTHWISE = {"mobilenet_v2": None, "regnet_x_400mf": None,
+             "mobilenet_v3_small": "unsupported operation 'mul'", "efficientnet_b0": "unsupported operation 'mul'"}
+
+
+@pytest.mark.parametrize("name", list(DEPTHWISE))
+def test_depthwise_models_are_pruned_exactly_or_refused_before_training(name, tmp_path, monkeypatch):
+    import torch
+    from agic.core import AgicError
+    from agic.criteria import random_scores
+    from agic.data import load_dataset
+    from agic.experiment import Experiment
+    from agic.importance import SAImportance
+    from agic.models import build_model
+    from agic.physical import cost, prune
+    monkeypatch.setenv("AGIC_FIGURES", str(tmp_path))
+    info = load_dataset("synthetic").info
+    check = lambda: Experiment(name, "synthetic", quick=True).check_model(info)
+    if DEPTHWISE[name] is not None:
+        with pytest.raises(AgicError, match=DEPTHWISE[name]): check()
+        return
+    check()
+    net, x = build_model(name, info, seed=0).eval(), torch.randn(2, *info.input_shape)
+    scores = random_scores(net, 0)
+    small = prune(net, lambda copy: SAImportance(copy, scores), 0.3, "uniform", x[:1])
+    assert small(x).shape == (2, info.n_classes)
+    assert cost(small, x[:1])["macs"] < cost(net, x[:1])["macs"]
+    grouped = [m for m in small.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    assert grouped and all(m.in_channels == m.out_channels == m.groups for m in grouped if m.groups == m.in_channels)
