@@ -183,8 +183,8 @@ def _ranking(args, got) -> dict:
     from agic.importance import kernel_importance
     from agic.scoring import train_sa
     ecfg, splits, store, graphs, encoder, _, cnn = _encoder(args, got)
-    sa, _ = train_sa(encoder, store, graphs, SAConfig(epochs=args.sa_epochs), n_classes, encoder_tag=ecfg.tag, progress=not quiet,
-                     cnn=cnn, splits=splits)
+    sa, _ = train_sa(encoder, store, graphs, SAConfig(epochs=args.sa_epochs), n_classes, encoder_tag=ecfg.tag,
+                     progress=not quiet, cnn=cnn, splits=splits)
     return kernel_importance(sa, store, graphs, n_classes).by_module()
 
 def _prune(args) -> dict:
@@ -432,8 +432,8 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="agic", description="Attribution-graph interpretability (AGIC) for CNNs.")
     sub = p.add_subparsers(dest="command", required=True,
                            metavar="COMMAND")
-    for add in (_add_train, _add_data, _add_graphs, _add_pretrain, _add_sa, _add_prune, _add_bench_graphs, _add_figures, _add_docs,
-                _add_models):
+    for add in (_add_train, _add_data, _add_graphs, _add_pretrain, _add_sa, _add_prune, _add_bench_graphs, _add_figures,
+                _add_docs, _add_models):
         add(sub)
     return p
 
