@@ -129,7 +129,10 @@ def save_figure(
     stem: str,       # the output's name, before `_<tag>`
     dpi: int = 110,  # resolution of the PNG
 ):
-    "A matplotlib figure as PNG."
+    "A matplotlib figure as PNG; a quick run's says so above its title."
+    if self.quick:
+        title = fig._suptitle.get_text() if fig._suptitle is not None else ""
+        fig.suptitle(f"{QUICK_MARK}{''.join(f'{n}. ' for n in self.notes)}{title}".rstrip(": "), color="firebrick")
     fig.savefig(self.path(stem, "png"), dpi=dpi)
 
 QUICK_MARK = "Quick run (a toy run for CI: its numbers mean nothing): "
@@ -230,3 +233,15 @@ def write_verdicts(
     folder = Path(folder)
     return [atomic_write_text(folder / f"verdicts_{name}.csv", buf.getvalue()),
             atomic_write_text(folder / f"verdicts_{name}.md", "\n".join(md) + "\n")]
+
+# %% ../nbs/03e_experiment.ipynb #fd8c7303
+@patch
+def write_verdicts(
+    self: Experiment,
+    rows: list[tuple],  # (claim, measured, bar, held) rows
+    title: str,         # heading of the Markdown table
+    name: str,          # the experiment: files `verdicts_<name>_<tag>.csv` and `.md`
+) -> list[Path]:        # the CSV and Markdown files, in `out_dir`
+    "`write_verdicts` into this run's `out_dir`; a quick run's heading says so (with its notes)."
+    if self.quick: title = QUICK_MARK + "".join(f"{n}. " for n in self.notes) + title
+    return write_verdicts(rows, title, f"{name}_{self.tag}", self.out_dir)

@@ -98,11 +98,14 @@ def test_quick_run_resumes_from_its_point_log_to_the_same_curves(tmp_path, isola
 
 @pytest.mark.slow
 def test_a_torchvision_architecture_runs_in_quick_mode(tmp_path, figures):
-    run(tmp_path, quick=True, model="resnet18")
-    phys = pd.read_csv(figures / "quick" / "tab_physical_pruning_resnet18_fashion-mnist.csv")
-    assert phys.macs.iloc[-1] <= phys.macs.iloc[0]
-    curves = pd.read_csv(figures / "quick" / "fig_pruning_resnet18_fashion-mnist.csv")
-    assert "sa" in set(curves.criterion)
+    "mobilenet_v2, depthwise convs and all, through 04 to its verdicts (about 4 minutes; regnet_x_400mf: 6)."
+    run(tmp_path, quick=True, model="mobilenet_v2")
+    phys = pd.read_csv(figures / "quick" / "tab_physical_pruning_mobilenet_v2_fashion-mnist.csv")
+    assert phys.macs.iloc[-1] < phys.macs.iloc[0]
+    curves = pd.read_csv(figures / "quick" / "fig_pruning_mobilenet_v2_fashion-mnist.csv")
+    assert {"sa", "free_gates", "random"} <= set(curves.criterion)
+    verdicts = (figures / "quick" / "verdicts_pruning_mobilenet_v2_fashion-mnist.md").read_text()
+    assert verdicts.startswith("#### Quick run") and verdicts.count("\n| ") == 8, verdicts   # heading row + 7 bars
 
 
 # issue 36's four torchvision models with depthwise (grouped) convs: refused in the model check, before any training,
