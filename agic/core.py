@@ -8,8 +8,9 @@ import contextlib, hashlib, json, os, pickle, random, re, shutil, tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-# idle OpenMP threads sleep instead of spinning, which costs nothing alone and keeps torch usable beside another job
-# (tests/thread_probe.py: 1.03x alone, 1.68x beside a CPU-bound job); read when torch loads, so set before it
+# idle OpenMP threads sleep instead of spinning, which costs 1-5 % alone and keeps torch usable beside another job
+# (tests/thread_probe.py: SA training 1 % slower alone, 15x faster beside a CPU-bound job); read when torch loads,
+# so set before it
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import torch

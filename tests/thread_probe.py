@@ -1,10 +1,21 @@
-"""How OpenMP's wait policy changes torch's speed alone and beside another job (issue 36): run it alone on an idle
-machine, `python tests/thread_probe.py [seconds]`. Each measurement is a fresh process doing vgg_small training steps
-(batch 64, float32, every core) for `seconds`; "beside" starts a second process of the same work first (a shared
-machine), with the wait policy given for each. Prints steps per second and the ratios, one table."""
-import os, subprocess, sys, time
+"""How OpenMP's wait policy changes agic's speed alone and beside another job (issue 36). Run it alone on an idle
+machine with a warm cache (`make prune` once first):
 
-WORK = """
+    python tests/thread_probe.py [--work cnn|sa|prune] [--seconds S]
+
+Each measurement is a fresh process: `cnn`, vgg_small training steps (batch 64, float32, every core) for S seconds;
+`sa`, training the default SA network of `make prune` (vgg_small's cached CNN, At-GCs and encoder, 320 At-GCs, batch
+32) for a fixed number of epochs; `prune`, `make prune` itself, warm (every stage read from the cache). "beside" starts
+a second CPU-bound process first (the `cnn` work, OpenMP's default policy) as on a shared machine. The wait policies
+compared: PASSIVE (agic's default: idle threads sleep) and OpenMP's own default (spin, then sleep), given as an empty
+`OMP_WAIT_POLICY` so that neither the Makefile nor `agic.core` fills it in (libgomp then warns once and uses its
+default). Prints one Markdown table: the rate (steps/s, batches/s or runs/min) and its ratio to "alone, PASSIVE"."""
+import argparse, os, subprocess, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CNN = """
 import sys, time, torch
 from agic.core import use_all_cores
 from agic.data import DatasetInfo
@@ -21,35 +32,73 @@ while time.perf_counter() - t0 < seconds: step(); n += 1
 print(n / (time.perf_counter() - t0))
 """
 
+SA = """
+import sys, tempfile, time, torch
+from agic.data import load_dataset
+from agic.encoder import EncoderConfig, pretrain_dgi
+from agic.scoring import SAConfig, train_sa
+from agic.store import GraphStore, StoreConfig, default_store_path
+from agic.training import TrainConfig, train
+splits = load_dataset("fashion-mnist"); tcfg = TrainConfig(model="vgg_small", dataset="fashion-mnist")
+net = train(tcfg, splits=splits).model.eval()                        # all three from make prune's cache
+store = GraphStore(default_store_path(tcfg.key, StoreConfig(split="train", n=1000, refs=16, topk=8)))
+graphs = store.graphs(); ecfg = EncoderConfig(hidden=64, epochs=3)
+encoder, _ = pretrain_dgi(store, graphs, ecfg)
+epochs, n = int(sys.argv[1]), 320
+with tempfile.TemporaryDirectory() as tmp:
+    t0 = time.perf_counter()
+    train_sa(encoder, store, graphs[:n], SAConfig(epochs=epochs), splits.info.n_classes, encoder_tag=ecfg.tag,
+             cache=tmp, progress=False, cnn=net, splits=splits)
+    print(epochs * (n // 32) / (time.perf_counter() - t0))
+"""
+
+UNITS = {"cnn": "steps/s", "sa": "batches/s", "prune": "runs/min"}
+
 
 def env_with(policy):
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if policy: env["OMP_WAIT_POLICY"] = policy
-    return env
+    "The environment with OMP_WAIT_POLICY=policy; '' leaves OpenMP's own default in force."
+    return {**os.environ, "OMP_WAIT_POLICY": policy}
 
 
-def steps_per_second(policy, seconds, beside=None):
+def measure(work, policy, seconds):
+    "One fresh process of `work` under `policy`: its rate."
+    env = env_with(policy)
+    if work == "prune":
+        t0 = time.perf_counter()
+        subprocess.run(["make", "prune"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        return 60 / (time.perf_counter() - t0)
+    code, arg = (CNN, seconds) if work == "cnn" else (SA, max(1, round(seconds / 2)))
+    out = subprocess.run([sys.executable, "-c", code, str(arg)], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def rate(work, policy, seconds, beside):
+    "`measure`, alone (beside=None) or beside a CPU-bound `cnn` process under policy `beside`."
     other = None
-    if beside is not None:   # the other job: the same work for longer than the measurement
-        other = subprocess.Popen([sys.executable, "-c", WORK, str(seconds * 10)], env=env_with(beside),
-                                 stdout=subprocess.DEVNULL)
+    if beside is not None:   # the other job: the same CNN work, long enough to outlast the measurement
+        other = subprocess.Popen([sys.executable, "-c", CNN, "100000"], env=env_with(beside),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(3)
-    try:
-        out = subprocess.run([sys.executable, "-c", WORK, str(seconds)], env=env_with(policy), capture_output=True,
-                             text=True, check=True, timeout=seconds * 40)
-        return float(out.stdout.strip().splitlines()[-1])
+    try: return measure(work, policy, seconds)
     finally:
         if other: other.kill(); other.wait()
 
 
 if __name__ == "__main__":
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 15
-    cases = [("alone", None, None), ("alone", "PASSIVE", None), ("beside a default job", None, ""),
-             ("beside a default job", "PASSIVE", ""), ("beside a PASSIVE job", "PASSIVE", "PASSIVE")]
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", choices=list(UNITS), default="cnn")
+    p.add_argument("--seconds", type=float, default=15, help="cnn: seconds per measurement; sa: epochs = seconds / 2")
+    a = p.parse_args()
+    cases = [("alone", "PASSIVE", None), ("alone", "", None), ("beside a CPU-bound job", "PASSIVE", ""),
+             ("beside a CPU-bound job", "", "")]
     rows = []
     for where, policy, beside in cases:
-        rows.append((where, policy or "(unset)", steps_per_second(policy, seconds, beside)))
-        print(f"{rows[-1][0]:<22} OMP_WAIT_POLICY={rows[-1][1]:<8} {rows[-1][2]:7.2f} steps/s", flush=True)
-    alone = rows[0][2]
-    print("\n| where | this job's OMP_WAIT_POLICY | steps/s | / alone, unset |\n|---|---|---|---|")
-    for where, policy, sps in rows: print(f"| {where} | {policy} | {sps:.2f} | {sps / alone:.2f} |")
+        t0 = time.perf_counter()
+        rows.append((where, policy or "(OpenMP default)", rate(a.work, policy, a.seconds, beside)))
+        print(f"{where:<24} OMP_WAIT_POLICY={rows[-1][1]:<17} {rows[-1][2]:8.3f} {UNITS[a.work]} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    base = rows[0][2]
+    print(f"\n`python tests/thread_probe.py --work {a.work} --seconds {a.seconds:g}`\n")
+    print(f"| where | OMP_WAIT_POLICY | {UNITS[a.work]} | / alone, PASSIVE |\n|---|---|---|---|")
+    for where, policy, r in rows: print(f"| {where} | {policy} | {r:.3f} | {r / base:.2f} |")
