@@ -41,7 +41,9 @@ def site(tmp_path_factory):
     with open(root / "site.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (out / "index.html").is_file():
-            p = run_agic("docs", "--out", out, "--quiet", "--no-execute", timeout=900, env=tripwires(root / "site"))
+            tmp = root / "site" / "tmp"; tmp.mkdir(parents=True)   # the build's TMPDIR: empty again after it
+            p = run_agic("docs", "--out", out, "--quiet", "--no-execute", timeout=900,
+                         env={**tripwires(root / "site"), "TMPDIR": str(tmp)})
             assert p.returncode == 0, p.stderr[-3000:]
     handler = functools.partial(QuietHandler, directory=str(out))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -159,6 +161,12 @@ def test_the_docs_build_installs_nothing_and_downloads_nothing(site):
     log = out.parent / TRIPPED
     assert not log.exists(), f"the docs build called: {log.read_text()}"
     assert (out.parent / "tripwires" / "pip").is_file()   # the tripwires were in place
+
+
+def test_the_docs_build_leaves_no_temporary_folder(site):
+    out, _ = site
+    left = sorted(p.name for p in (out.parent / "tmp").iterdir())
+    assert not left, f"the docs build left {len(left)} entries in its TMPDIR: {left[:5]}"
 
 
 def test_every_docs_page_loads_without_errors(visited):
@@ -588,5 +596,51 @@ def test_cli_page_documents_every_subcommand(browser, site):
         assert text.startswith(f"usage: agic {name}"), (name, text[:80])
         options = [o for a in q._actions for o in a.option_strings if o.startswith("--")]
         assert all(o in text for o in options), (name, [o for o in options if o not in text])
+    assert not problems, problems
+    page.close()
+
+
+VERDICTS_JS = """() => Array.from(document.querySelectorAll('article table')).filter(t =>
+    Array.from(t.querySelectorAll('th')).some(h => h.textContent.trim() === 'verdict')).flatMap(t =>
+    Array.from(t.querySelectorAll('tbody tr')).map(r => { const c = r.cells[r.cells.length - 1];
+        const s = c.querySelector('strong, em') || c;
+        return { text: c.textContent.trim(), weight: Number(getComputedStyle(s).fontWeight) }; }))"""
+
+
+def test_home_page_reads_in_five_minutes(browser, site):
+    """At 1400 px the Quick start begins within the first 1,500 px, after one paragraph and one At-GC picture; every
+    verdict reads held, MISSED, within noise or n/a, MISSED as bold as held; the run times are the records' (one row
+    per run of the plan); the paper is cited with its DOI and BibTeX."""
+    from agic.tools.reproduce import load_plan
+    out, url = site
+    page, problems = open_page(browser, f"{url}/index.html", shot="home_1400.png")
+    top = page.evaluate("() => document.getElementById('quick-start').getBoundingClientRect().top + window.scrollY")
+    assert top < 1500, f"Quick start starts {top:.0f} px down"
+    verdicts = page.evaluate(VERDICTS_JS)
+    assert len(verdicts) >= 30 and {v["text"] for v in verdicts} <= {"held", "MISSED", "within noise", "n/a"}, verdicts
+    weight = lambda word: {v["weight"] for v in verdicts if v["text"] == word}
+    assert weight("MISSED") == weight("held") and min(weight("held")) >= 600, (weight("held"), weight("MISSED"))
+    assert weight("within noise"), "no verdict within noise: the noise is not shown"
+    times = page.evaluate("""() => { const rows = [];       // the tables of the section 'Run times'
+        for (let e = document.getElementById('run-times').nextElementSibling; e && e.tagName !== 'H2';
+             e = e.nextElementSibling) e.querySelectorAll('tbody tr').forEach(r => rows.push(r.cells[0].textContent));
+        return rows.map(t => t.trim()); }""")
+    runs = [r.name for r in load_plan(ROOT / "figures.yml", ROOT)]
+    assert sorted(set(times)) == sorted(runs), (times, runs)
+    text = page.inner_text("article")
+    assert "10.1016/j.neunet.2024.106597" in text and "@article{zheng2024agic" in text
+    assert not problems, problems
+    page.close()
+
+
+def test_paper_page_relates_our_results_to_the_paper(browser, site):
+    "The 'Reproducing AGIC' page: the citation, what the paper specifies and what we chose, the limitations."
+    out, url = site
+    page, problems = open_page(browser, f"{url}/11_paper.html", shot="paper_1400.png")
+    headings = [h.strip() for h in page.locator("article h2").all_inner_texts()]
+    for want in ("The paper", "What the paper specifies", "Limitations"):
+        assert any(h.startswith(want) for h in headings), (want, headings)
+    text = page.inner_text("article")
+    assert "10.1016/j.neunet.2024.106597" in text and "@article{zheng2024agic" in text
     assert not problems, problems
     page.close()

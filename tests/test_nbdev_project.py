@@ -99,3 +99,17 @@ def test_every_public_parameter_is_documented():
     assert len(modules) > 25
     missing = undocumented_parameters(modules)
     assert not missing, f"{len(missing)} public symbols with undocumented parameters: {missing[:20]}"
+
+
+def test_prose_types_no_run_time():
+    "Run times on the pages are read from the runs' records (the home page's generated table), never typed in prose."
+    import re
+    from agic.tools.reproduce import RUNTIME_END, RUNTIME_START
+    typed = re.compile(r"\b\d[\d.,]*(?:-\d+)?\s?(?:min\b|minutes?\b|hours?\b|h \d)")
+    found = []
+    for path in sorted((ROOT / "nbs").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "markdown": continue
+            text = re.sub(re.escape(RUNTIME_START) + ".*?" + re.escape(RUNTIME_END), "", cell.source, flags=re.S)
+            found += [f"{path.name}: ...{text[max(0, m.start() - 40):m.end()]}" for m in typed.finditer(text)]
+    assert not found, "\n".join(found)

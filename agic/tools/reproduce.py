@@ -13,9 +13,10 @@ import yaml
 from ..core import AgicError, atomic_write_text, project_root
 
 # %% auto #0
-__all__ = ['VERDICT_START', 'VERDICT_END', 'RECORD', 'INDEX', 'TIMING', 'FAILING', 'Run', 'load_plan', 'verdict_summary',
-           'verdicts_markdown', 'sync_verdicts', 'git_commit', 'run_plan', 'write_index', 'compare_number',
-           'compare_tables', 'compare_summaries', 'compare_files', 'check_plan', 'check_report']
+__all__ = ['VERDICT_START', 'VERDICT_END', 'RUNTIME_START', 'RUNTIME_END', 'RECORD', 'INDEX', 'TIMING', 'FAILING', 'Run',
+           'load_plan', 'verdict_summary', 'verdicts_markdown', 'run_times_markdown', 'sync_verdicts', 'git_commit',
+           'run_plan', 'write_index', 'compare_number', 'compare_tables', 'compare_summaries', 'compare_files',
+           'check_plan', 'check_report']
 
 # %% ../../nbs/07_reproduce.ipynb #ce6b0e1e
 @dataclass
@@ -87,6 +88,16 @@ def load_plan(
 # %% ../../nbs/07_reproduce.ipynb #7978ef92
 VERDICT_START = "<!-- verdicts: written by agic figures from figures/verdicts_*.md -->"
 VERDICT_END = "<!-- /verdicts -->"
+RUNTIME_START = "<!-- run times: written by agic figures from figures/provenance.json -->"
+RUNTIME_END = "<!-- /run times -->"
+RECORD, INDEX = "provenance.json", "README.md"   # in figures/: the provenance record and its index
+
+def _duration(seconds: float) -> str:
+    "`seconds` for a reader: '42 s', '12 min 5 s' or '3 h 08 min'."
+    s = round(seconds)
+    if s < 60: return f"{s} s"
+    if s < 3600: return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 # %% ../../nbs/07_reproduce.ipynb #ef50f07a
 def verdict_summary(
@@ -115,24 +126,50 @@ def verdicts_markdown(
     files = sorted(Path(figs).glob("verdicts_*.md"), key=lambda p: (rank(p), p.name))
     return verdict_summary(files) + "\n" + "\n".join(p.read_text().strip() + "\n" for p in files)
 
+def run_times_markdown(
+    record: dict,                    # provenance record (`figures/provenance.json`): file -> run, ..., run_seconds
+    order: list[str] | None = None,  # run names in plan order; runs not in it follow
+) -> str:                            # a Markdown table
+    """One row per run of `record`, read from its latest file: what made it, its wall time as last made (on the machine
+    and with the cache it had), when, at which commit. Run times on the pages come from here, never typed."""
+    runs = {}
+    for r in record.values():
+        if r["run"] not in runs or r["made"] > runs[r["run"]]["made"]: runs[r["run"]] = r
+    names = [n for n in (order or []) if n in runs] + [n for n in runs if n not in (order or [])]
+    lines = ["| run | made by | run time | made | commit |", "|---|---|---|---|---|"]
+    for n in names:
+        r = runs[n]
+        by = f"`{r['notebook']}`" if r.get("notebook") else f"`agic {r['command'][0]}`"
+        lines.append(f"| {n} | {by} | {_duration(r['run_seconds'])} | {r['made']} | {r['commit']} |")
+    return "\n".join(lines) + "\n"
+
+def _between(text: str, start: str, end: str, content: str, where: Path) -> str:
+    "`text` with what lies between its markers `start` and `end` replaced by `content`."
+    head, rest = text.split(start, 1)
+    if end not in rest: raise AgicError(f"{where}: a '{start}' marker without its '{end}'")
+    return head + start + "\n\n" + content + "\n" + end + rest.split(end, 1)[1]
+
 def sync_verdicts(
     root: Path | str,                # project root, with `figures/` and `nbs/index.ipynb`
     order: list[str] | None = None,  # run names ordering the tables (`verdicts_markdown`)
 ) -> bool:                           # whether the home page changed
-    """Put the verdict tables of `root/figures` between the markers of `root/nbs/index.ipynb` and render `README.md`
-    from it (what `make readme` runs). Returns whether the home page changed; one without markers is left alone."""
+    """Put the verdict tables of `root/figures` between the verdict markers of `root/nbs/index.ipynb`, and the run
+    times of its `provenance.json` between the run-time markers, and render `README.md` from it (what `make readme`
+    runs). Returns whether the home page changed; one without markers is left alone."""
     from execnb.nbio import read_nb, write_nb
     root = Path(root); index = root / "nbs" / "index.ipynb"
     if not index.is_file(): return False
-    nb = read_nb(index)
-    cells = [c for c in nb.cells if c.cell_type == "markdown" and VERDICT_START in c.source]
-    if not cells: return False
-    head, rest = cells[0].source.split(VERDICT_START, 1)
-    if VERDICT_END not in rest: raise AgicError(f"{index}: a '{VERDICT_START}' marker without its '{VERDICT_END}'")
-    tables = verdicts_markdown(root / "figures", order)
-    new = head + VERDICT_START + "\n\n" + tables + "\n" + VERDICT_END + rest.split(VERDICT_END, 1)[1]
-    if new == cells[0].source: return False
-    cells[0].source = new
+    nb, changed = read_nb(index), False
+    record = json.loads((root / "figures" / RECORD).read_text()) if (root / "figures" / RECORD).is_file() else {}
+    blocks = [(VERDICT_START, VERDICT_END, lambda: verdicts_markdown(root / "figures", order)),
+              (RUNTIME_START, RUNTIME_END, lambda: run_times_markdown(record, order))]
+    for cell in nb.cells:
+        if cell.cell_type != "markdown": continue
+        new = cell.source
+        for start, end, content in blocks:
+            if start in new: new = _between(new, start, end, content(), index)
+        if new != cell.source: cell.source, changed = new, True
+    if not changed: return False
     write_nb(nb, index)
     subprocess.run([sys.executable, "-m", "nbconvert", "--to", "markdown", "nbs/index.ipynb", "--output-dir", ".",
                     "--output", "README", r"--RegexRemovePreprocessor.patterns=^\#\|\s*hide", "--log-level", "WARN"],
@@ -151,8 +188,6 @@ def git_commit(
                                 "figures.yml", "settings.ini"], cwd=root, capture_output=True, text=True).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError): return "unknown"
-
-RECORD, INDEX = "provenance.json", "README.md"
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     return {p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.stat().st_size)
@@ -242,14 +277,6 @@ def run_plan(
     if sync_verdicts(root, [r.name for r in full]):
         print("README.md and nbs/index.ipynb: verdicts updated", file=sys.stderr)
     return record
-
-# %% ../../nbs/07_reproduce.ipynb #1d49f887
-def _duration(seconds: float) -> str:
-    "`seconds` for a reader: '42 s', '12 min 5 s' or '3 h 08 min'."
-    s = round(seconds)
-    if s < 60: return f"{s} s"
-    if s < 3600: return f"{s // 60} min {s % 60} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 # %% ../../nbs/07_reproduce.ipynb #f6d6fbfc
 def write_index(
