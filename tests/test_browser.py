@@ -629,6 +629,7 @@ def test_home_page_reads_in_five_minutes(browser, site):
     assert sorted(set(times)) == sorted(runs), (times, runs)
     text = page.inner_text("article")
     assert "10.1016/j.neunet.2024.106597" in text and "@article{zheng2024agic" in text
+    assert text.index("Cite the paper") < text.index("Quick start"), "the citation comes first"
     assert not problems, problems
     page.close()
 

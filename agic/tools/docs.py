@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08_docs.ipynb #e706fac4
 from __future__ import annotations
-import importlib, json, re, shutil, subprocess, sys, tempfile
+import contextlib, importlib, json, re, shutil, subprocess, sys, tempfile
 from pathlib import Path
 
 import yaml
@@ -197,6 +197,22 @@ def _finish_site(out: Path, formulas: dict[str, str]) -> None:
     fetched = check_offline(out)
     if fetched: raise AgicError("the site would fetch from the network: " + "; ".join(fetched[:5]))
 
+# %% ../../nbs/08_docs.ipynb #8edb2694
+@contextlib.contextmanager
+def _private_tmp(work: Path):
+    """Within: temp files (this process's `tempfile`, its children's `TMPDIR`) go into `work/tmp`; after: `work`
+    is removed, whatever happened, so a build leaves no temp folder behind."""
+    import os
+    tmp = work / "tmp"; tmp.mkdir(parents=True, exist_ok=True)
+    before, env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = os.environ["TMPDIR"] = str(tmp)
+    try: yield tmp
+    finally:
+        tempfile.tempdir = before
+        if env is None: os.environ.pop("TMPDIR", None)
+        else: os.environ["TMPDIR"] = env
+        shutil.rmtree(work, ignore_errors=True)
+
 # %% ../../nbs/08_docs.ipynb #d19bc90d
 def build_docs(
     out: Path | str | None = None,   # the site's folder; None: `_site/` in the checkout
@@ -209,41 +225,42 @@ def build_docs(
     without the library notebooks' own outputs, API docs and results unchanged (a quick preview)."""
     root = Path(root or project_root()); out = Path(out or root / "_site").resolve()
     work = Path(tempfile.mkdtemp(prefix="agic-docs-")); src = work / "docs"; src.mkdir()
-    sources = {p.stem: json.loads(p.read_text()) for p in (root / "nbs").glob("*.ipynb")}
-    experiments_nbs = {stem for stem, nb in sources.items() if _is_experiment(nb)}
-    execute_notebooks(root / "nbs", work / "nbs", skip=experiments_nbs if execute else set(sources), progress=progress)
-    # nbdev's processing step itself, not the `nbdev_proc_nbs` command: without Quarto that command runs
-    # `pip install -e .[dev]` with whatever pip is on PATH (nbdev's Quarto installer), changing the user's Python
-    p = subprocess.run([sys.executable, "-c", "import sys; from nbdev.serve import proc_nbs; "
-                        "proc_nbs(sys.argv[1], n_workers=0, force=True)", str(work / "nbs")],
-                       cwd=root, capture_output=True, text=True)
-    if p.returncode: raise AgicError(f"nbdev's proc_nbs failed: {(p.stderr or p.stdout).strip()[-800:]}")
-    proc, executed = root / "_proc", _executed_copies(root)
-    procs = {p.stem: json.loads(p.read_text()) for p in sorted(proc.glob("*.ipynb")) if p.stem in sources}
-    modules = {stem: f"agic.{m}" if (m := _default_exp(sources[stem])) else None for stem in procs}
-    api, links = _api_and_links({s: nb for s, nb in procs.items() if s not in experiments_nbs}, modules)
-    formulas, library, experiments, guides, home = {}, [], [], [], ""
-    for stem, nb in procs.items():
-        if stem in experiments_nbs:   # one page per executed run of figures.yml
-            pages = _experiment_pages(proc / f"{stem}.ipynb", executed.get(f"nbs/{stem}.ipynb", []), root, src,
-                                      formulas)
-            experiments += [{t: n} for t, n in pages]; continue
-        title, md = notebook_markdown(nb, stem, src / f"{stem}_files", formulas, api=api(stem))
-        md = _without_root(md, root)
-        if stem == "index": home = md; continue
-        (library if modules[stem] else guides).append({title: f"{stem}.md"})   # guides: no module, no parameters
-        (src / f"{stem}.md").write_text(md)
-    pages = figure_pages(root / "figures", src)
-    (src / "index.md").write_text(home + pages["gallery"])
-    (src / "figures.md").write_text(pages["figures.md"]); (src / "viewer.md").write_text(pages["viewer.md"])
-    for page in src.glob("*.md"): page.write_text(links(page.stem, page.read_text()))
-    nav = [{"Home": "index.md"}, *([{"Guides": guides}] if guides else []), {"Library": library},
-           {"Experiments": experiments},
-           {"Results": [{"Figures and tables": "figures.md"}, {"At-GC viewer": "viewer.md"}]}]
-    cfg = _mkdocs_config(src, out, nav)
-    p = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--clean", "-q", "-f", str(cfg)],
-                       capture_output=True, text=True)
-    if p.returncode: raise AgicError(f"mkdocs build failed: {(p.stderr or p.stdout).strip()[-800:]}")
-    _finish_site(out, formulas)
-    shutil.rmtree(work)
+    with _private_tmp(work):   # every temp file of the build, the notebooks' cells' included, goes with `work`
+        sources = {p.stem: json.loads(p.read_text()) for p in (root / "nbs").glob("*.ipynb")}
+        experiments_nbs = {stem for stem, nb in sources.items() if _is_experiment(nb)}
+        execute_notebooks(root / "nbs", work / "nbs", skip=experiments_nbs if execute else set(sources),
+                          progress=progress)
+        # nbdev's processing step itself, not the `nbdev_proc_nbs` command: without Quarto that command runs
+        # `pip install -e .[dev]` with whatever pip is on PATH (nbdev's Quarto installer), changing the user's Python
+        p = subprocess.run([sys.executable, "-c", "import sys; from nbdev.serve import proc_nbs; "
+                            "proc_nbs(sys.argv[1], n_workers=0, force=True)", str(work / "nbs")],
+                           cwd=root, capture_output=True, text=True)
+        if p.returncode: raise AgicError(f"nbdev's proc_nbs failed: {(p.stderr or p.stdout).strip()[-800:]}")
+        proc, executed = root / "_proc", _executed_copies(root)
+        procs = {p.stem: json.loads(p.read_text()) for p in sorted(proc.glob("*.ipynb")) if p.stem in sources}
+        modules = {stem: f"agic.{m}" if (m := _default_exp(sources[stem])) else None for stem in procs}
+        api, links = _api_and_links({s: nb for s, nb in procs.items() if s not in experiments_nbs}, modules)
+        formulas, library, experiments, guides, home = {}, [], [], [], ""
+        for stem, nb in procs.items():
+            if stem in experiments_nbs:   # one page per executed run of figures.yml
+                pages = _experiment_pages(proc / f"{stem}.ipynb", executed.get(f"nbs/{stem}.ipynb", []), root, src,
+                                          formulas)
+                experiments += [{t: n} for t, n in pages]; continue
+            title, md = notebook_markdown(nb, stem, src / f"{stem}_files", formulas, api=api(stem))
+            md = _without_root(md, root)
+            if stem == "index": home = md; continue
+            (library if modules[stem] else guides).append({title: f"{stem}.md"})   # guides: no module, no parameters
+            (src / f"{stem}.md").write_text(md)
+        pages = figure_pages(root / "figures", src)
+        (src / "index.md").write_text(home + pages["gallery"])
+        (src / "figures.md").write_text(pages["figures.md"]); (src / "viewer.md").write_text(pages["viewer.md"])
+        for page in src.glob("*.md"): page.write_text(links(page.stem, page.read_text()))
+        nav = [{"Home": "index.md"}, *([{"Guides": guides}] if guides else []), {"Library": library},
+               {"Experiments": experiments},
+               {"Results": [{"Figures and tables": "figures.md"}, {"At-GC viewer": "viewer.md"}]}]
+        cfg = _mkdocs_config(src, out, nav)
+        p = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--clean", "-q", "-f", str(cfg)],
+                           capture_output=True, text=True)
+        if p.returncode: raise AgicError(f"mkdocs build failed: {(p.stderr or p.stdout).strip()[-800:]}")
+        _finish_site(out, formulas)
     return out
