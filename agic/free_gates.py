@@ -74,8 +74,9 @@ def train_free_gates(
     if cfg.objective != "fidelity":
         raise AgicError(f"free gates train the fidelity objective (they gate the CNN), not {cfg.objective!r}: "
                         "use SAConfig(objective='fidelity')")
+    unread = ("readout", "readout_images")   # the SA network's readout: free gates have none
     key = config_hash({"free_gates": per_class, "store": store.manifest["checksum"], "graphs": graphs_key(graphs),
-                       "n_classes": n_classes, **{k: v for k, v in asdict(cfg).items() if k != "readout"}})
+                       "n_classes": n_classes, **{k: v for k, v in asdict(cfg).items() if k not in unread}})
     folder = Path(cache or cache_dir()) / "scoring" / f"free__{store.manifest['model']}__{key}"
     gen = seed_everything(cfg.seed)
     gates = FreeGates(store.sizes, cfg.spread, n_classes if per_class else 1, cfg.seed)

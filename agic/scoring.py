@@ -302,6 +302,9 @@ class SAConfig:
     prior_weight: float = 0.0    # "fidelity": weight of the tie-break toward the kernels' SHAP strength (see below)
     # "fidelity": standardise the batch's (class's) mean logits ("batch") or each image's before averaging ("image")
     readout: str = "batch"
+    # "fidelity", "batch" readout, frozen encoder: the gates' mean logits over this many At-GCs drawn from all the
+    # training ones at each step (0: over the batch's own At-GCs, whose few images make the gates noisy)
+    readout_images: int = 0
     # "fidelity": share of the gating terms that gate each image by its own class's mean scores, not the batch's
     class_weight: float = 0.0
     hidden: int = 128            # width of the aggregation head's hidden layer
@@ -317,6 +320,10 @@ class SAConfig:
         check_range("morf_weight", self.morf_weight, 0.0, 100.0)
         check_range("prior_weight", self.prior_weight, 0.0, 100.0); check_range("spread", self.spread, 0.01, 100.0)
         check_range("max_ratio", self.max_ratio, 0.0, 0.99); check_range("class_weight", self.class_weight, 0.0, 1.0)
+        check_range("readout_images", self.readout_images, 0, 100_000, kind=int)
+        if self.readout_images and self.readout != "batch":
+            raise AgicError(f"readout_images={self.readout_images} averages logits before standardising them: it needs "
+                            f"readout='batch', not {self.readout!r}")
         check_range("hidden", self.hidden, 1, 4096, kind=int); check_range("seed", self.seed, 0, kind=int)
 
 def sa_loss(
@@ -346,7 +353,7 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/03b_scoring.ipynb #fe90d475
 def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generator: torch.Generator,
-                   sizes: dict[str, int] | None = None, n_classes: int | None = None):
+                   sizes: dict[str, int] | None = None, n_classes: int | None = None, pool: Embedded | None = None):
     "One batch of the fidelity objective: gates at a drawn ratio must keep the CNN's decision on the batch's images."
     def draw(layers) -> float | dict[str, float]:
         if cfg.ratios == "shared": return float(torch.rand(1, generator=generator)) * cfg.max_ratio
@@ -375,6 +382,9 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
         x, target = images[index].to(device), target_of(index.tolist(), device)
         n = distributed.sum_over_ranks(torch.tensor(float(b.num_graphs), device=device))
         mean = {nt: batch_mean(distributed.sum_over_ranks(v.sum(0)) / n) for nt, v in a.items()}   # global batch
+        if pool is not None and cfg.readout_images:   # the gates' logits averaged over many At-GCs (same on every rank)
+            rows = torch.randint(len(pool), (cfg.readout_images,), generator=generator)
+            mean = {nt: batch_mean(v.mean(0)) for nt, v in module(pool[rows].to(device))[1].items()}
         decision = target.argmax(1)
         loss = 0.0 if logits is None else cfg.head_weight * F.cross_entropy(logits, decision)
         kl_seen, kept = 0.0, None
@@ -404,7 +414,8 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
 # %% ../nbs/03b_scoring.ipynb #c530922d
 def _hashed(cfg: SAConfig) -> dict:
     "The settings that name a trained SA network: those added later count only when set (older caches keep names)."
-    later = {"ratios": "shared", "scorer_init": "random", "prior_weight": 0.0, "class_weight": 0.0, "readout": "image"}
+    later = {"ratios": "shared", "scorer_init": "random", "prior_weight": 0.0, "class_weight": 0.0, "readout": "image",
+             "readout_images": 0}
     unread = {"readout"} if cfg.objective == "label" else set()   # the label objective has no standardised logits
     return {k: v for k, v in asdict(cfg).items() if later.get(k, object()) != v and k not in unread}
 
@@ -424,13 +435,13 @@ def _load_cached(folder: Path, net: nn.Module, weights: str, store, what: str) -
     return meta
 
 def _fidelity_objective(cfg: SAConfig, kernel_types: list[str], store, cnn: nn.Module, splits, gen: torch.Generator,
-                        n_classes: int):
+                        n_classes: int, pool: Embedded | None = None):
     "The fidelity objective's step and summary for scores of `kernel_types`: they gate `cnn` on the At-GCs' images."
     from agic.store import split_images
     modules = {l["name"]: l["module"] for l in store.manifest["layers"] if l["name"] in kernel_types}
     gated = GatedCNN(cnn, modules, cfg.bn).to(distributed.current().device)
     images = split_images(splits, store.manifest["config"]["split"]).tensors[0]
-    return _fidelity_step(cfg, gated, images, gen, store.sizes, n_classes)
+    return _fidelity_step(cfg, gated, images, gen, store.sizes, n_classes, pool)
 
 def _fit_saved(net: nn.Module, data, cfg: SAConfig, objective: tuple, gen: torch.Generator, folder: Path, store,
                graphs: list, weights: str, desc: str, progress: bool, collate=None) -> dict:
@@ -475,9 +486,11 @@ def train_sa(
     meta = _load_cached(folder, sa, "sa.pt", store, "SA network")
     if meta is not None: return sa.eval(), meta
     use_all_cores()
-    objective = (_fidelity_objective(cfg, sa.kernel_types, store, cnn, splits, gen, n_classes) if fidelity
-                 else _label_step(cfg))
+    if cfg.readout_images and not sa.freeze_encoder:
+        raise AgicError("readout_images draws from embeddings computed once: it needs freeze_encoder=True")
     data = embed(sa.encoder, graphs) if sa.freeze_encoder else graphs   # frozen: embeddings computed once
+    objective = (_fidelity_objective(cfg, sa.kernel_types, store, cnn, splits, gen, n_classes,
+                                     data if sa.freeze_encoder else None) if fidelity else _label_step(cfg))
     meta = _fit_saved(sa, data, cfg, objective, gen, folder, store, graphs, "sa.pt", "train SA network", progress,
                       collate=data.__getitem__ if sa.freeze_encoder else None)
     return sa.eval(), meta
@@ -533,9 +546,10 @@ def train_sa_across(
     meta = _load_cached(folder, sa, "sa.pt", first, "SA network")
     if meta is not None: return sa.eval(), meta
     use_all_cores()
-    objective = _across_step([_fidelity_objective(cfg, sa.kernel_types, s.store, s.cnn, splits, gen, n_classes)
-                              for s in sources])
-    data = Embedded.joined([embed(sa.encoder, s.graphs) for s in sources])
+    parts = [embed(sa.encoder, s.graphs) for s in sources]
+    objective = _across_step([_fidelity_objective(cfg, sa.kernel_types, s.store, s.cnn, splits, gen, n_classes, part)
+                              for s, part in zip(sources, parts)])
+    data = Embedded.joined(parts)
     meta = _fit_saved(sa, data, cfg, objective, gen, folder, first, [g for s in sources for g in s.graphs], "sa.pt",
                       f"train SA network on {len(sources)} CNNs", progress, collate=data.__getitem__)
     return sa.eval(), meta
