@@ -55,6 +55,30 @@ class FreeGates(nn.Module):
         rows = b.y.view(-1) if self.per_class else torch.zeros(len(b.y), dtype=torch.long)
         return None, {nt: v[rows.to(v.device)] for nt, v in a.items()}
 
+# %% ../nbs/03b1_free_gates.ipynb #b73874e5
+def _digest(scores: dict) -> str:
+    "A short hash of per-layer scores (names the cache of gates started from them)."
+    import hashlib
+    h = hashlib.sha256()
+    for nt in sorted(scores): h.update(nt.encode()); h.update(torch.as_tensor(scores[nt]).float().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+def _started(
+    gates: FreeGates,  # free gates, changed in place
+    start: dict,       # node type -> scores in (0, 1), (size,) per kernel layer of `gates`
+    sd: float,         # the sd of the start's logits
+) -> FreeGates:
+    "`gates` with every row's logits set to the start's, standardised within each layer and scaled to `sd`."
+    if set(start) != set(gates.kernel_types):
+        raise AgicError(f"start must give scores for every kernel layer {gates.kernel_types}, got {sorted(start)}")
+    with torch.no_grad():
+        for nt, p in gates.logits.items():
+            s = torch.as_tensor(start[nt], dtype=torch.float32).reshape(1, -1).clamp(1e-6, 1 - 1e-6)
+            if s.shape[1] != p.shape[1]:
+                raise AgicError(f"start[{nt!r}] has {s.shape[1]} scores, the layer {p.shape[1]}")
+            p.copy_((sd * standardised(torch.logit(s), 1.0)).expand_as(p))
+    return gates
+
 # %% ../nbs/03b1_free_gates.ipynb #a50519ec
 FREE_GATES = {"lr": 1e-3, "prior_weight": 0.0}   # free gates' own settings, chosen on validation images (04a)
 
@@ -68,18 +92,22 @@ def train_free_gates(
     per_class: bool = False,          # a row of logits per class (True) or one for all
     cache: Path | str | None = None,  # cache folder; None: `cache_dir()`
     progress: bool = True,            # show a progress bar
+    start: dict | None = None,        # node type -> scores in (0, 1) to start from; None: tiny random logits
 ) -> tuple[FreeGates, dict]:          # the gates (eval mode) and their training record
     """Train free gates by the SA network's fidelity objective `cfg` on the images behind `graphs` (their At-GCs give
-    only the SHAP strength of the tie-break, if `cfg.prior_weight`), or load them from the cache."""
+    only the SHAP strength of the tie-break, if `cfg.prior_weight`), or load them from the cache. With `start` they
+    begin from that ranking (`_started`)."""
     if cfg.objective != "fidelity":
         raise AgicError(f"free gates train the fidelity objective (they gate the CNN), not {cfg.objective!r}: "
                         "use SAConfig(objective='fidelity')")
     unread = ("readout", "readout_images")   # the SA network's readout: free gates have none
     key = config_hash({"free_gates": per_class, "store": store.manifest["checksum"], "graphs": graphs_key(graphs),
-                       "n_classes": n_classes, **{k: v for k, v in asdict(cfg).items() if k not in unread}})
+                       "n_classes": n_classes, **{k: v for k, v in asdict(cfg).items() if k not in unread},
+                       **({"start": _digest(start)} if start is not None else {})})
     folder = Path(cache or cache_dir()) / "scoring" / f"free__{store.manifest['model']}__{key}"
     gen = seed_everything(cfg.seed)
     gates = FreeGates(store.sizes, cfg.spread, n_classes if per_class else 1, cfg.seed)
+    if start is not None: _started(gates, start, cfg.lr * cfg.epochs * -(-len(graphs) // cfg.batch_size))
     meta = _load_cached(folder, gates, "gates.pt", store, "free gates")
     if meta is not None: return gates.eval(), meta
     use_all_cores()
