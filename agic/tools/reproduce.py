@@ -126,6 +126,8 @@ def verdicts_markdown(
     files = sorted(Path(figs).glob("verdicts_*.md"), key=lambda p: (rank(p), p.name))
     return verdict_summary(files) + "\n" + "\n".join(p.read_text().strip() + "\n" for p in files)
 
+
+# %% ../../nbs/07_reproduce.ipynb #ad01122e
 def run_times_markdown(
     record: dict,                    # provenance record (`figures/provenance.json`): file -> run, ..., run_seconds
     order: list[str] | None = None,  # run names in plan order; runs not in it follow
