@@ -132,20 +132,23 @@ def save_figure(
     "A matplotlib figure as PNG; a quick run's says so above its title."
     if self.quick:
         title = fig._suptitle.get_text() if fig._suptitle is not None else ""
-        fig.suptitle(f"{QUICK_MARK}{''.join(f'{n}. ' for n in self.notes)}{title}".rstrip(": "), color="firebrick")
+        fig.suptitle((_quick_heading(self.notes) + title).rstrip(": "), color="firebrick")
     fig.savefig(self.path(stem, "png"), dpi=dpi)
 
 QUICK_MARK = "Quick run (a toy run for CI: its numbers mean nothing): "
 
+def _quick_heading(notes=()) -> str:
+    "What a quick run's headings begin with: the mark, then its `notes` (a CNN at chance), one sentence each."
+    return QUICK_MARK + "".join(f"{n}. " for n in notes)
+
 def _mark_quick(folder: Path, notes=()):
     """Every Markdown table and verdict list of a quick run says so in its heading, with its `notes` (a CNN at chance):
     a reader cannot take it for a result."""
-    said = "".join(f"{n}. " for n in notes)
     for p in folder.glob("*.md"):
         head, _, rest = p.read_text().partition("\n")
         if head.startswith("#") and QUICK_MARK not in head:
             hashes, _, title = head.partition(" ")
-            p.write_text(f"{hashes} {QUICK_MARK}{said}{title}\n{rest}")
+            p.write_text(f"{hashes} {_quick_heading(notes)}{title}\n{rest}")
 
 @patch
 def publish(self: Experiment) -> list[str]:
@@ -243,5 +246,5 @@ def write_verdicts(
     name: str,          # the experiment: files `verdicts_<name>_<tag>.csv` and `.md`
 ) -> list[Path]:        # the CSV and Markdown files, in `out_dir`
     "`write_verdicts` into this run's `out_dir`; a quick run's heading says so (with its notes)."
-    if self.quick: title = QUICK_MARK + "".join(f"{n}. " for n in self.notes) + title
+    if self.quick: title = _quick_heading(self.notes) + title
     return write_verdicts(rows, title, f"{name}_{self.tag}", self.out_dir)
