@@ -627,6 +627,10 @@ def test_home_page_reads_in_five_minutes(browser, site):
         return rows.map(t => t.trim()); }""")
     runs = [r.name for r in load_plan(ROOT / "figures.yml", ROOT)]
     assert sorted(set(times)) == sorted(runs), (times, runs)
+    unlinked = page.evaluate("""() => Array.from(document.querySelectorAll('article code')).filter(c =>
+        /^nbs\\/\\w+\\.ipynb$/.test(c.textContent) && !c.closest('a, pre')).map(c => c.textContent)""")
+    named = [u for u in unlinked if (out / f"{u[4:-6]}.html").is_file()]
+    assert not named, f"notebook names in prose that are not links to their pages: {named[:5]}"
     text = page.inner_text("article")
     assert "10.1016/j.neunet.2024.106597" in text and "@article{zheng2024agic" in text
     assert text.index("Cite the paper") < text.index("Quick start"), "the citation comes first"

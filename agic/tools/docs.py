@@ -15,7 +15,7 @@ from .nb_pages import _source, directives, figure_pages, math_to_placeholders, n
 from .api_pages import _api_and_links, api_index, api_markdown, param_table, signature_text, site_links
 
 # %% auto #0
-__all__ = ['check_offline', 'execute_notebooks', 'portable_404', 'build_docs']
+__all__ = ['notebook_links', 'check_offline', 'execute_notebooks', 'portable_404', 'build_docs']
 
 # %% ../../nbs/08_docs.ipynb #f49f2fb3
 def _executed_copies(root: Path) -> dict[str, list]:
@@ -63,6 +63,17 @@ def _default_exp(nb: dict) -> str | None:
     for c in nb["cells"]:
         if c["cell_type"] == "code" and (m := re.match(r"#\|\s*default_exp\s+(\S+)", _source(c))): return m.group(1)
     return None
+
+# %% ../../nbs/08_docs.ipynb #8ebd67b9
+def notebook_links(
+    md: str,         # a page's Markdown
+    pages: set[str],  # the site's page names (`04c_transfer` for `04c_transfer.md`)
+) -> str:            # the Markdown with each `nbs/<page>.ipynb` in prose linked to its page
+    "Every inline `nbs/<name>.ipynb` outside code blocks and links, where `<name>` is a page, as a link to that page."
+    def one(m):
+        return f"[{m.group(0)}]({m.group(1)}.md)" if m.group(1) in pages else m.group(0)
+    parts = re.split(r"(^```.*?^```)", md, flags=re.S | re.M)   # fenced code blocks: odd parts, left alone
+    return "".join(p if i % 2 else re.sub(r"(?<!\[)`nbs/(\w+)\.ipynb`(?!\])", one, p) for i, p in enumerate(parts))
 
 # %% ../../nbs/08_docs.ipynb #134a1ac8
 def _mkdocs_config(src: Path, out: Path, nav: list) -> Path:
@@ -254,7 +265,8 @@ def build_docs(
         pages = figure_pages(root / "figures", src)
         (src / "index.md").write_text(home + pages["gallery"])
         (src / "figures.md").write_text(pages["figures.md"]); (src / "viewer.md").write_text(pages["viewer.md"])
-        for page in src.glob("*.md"): page.write_text(links(page.stem, page.read_text()))
+        stems = {p.stem for p in src.glob("*.md")}
+        for page in src.glob("*.md"): page.write_text(notebook_links(links(page.stem, page.read_text()), stems))
         nav = [{"Home": "index.md"}, *([{"Guides": guides}] if guides else []), {"Library": library},
                {"Experiments": experiments},
                {"Results": [{"Figures and tables": "figures.md"}, {"At-GC viewer": "viewer.md"}]}]
