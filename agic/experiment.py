@@ -135,6 +135,8 @@ def save_figure(
         fig.suptitle((_quick_heading(self.notes) + title).rstrip(": "), color="firebrick")
     fig.savefig(self.path(stem, "png"), dpi=dpi)
 
+
+# %% ../nbs/03e_experiment.ipynb #7574b79e
 QUICK_MARK = "Quick run (a toy run for CI: its numbers mean nothing): "
 
 def _quick_heading(notes=()) -> str:

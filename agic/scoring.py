@@ -381,10 +381,10 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
         index, device = b.image_index.cpu(), next(iter(a.values())).device
         x, target = images[index].to(device), target_of(index.tolist(), device)
         n = distributed.sum_over_ranks(torch.tensor(float(b.num_graphs), device=device))
-        mean = {nt: batch_mean(distributed.sum_over_ranks(v.sum(0)) / n) for nt, v in a.items()}   # global batch
         if pool is not None and cfg.readout_images:   # the gates' logits averaged over many At-GCs (same on every rank)
             rows = torch.randint(len(pool), (cfg.readout_images,), generator=generator)
             mean = {nt: batch_mean(v.mean(0)) for nt, v in module(pool[rows].to(device))[1].items()}
+        else: mean = {nt: batch_mean(distributed.sum_over_ranks(v.sum(0)) / n) for nt, v in a.items()}   # global batch
         decision = target.argmax(1)
         loss = 0.0 if logits is None else cfg.head_weight * F.cross_entropy(logits, decision)
         kl_seen, kept = 0.0, None
