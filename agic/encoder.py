@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from fastcore.basics import patch
@@ -18,25 +19,48 @@ from .core import (AgicError, cache_dir, check_choice, check_range, config_hash,
 from .loop import fit, graph_batches, save_trained
 
 # %% auto #0
-__all__ = ['CORRUPTIONS', 'OBJECTIVES', 'dense_adjacency', 'AtGCEncoder', 'corrupt_features', 'GraphDGI', 'augment_view',
-           'GraphContrast', 'EncoderConfig', 'build_encoder', 'graphs_key', 'pretrain_dgi', 'load_encoder', 'embed',
-           'linear_probe', 'GraphClassifier', 'train_classifier', 'predict', 'without_edges', 'constant_features',
-           'shuffled_edges', 'other_class_edges', 'without_identity']
+__all__ = ['SPARSE_BELOW', 'CORRUPTIONS', 'OBJECTIVES', 'EdgeList', 'adjacency', 'aggregate', 'AtGCEncoder', 'corrupt_features',
+           'GraphDGI', 'augment_view', 'GraphContrast', 'EncoderConfig', 'build_encoder', 'graphs_key', 'pretrain_dgi',
+           'load_encoder', 'embed', 'linear_probe', 'GraphClassifier', 'train_classifier', 'predict', 'without_edges',
+           'constant_features', 'shuffled_edges', 'other_class_edges', 'without_identity']
 
 # %% ../nbs/03a_encoder.ipynb #b7a0872f
-def dense_adjacency(
-    data,                        # a PyG batch of At-GCs
-    sizes: dict[str, int],       # node type -> nodes per At-GC (`store.sizes`)
-) -> dict[tuple, torch.Tensor]:  # edge type -> edge weights (graphs, size_src, size_dst)
-    "A batch's weighted edges of each edge type as (graphs, size_src, size_dst) arrays (all At-GCs share their nodes)."
+class EdgeList(NamedTuple):
+    "One edge type's edges in a batch, kept sparse: source and destination node indices in the batch, and weights."
+    src: torch.Tensor
+    dst: torch.Tensor
+    weight: torch.Tensor
+
+SPARSE_BELOW = 0.01   # an edge type filling less of its dense array than this stays a list of edges
+
+def adjacency(
+    data,                                # a PyG batch of At-GCs
+    sizes: dict[str, int],               # node type -> nodes per At-GC (`store.sizes`)
+    sparse_below: float = SPARSE_BELOW,  # share of the dense array's entries under which an edge type stays sparse
+) -> dict[tuple, torch.Tensor | EdgeList]:   # edge type -> (graphs, size_src, size_dst) weights, or its edges
+    """A batch's weighted edges per edge type: a dense (graphs, size_src, size_dst) array (all At-GCs share their
+    nodes), or, where the edges fill less than `sparse_below` of that array, the edges themselves (`EdgeList`)."""
     B, out = data.num_graphs, {}
     for et in data.edge_types:
         s, _, d = et
         ei, w = data[et].edge_index, data[et].edge_weight
+        if ei.shape[1] < sparse_below * B * sizes[s] * sizes[d]:
+            out[et] = EdgeList(ei[0], ei[1], w); continue
         graph = ei[0] // sizes[s]  # nodes of a type come graph after graph, `size` at a time
         out[et] = w.new_zeros(B, sizes[s], sizes[d]).index_put_((graph, ei[0] % sizes[s], ei[1] % sizes[d]), w,
                                                                 accumulate=True)
     return out
+
+def aggregate(
+    a: torch.Tensor | EdgeList,  # one edge type's weights (`adjacency`)
+    h: torch.Tensor,             # source node embeddings (graphs, size_src, hidden)
+    size_dst: int,               # destination nodes per At-GC
+) -> torch.Tensor:               # Σ_i w_id h_i for every destination node (graphs, size_dst, hidden)
+    "The weighted sum of the source embeddings reaching each destination node, dense or sparse."
+    if not isinstance(a, EdgeList): return torch.bmm(a.transpose(1, 2), h)
+    flat = h.reshape(-1, h.shape[-1])
+    out = flat.new_zeros(h.shape[0] * size_dst, h.shape[-1]).index_add_(0, a.dst, flat[a.src] * a.weight[:, None])
+    return out.view(h.shape[0], size_dst, -1)
 
 # %% ../nbs/03a_encoder.ipynb #84f87019
 class AtGCEncoder(nn.Module):
@@ -87,13 +111,13 @@ def message_passing(
     self: AtGCEncoder,
     layer: int,  # index of the message-passing layer, from 0
     h: dict,     # node type -> embeddings (graphs, size, hidden)
-    adj: dict,   # edge type -> edge weights (`dense_adjacency`)
+    adj: dict,   # edge type -> edge weights (`adjacency`)
 ) -> dict:       # node type -> messages plus root term (receiving types)
     "One HeteroConv(GraphConv, aggr='sum') layer on dense per-type embeddings h[nt]: (graphs, size, hidden)."
     msg = {}
     for et, a in adj.items():
         s, _, d = et
-        m = self.rel[layer][self._key(et)](torch.bmm(a.transpose(1, 2), h[s]))
+        m = self.rel[layer][self._key(et)](aggregate(a, h[s], self.sizes[d]))
         msg[d] = msg[d] + m if d in msg else m
     return {nt: msg[nt] + self.root[layer][nt](h[nt]) for nt in msg}
 
@@ -102,11 +126,11 @@ def nodes(
     self: AtGCEncoder,
     data,                        # a PyG batch of At-GCs
     x_dict: dict | None = None,  # node type -> features used instead of `data`'s; None: `data`'s
-    adj: dict | None = None,     # `dense_adjacency` of `data`; None: computed here
+    adj: dict | None = None,     # `adjacency` of `data`; None: computed here
 ) -> dict[str, torch.Tensor]:    # node type -> node embeddings (graphs, size, hidden)
     "Node embeddings, (graphs, size, hidden) per node type; `x_dict` replaces the node features."
     x_dict, B = x_dict or data.x_dict, data.num_graphs
-    adj = dense_adjacency(data, self.sizes) if adj is None else adj
+    adj = adjacency(data, self.sizes) if adj is None else adj
     h = {nt: self.proj[nt](x_dict[nt]).view(B, self.sizes[nt], -1) for nt in self.node_types}
     h = {nt: v + self.identity[nt] if nt in self.identity else v for nt, v in h.items()}
     for layer in range(len(self.rel)):
@@ -185,7 +209,7 @@ class GraphDGI(nn.Module):
     ) -> torch.Tensor:                             # the DGI loss: binary cross-entropy, real vs corrupted
         if data.num_graphs < 2 and self.corruption == "swap":
             raise AgicError("the 'swap' corruption needs batches of >= 2 graphs")
-        adj = dense_adjacency(data, self.encoder.sizes)
+        adj = adjacency(data, self.encoder.sizes)
         pos = self.encoder.nodes(data, adj=adj)
         neg = self.encoder.nodes(data, corrupt_features(data, generator, self.corruption), adj=adj)
         s = self.summaries(pos)[:, None]
@@ -197,14 +221,15 @@ class GraphDGI(nn.Module):
 # %% ../nbs/03a_encoder.ipynb #5987a75d
 def augment_view(
     data,                                      # a PyG batch of At-GCs
-    adj: dict,                                 # edge type -> edge weights (`dense_adjacency`)
+    adj: dict,                                 # edge type -> edge weights (`adjacency`)
     generator: torch.Generator | None = None,  # CPU generator of what is dropped; None: torch's global one
     drop: float = 0.2,                         # probability that an edge or a feature value is set to zero
 ) -> tuple[dict, dict]:                        # (node features, adjacency) of the view
-    """A random view of a batch: each edge (dense adjacency `adj`) and each node feature value kept with probability
-    `1 - drop`, the others set to zero. Returns (node features, adjacency) for `AtGCEncoder.nodes`."""
+    """A random view of a batch: each edge (of `adj`, dense or sparse) and each node feature value kept with
+    probability `1 - drop`, the others set to zero. Returns (node features, adjacency) for `AtGCEncoder.nodes`."""
     keep = lambda t: t * (torch.rand(t.shape, generator=generator, device="cpu") >= drop).to(t.device, t.dtype)
-    return {nt: keep(data[nt].x) for nt in data.node_types}, {et: keep(a) for et, a in adj.items()}
+    kept = lambda a: a._replace(weight=keep(a.weight)) if isinstance(a, EdgeList) else keep(a)
+    return {nt: keep(data[nt].x) for nt in data.node_types}, {et: kept(a) for et, a in adj.items()}
 
 class GraphContrast(nn.Module):
     "Graph-level contrast of two augmented views of each At-GC (NT-Xent over the batch, a small projection head)."
@@ -233,7 +258,7 @@ class GraphContrast(nn.Module):
     ) -> torch.Tensor:                             # the NT-Xent loss, a scalar
         if data.num_graphs < 2:
             raise AgicError("graph contrast needs batches of >= 2 graphs (the others are its negatives)")
-        adj, B = dense_adjacency(data, self.encoder.sizes), data.num_graphs
+        adj, B = adjacency(data, self.encoder.sizes), data.num_graphs
         views = [augment_view(data, adj, generator, self.drop) for _ in range(2)]
         embed_view = lambda x, a: F.normalize(self.head(self.encoder.readout(self.encoder.nodes(data, x, adj=a))),
                                               dim=1)

@@ -15,7 +15,7 @@ from torch import nn
 from . import distributed
 from .core import (AgicError, cache_dir, check_choice, check_range, config_hash, load_tensors, read_json,
                        seed_everything, use_all_cores)
-from .encoder import AtGCEncoder, dense_adjacency, graphs_key
+from .encoder import SPARSE_BELOW, AtGCEncoder, EdgeList, adjacency, graphs_key
 from .graphs import kernel_modules
 from .loop import fit, graph_batches, save_trained
 
@@ -139,15 +139,21 @@ class Embedded:
 
 # %% ../nbs/03b_scoring.ipynb #8f4d3e27
 def node_strength(
-    data,                      # a PyG batch of At-GCs
-    sizes: dict[str, int],     # node type -> nodes per At-GC (`store.sizes`)
-) -> dict[str, torch.Tensor]:  # node type -> strength of each node (graphs, size), on the CPU
+    data,                                # a PyG batch of At-GCs
+    sizes: dict[str, int],               # node type -> nodes per At-GC (`store.sizes`)
+    sparse_below: float = SPARSE_BELOW,  # edge types sparser than this are summed as lists of edges (`adjacency`)
+) -> dict[str, torch.Tensor]:            # node type -> strength of each node (graphs, size), on the CPU
     """Each node's SHAP strength in a batch of At-GCs, (graphs, size) per node type: the summed weight (|SHAP| in the
     store's per-layer scale) of every edge touching it, over all edge types (so each edge counts once as itself and
     once as its reverse)."""
-    out = {nt: torch.zeros(data.num_graphs, n) for nt, n in sizes.items()}
-    for (src, _, dst), a in dense_adjacency(data, sizes).items():
-        a = a.abs(); out[src] = out[src] + a.sum(2).cpu(); out[dst] = out[dst] + a.sum(1).cpu()
+    B = data.num_graphs
+    out = {nt: torch.zeros(B, n) for nt, n in sizes.items()}
+    for (src, _, dst), a in adjacency(data, sizes, sparse_below).items():
+        if isinstance(a, EdgeList):   # a sparse edge type: each edge's |weight| added to its two ends
+            w = a.weight.abs().cpu()
+            out[src] = out[src] + torch.zeros(B * sizes[src]).index_add_(0, a.src.cpu(), w).view(B, -1)
+            out[dst] = out[dst] + torch.zeros(B * sizes[dst]).index_add_(0, a.dst.cpu(), w).view(B, -1)
+        else: a = a.abs(); out[src] = out[src] + a.sum(2).cpu(); out[dst] = out[dst] + a.sum(1).cpu()
     return out
 
 # %% ../nbs/03b_scoring.ipynb #db5b5fab
