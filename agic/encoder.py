@@ -5,9 +5,8 @@
 # %% ../nbs/03a_encoder.ipynb #fa86ba20
 from __future__ import annotations
 import copy, time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 from fastcore.basics import patch
@@ -25,11 +24,12 @@ __all__ = ['SPARSE_BELOW', 'CORRUPTIONS', 'OBJECTIVES', 'EdgeList', 'adjacency',
            'constant_features', 'shuffled_edges', 'other_class_edges', 'without_identity']
 
 # %% ../nbs/03a_encoder.ipynb #b7a0872f
-class EdgeList(NamedTuple):
+@dataclass(frozen=True)
+class EdgeList:
     "One edge type's edges in a batch, kept sparse: source and destination node indices in the batch, and weights."
-    src: torch.Tensor
-    dst: torch.Tensor
-    weight: torch.Tensor
+    src: torch.Tensor     # each edge's source node: its index among the batch's nodes of the source type
+    dst: torch.Tensor     # each edge's destination node, likewise
+    weight: torch.Tensor  # each edge's weight (SHAP, in the store's per-layer scale)
 
 SPARSE_BELOW = 0.01   # an edge type filling less of its dense array than this stays a list of edges
 
@@ -228,7 +228,7 @@ def augment_view(
     """A random view of a batch: each edge (of `adj`, dense or sparse) and each node feature value kept with
     probability `1 - drop`, the others set to zero. Returns (node features, adjacency) for `AtGCEncoder.nodes`."""
     keep = lambda t: t * (torch.rand(t.shape, generator=generator, device="cpu") >= drop).to(t.device, t.dtype)
-    kept = lambda a: a._replace(weight=keep(a.weight)) if isinstance(a, EdgeList) else keep(a)
+    kept = lambda a: replace(a, weight=keep(a.weight)) if isinstance(a, EdgeList) else keep(a)
     return {nt: keep(data[nt].x) for nt in data.node_types}, {et: kept(a) for et, a in adj.items()}
 
 class GraphContrast(nn.Module):
