@@ -1,14 +1,20 @@
 # agic: the three commands of the README, plus the nbdev plumbing.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 BIN := .venv/bin
+# free disk (GB) make setup asks for before it creates .venv (6.6 GB measured)
+SETUP_MIN_GB ?= 7
 # OpenMP threads sleep while they wait (a shared machine stays usable; no cost alone: tests/thread_probe.py)
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup test test-fast prune figures check-figures docs train bench export readme check-sync clean
 
-## set-up: Debian's dataset-fashion-mnist and chromium (when root and missing), .venv, agic editable with dev extras,
-## the default data checked
+## set-up: Debian's dataset-fashion-mnist and chromium (when root and missing), .venv (refused with a message when the
+## disk has under 7 GB free), agic editable with dev extras, the default data checked
 setup:
+	@free=$$(df -Pk . | awk 'NR == 2 {print int($$4 / 1048576)}'); \
+	if [ ! -x .venv/bin/python ] && [ "$$free" -lt $(SETUP_MIN_GB) ]; then \
+		echo "make setup: $$free GB free here; .venv takes 6.6 GB (pip takes PyTorch's CUDA build on x86-64)," \
+		     "so free $(SETUP_MIN_GB) GB or more and run make setup again" >&2; exit 1; fi
 	@need=""; [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need="dataset-fashion-mnist"; \
 	command -v chromium >/dev/null || need="$$need chromium"; \
 	if [ -n "$$need" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
