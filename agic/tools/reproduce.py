@@ -13,10 +13,11 @@ import yaml
 from ..core import AgicError, atomic_write_text, project_root
 
 # %% auto #0
-__all__ = ['VERDICT_START', 'VERDICT_END', 'RUNTIME_START', 'RUNTIME_END', 'RECORD', 'INDEX', 'TIMING', 'FAILING', 'Run',
-           'load_plan', 'verdict_summary', 'verdicts_markdown', 'run_times_markdown', 'sync_verdicts', 'git_commit',
-           'run_plan', 'write_index', 'compare_number', 'compare_tables', 'compare_summaries', 'compare_files',
-           'check_plan', 'check_report']
+__all__ = ['VERDICT_START', 'VERDICT_END', 'RUNTIME_START', 'RUNTIME_END', 'RECORD', 'INDEX', 'CLAIM', 'COMPARES', 'CLAIMS_START',
+           'CLAIMS_END', 'TIMING', 'FAILING', 'Run', 'load_plan', 'verdict_summary', 'verdicts_markdown',
+           'run_times_markdown', 'sync_verdicts', 'claim_problems', 'home_claims', 'git_commit', 'run_plan',
+           'write_index', 'compare_number', 'compare_tables', 'compare_summaries', 'compare_files', 'check_plan',
+           'check_report']
 
 # %% ../../nbs/07_reproduce.ipynb #ce6b0e1e
 @dataclass
@@ -178,6 +179,53 @@ def sync_verdicts(
                    cwd=root, check=True)
     return True
 
+# %% ../../nbs/07_reproduce.ipynb #df3ed0c4
+CLAIM = re.compile(r"<!--\s*claim:(?P<runs>[^|>]+)\|(?P<row>[^|>]+)\|(?P<verdict>[^|>]+)-->")
+COMPARES = re.compile(r"\b(than|beats?|better|worse|more|less|pays|nothing|agrees?|above|below|faster|slower)\b", re.I)
+
+def _verdict_word(held: str) -> str: return {"true": "held", "false": "MISSED", "": "n/a"}.get(held, held)
+
+def _claim_problem(run: str, row: str, verdict: str, figs: Path) -> str | None:
+    "What is wrong with one marker's claim about `run` (None: its verdict is the one the prose gives)."
+    import csv
+    paths = sorted(figs.glob(f"verdicts_{run}*.csv"))
+    if len(paths) != 1: return f"{run}: {len(paths)} verdict files start with it"
+    found = [r for r in csv.DictReader(paths[0].open()) if row in r["claim"]]
+    if len(found) != 1: return f"{run}: {len(found)} rows hold {row!r}"
+    word = _verdict_word(found[0]["held"])
+    return None if word == verdict else f"{run}: {row!r} is {word}, the prose says {verdict}"
+
+def claim_problems(
+    text: str,         # prose with markers `<!-- claim: runs | part of a verdict's claim | verdict -->`
+    figs: Path | str,  # folder holding the verdict files the markers name (`verdicts_<run>*.csv`, one each)
+) -> list[str]:        # what is wrong, one line each; [] when every claim stands on its verdict
+    """Check prose against the verdicts: every marker names, for each of its runs, one row of that run's verdict file
+    (by a part of its claim found in that row only) whose verdict is the one the marker gives; and every clause of
+    `text` (split at '.' and ';') that compares ('than', 'beats', 'more', ...) carries a marker. A sentence that
+    outruns its verdict is then a failing check. Markers may wrap over lines (a Markdown line must not start with one:
+    it would end the paragraph)."""
+    problems, figs = [], Path(figs)
+    for m in CLAIM.finditer(text):
+        row, verdict = " ".join(m["row"].split()), m["verdict"].strip()
+        problems += [p for run in m["runs"].split(",") if (p := _claim_problem(run.strip(), row, verdict, figs))]
+    bare = CLAIM.sub("\x00", text)
+    for clause in re.split(r"(?<=[.;])\s+", bare):
+        if COMPARES.search(clause) and "\x00" not in clause:
+            problems.append(f"a comparison without a verdict: {' '.join(clause.split())[:120]!r}")
+    return problems
+
+# %% ../../nbs/07_reproduce.ipynb #c7950905
+CLAIMS_START, CLAIMS_END = "<!-- claims: ", "<!-- /claims -->"
+
+def home_claims(
+    root: Path | str,  # project root, with `nbs/index.ipynb`
+) -> str:              # the home page's prose between the claims markers ('' without a home page or markers)
+    "The home page's claims: the Markdown of `nbs/index.ipynb` between `CLAIMS_START` and `CLAIMS_END`."
+    from execnb.nbio import read_nb
+    if not (index := Path(root) / "nbs" / "index.ipynb").is_file(): return ""
+    text = "\n".join(c.source for c in read_nb(index).cells if c.cell_type == "markdown")
+    return text.split(CLAIMS_START, 1)[1].split(CLAIMS_END, 1)[0] if CLAIMS_START in text else ""
+
 # %% ../../nbs/07_reproduce.ipynb #55ce6b4d
 def git_commit(
     root: Path,  # project root, a git checkout
@@ -248,8 +296,8 @@ def run_plan(
     progress: bool = True,           # show a progress bar over the runs
 ) -> dict:                           # the provenance record: file -> what made it
     """Run `plan` (or the runs named in `only`) from the project root; update `figures/provenance.json` and
-    `figures/README.md` after every run, and the home page's verdicts (`sync_verdicts`) at the end. Returns the
-    record."""
+    `figures/README.md` after every run, and the home page's verdicts (`sync_verdicts`) at the end, then print every
+    claim of its prose that its verdict no longer bears out (`claim_problems`). Returns the record."""
     from agic.core import progress_bar
     root = Path(root or project_root()); figs = root / "figures"; figs.mkdir(exist_ok=True)
     full, plan = plan, _selected(plan, only)
@@ -278,6 +326,8 @@ def run_plan(
         print(f"{run.name}: {seconds} s, wrote {len(made)} files", file=sys.stderr)
     if sync_verdicts(root, [r.name for r in full]):
         print("README.md and nbs/index.ipynb: verdicts updated", file=sys.stderr)
+    for problem in claim_problems(home_claims(root), figs):   # prose that says more than the new verdicts
+        print(f"nbs/index.ipynb, a claim to mend: {problem}", file=sys.stderr)
     return record
 
 # %% ../../nbs/07_reproduce.ipynb #f6d6fbfc
