@@ -113,3 +113,38 @@ def test_prose_types_no_run_time():
             text = re.sub(re.escape(RUNTIME_START) + ".*?" + re.escape(RUNTIME_END), "", cell.source, flags=re.S)
             found += [f"{path.name}: ...{text[max(0, m.start() - 40):m.end()]}" for m in typed.finditer(text)]
     assert not found, "\n".join(found)
+
+
+# the entry points a user starts from, one per stage: data, model, graphs, encoder, scores, pruning, reading, figures
+MAIN_ENTRY_POINTS = ["load_dataset", "build_model", "train", "AtGCBuilder", "build_store", "GraphStore", "pretrain_dgi",
+                     "linear_probe", "train_classifier", "train_sa", "train_free_gates", "kernel_importance",
+                     "criterion_rankings", "pruning_curves", "prune", "physical_pruning", "class_selectivity",
+                     "plot_atgc", "atgc_viewer", "run_plan"]
+
+
+def test_every_main_entry_point_is_followed_by_an_example():
+    """Each main entry point's page shows an example in the entry's own section (before the next heading): a visible
+    code cell that calls it, or a Markdown ```python block that calls it, every line of which the notebook runs."""
+    import re
+    missing, seen = [], set()
+    directive = lambda s, what: re.search(rf"^#\|\s*{what}", s, re.M)
+    for path in sorted((ROOT / "nbs").glob("0*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        ran = {l.strip() for c in cells if c.cell_type == "code" and not directive(c.source, "(export|eval: false)")
+               for l in c.source.splitlines()}
+        for i, cell in enumerate(cells):
+            if cell.cell_type != "code" or not directive(cell.source, "export"): continue
+            for name in [n for n in MAIN_ENTRY_POINTS if re.search(rf"^(def|class) {n}\b", cell.source, re.M)]:
+                seen.add(name)
+                ok = False
+                for later in cells[i + 1:]:
+                    if later.cell_type == "markdown":
+                        if re.match(r"#{1,3} ", later.source): break
+                        for block in re.findall(r"```python\n(.*?)```", later.source, re.S):
+                            lines = [l.strip() for l in block.splitlines() if l.strip()[:1] not in ("", "#")]
+                            ok = ok or (f"{name}(" in block and all(l in ran for l in lines))
+                    elif not directive(later.source, "(export|hide)") and f"{name}(" in later.source: ok = True
+                    if ok: break
+                if not ok: missing.append(f"{path.name}: {name}")
+    assert seen == set(MAIN_ENTRY_POINTS), set(MAIN_ENTRY_POINTS) - seen
+    assert not missing, f"main entry points with no example in their section: {missing}"
