@@ -98,7 +98,7 @@ def test_quick_run_resumes_from_its_point_log_to_the_same_curves(tmp_path, isola
 
 @pytest.mark.slow
 def test_a_torchvision_architecture_runs_in_quick_mode(tmp_path, figures):
-    "mobilenet_v2, depthwise convs and all, through 04 to its verdicts (about 4 minutes; regnet_x_400mf: 6)."
+    "mobilenet_v2, depthwise convs and all, through 04 to its verdicts (2 min on one core; regnet_x_400mf: 4)."
     run(tmp_path, quick=True, model="mobilenet_v2")
     phys = pd.read_csv(figures / "quick" / "tab_physical_pruning_mobilenet_v2_fashion-mnist.csv")
     assert phys.macs.iloc[-1] < phys.macs.iloc[0]
