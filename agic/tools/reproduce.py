@@ -93,6 +93,10 @@ RUNTIME_START = "<!-- run times: written by agic figures from figures/provenance
 RUNTIME_END = "<!-- /run times -->"
 RECORD, INDEX = "provenance.json", "README.md"   # in figures/: the provenance record and its index
 
+def _verdict_word(held: str) -> str:
+    "A verdict file's `held` cell as the page says it: held, MISSED, within noise or n/a."
+    return {"true": "held", "false": "MISSED", "": "n/a"}.get(held, held)
+
 def _duration(seconds: float) -> str:
     "`seconds` for a reader: '42 s', '12 min 5 s' or '3 h 08 min'."
     s = round(seconds)
@@ -106,13 +110,13 @@ def verdict_summary(
 ) -> str:               # a Markdown table
     "One line per verdict table (`verdicts_*.md`, its rows read from the `.csv` beside it): how many bars held, ..."
     import csv
-    word = lambda h: {"true": "held", "false": "MISSED", "": "n/a"}.get(h, h)
     kinds = ["held", "within noise", "MISSED", "n/a"]
     lines = ["| run | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
     for p in files:
         rows = list(csv.DictReader(p.with_suffix(".csv").open())) if p.with_suffix(".csv").is_file() else []
         title = p.read_text().splitlines()[0].removeprefix("#### ")
-        lines.append(f"| {title} | " + " | ".join(str(sum(word(r['held']) == k for r in rows)) for k in kinds) + " |")
+        counts = [str(sum(_verdict_word(r["held"]) == k for r in rows)) for k in kinds]
+        lines.append(f"| {title} | " + " | ".join(counts) + " |")
     return "\n".join(lines) + "\n"
 
 def verdicts_markdown(
@@ -182,8 +186,6 @@ def sync_verdicts(
 # %% ../../nbs/07_reproduce.ipynb #df3ed0c4
 CLAIM = re.compile(r"<!--\s*claim:(?P<runs>[^|>]+)\|(?P<row>[^|>]+)\|(?P<verdict>[^|>]+)-->")
 COMPARES = re.compile(r"\b(than|beats?|better|worse|more|less|pays|nothing|agrees?|above|below|faster|slower)\b", re.I)
-
-def _verdict_word(held: str) -> str: return {"true": "held", "false": "MISSED", "": "n/a"}.get(held, held)
 
 def _claim_problem(run: str, row: str, verdict: str, figs: Path) -> str | None:
     "What is wrong with one marker's claim about `run` (None: its verdict is the one the prose gives)."
