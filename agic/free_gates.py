@@ -100,7 +100,7 @@ def train_free_gates(
     if cfg.objective != "fidelity":
         raise AgicError(f"free gates train the fidelity objective (they gate the CNN), not {cfg.objective!r}: "
                         "use SAConfig(objective='fidelity')")
-    unread = ("readout", "readout_images")   # the SA network's readout: free gates have none
+    unread = ("readout", "readout_images", "readout_momentum")   # the SA network's readout: free gates have none
     key = config_hash({"free_gates": per_class, "store": store.manifest["checksum"], "graphs": graphs_key(graphs),
                        "n_classes": n_classes, **{k: v for k, v in asdict(cfg).items() if k not in unread},
                        **({"start": _digest(start)} if start is not None else {})})

@@ -311,6 +311,9 @@ class SAConfig:
     # "fidelity", "batch" readout, frozen encoder: the gates' mean logits over this many At-GCs drawn from all the
     # training ones at each step (0: over the batch's own At-GCs, whose few images make the gates noisy)
     readout_images: int = 0
+    # "fidelity", "batch" readout: the gates read a running mean of the batches' mean logits with this momentum (the
+    # batch's own share 1 - momentum) and pass the gradient through the batch's own mean (0: the batch's mean alone)
+    readout_momentum: float = 0.0
     # "fidelity": share of the gating terms that gate each image by its own class's mean scores, not the batch's
     class_weight: float = 0.0
     hidden: int = 128            # width of the aggregation head's hidden layer
@@ -330,6 +333,10 @@ class SAConfig:
         if self.readout_images and self.readout != "batch":
             raise AgicError(f"readout_images={self.readout_images} averages logits before standardising them: it needs "
                             f"readout='batch', not {self.readout!r}")
+        check_range("readout_momentum", self.readout_momentum, 0.0, 0.999)
+        if self.readout_momentum and (self.readout != "batch" or self.readout_images):
+            raise AgicError(f"readout_momentum={self.readout_momentum} smooths the batches' mean logits: it needs "
+                            f"readout='batch' and readout_images=0, not {self.readout!r} and {self.readout_images}")
         check_range("hidden", self.hidden, 1, 4096, kind=int); check_range("seed", self.seed, 0, kind=int)
 
 def sa_loss(
@@ -370,6 +377,15 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
         if new: reference.update(zip(new, gated.reference(images[new].to(device)).log_softmax(1)))
         return torch.stack([reference[i] for i in index])
     batch_mean = lambda v: read_out(v.view(-1, v.shape[-1]), cfg.readout, cfg.spread).view(v.shape)
+    running = {}   # readout_momentum: node type -> the running mean of the batches' mean logits (no gradient)
+    def smoothed(mean: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The mean logits the gates read: with `readout_momentum`, the running mean's value (less noisy than one
+        batch's) with the batch's own mean's gradient; the first batch (after a resume too) starts the running mean."""
+        if not cfg.readout_momentum: return mean
+        m = cfg.readout_momentum
+        for nt, v in mean.items():
+            running[nt] = v.detach() if nt not in running else m * running[nt] + (1 - m) * v.detach()
+        return {nt: running[nt] + v - v.detach() for nt, v in mean.items()}
     def batch_gates(mean, sign: int) -> dict[str, torch.Tensor]:
         "One gate per kernel for every image: the batch's mean node logits (sign -1: the most relevant removed)."
         return nested_gates(mean if sign > 0 else {nt: -v for nt, v in mean.items()}, draw(mean), generator)
@@ -390,7 +406,9 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
         if pool is not None and cfg.readout_images:   # the gates' logits averaged over many At-GCs (same on every rank)
             rows = torch.randint(len(pool), (cfg.readout_images,), generator=generator)
             mean = {nt: batch_mean(v.mean(0)) for nt, v in module(pool[rows].to(device))[1].items()}
-        else: mean = {nt: batch_mean(distributed.sum_over_ranks(v.sum(0)) / n) for nt, v in a.items()}   # global batch
+        else:   # the global batch's mean logits (smoothed over batches with readout_momentum)
+            mean = {nt: batch_mean(v) for nt, v in smoothed({nt: distributed.sum_over_ranks(v.sum(0)) / n
+                                                               for nt, v in a.items()}).items()}
         decision = target.argmax(1)
         loss = 0.0 if logits is None else cfg.head_weight * F.cross_entropy(logits, decision)
         kl_seen, kept = 0.0, None
@@ -421,7 +439,7 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
 def _hashed(cfg: SAConfig) -> dict:
     "The settings that name a trained SA network: those added later count only when set (older caches keep names)."
     later = {"ratios": "shared", "scorer_init": "random", "prior_weight": 0.0, "class_weight": 0.0, "readout": "image",
-             "readout_images": 0}
+             "readout_images": 0, "readout_momentum": 0.0}
     unread = {"readout"} if cfg.objective == "label" else set()   # the label objective has no standardised logits
     return {k: v for k, v in asdict(cfg).items() if later.get(k, object()) != v and k not in unread}
 
