@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['STYLES', 'style_label', 'style_palette', 'plot_pruning_curves', 'plot_rank_correlation', 'plot_class_importance',
-           'plot_low_label', 'plot_classification', 'plot_loss_curves', 'plot_selectivity', 'plot_transfer',
-           'plot_universality', 'plot_bench']
+__all__ = ['STYLES', 'CONTENT_WIDTH', 'MIN_TEXT_PX', 'FIG_WIDTH', 'style_label', 'style_palette', 'smallest_text_px',
+           'plot_pruning_curves', 'plot_rank_correlation', 'plot_class_importance', 'plot_low_label',
+           'plot_classification', 'plot_loss_curves', 'plot_selectivity', 'plot_transfer', 'plot_universality',
+           'plot_bench']
 
 # %% ../nbs/06_viz.ipynb #7674ac19
 STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
@@ -69,6 +70,55 @@ def style_palette(
     for n in names: out[n] = STYLES[n][1] if n in STYLES else next(spare)
     return out
 
+# %% ../nbs/06_viz.ipynb #6e5ae7cf
+CONTENT_WIDTH = 688  # px: the docs' text column at its narrowest, both sidebars shown (Material for MkDocs)
+MIN_TEXT_PX = 9      # px: the smallest text a figure may show at `CONTENT_WIDTH`
+FIG_WIDTH = 8.0      # inches: the widest figure; 8-point text in it is 9.6 px tall at `CONTENT_WIDTH`
+
+def _fonts(size: float = 8):
+    "rcParams under which every text of a figure is `size` points, axes titles 1 and the figure's title 2 more."
+    import matplotlib as mpl
+    return mpl.rc_context({"font.size": size, "axes.labelsize": size, "xtick.labelsize": size, "ytick.labelsize": size,
+                           "legend.fontsize": size, "legend.title_fontsize": size, "axes.titlesize": size + 1,
+                           "figure.titlesize": size + 2})
+
+def _wrap(text: str, width: float = FIG_WIDTH, size: float = 10) -> str:
+    "`text` in lines that fit `width` inches at `size` points (a character taken as 0.6 of the size, as wide as most)."
+    import textwrap
+    n = max(16, int(width * 72 / (0.6 * size)))
+    return "\n".join(textwrap.fill(line, n) for line in text.splitlines()) if text else text
+
+def _visible_texts(fig) -> list:
+    """Every text `fig` draws: the labels of the ticks it shows, axis labels and offsets, titles, annotations, legends,
+    and the figure's own texts (suptitle, figure legends)."""
+    fig.canvas.draw()   # lays the figure out and places the ticks
+    out = []
+    for ax in fig.axes:
+        if not ax.get_visible(): continue
+        if ax.axison:
+            for axis in (ax.xaxis, ax.yaxis):
+                if not axis.get_visible(): continue
+                for tick in axis._update_ticks(): out += [tick.label1, tick.label2]   # the ticks drawn
+                out += [axis.label, axis.offsetText]
+        out += [ax.title, ax._left_title, ax._right_title, *ax.texts]
+        if ax.get_legend() is not None: out += [*ax.get_legend().get_texts(), ax.get_legend().get_title()]
+    for legend in fig.legends: out += [*legend.get_texts(), legend.get_title()]
+    out += [*fig.texts, fig._suptitle, fig._supxlabel, fig._supylabel]
+    out = list({id(t): t for t in out if t is not None}.values())   # the suptitle is one of fig.texts too
+    return [t for t in out if t.get_visible() and t.get_text().strip()]
+
+def smallest_text_px(
+    fig,                              # a matplotlib figure
+    shown_px: float = CONTENT_WIDTH,  # width of the column the figure is shown in (px)
+    dpi: float | None = None,         # resolution the figure is saved at; None: the figure's own
+) -> float:                           # height (font size) of its smallest visible text on the page, in px
+    """How tall the smallest text of `fig` is on a page that shows it `shown_px` wide: s points in a figure W inches
+    wide are s * P / (72 * W) px tall when it is shown P px wide, P the column's width or, for an image narrower than
+    the column (W * dpi px), the image's own."""
+    sizes = [t.get_fontsize() for t in _visible_texts(fig)]
+    w = max(fig.get_figwidth(), fig.get_tightbbox().width)   # saved with bbox_inches="tight", it may be wider
+    return min(sizes, default=float("inf")) * min(shown_px, w * (dpi or fig.dpi)) / (72 * w)
+
 # %% ../nbs/06_viz.ipynb #7a550ad6
 def plot_pruning_curves(
     curves,                     # DataFrame with `agic.pruning.CURVE_COLUMNS`; fine-tuned rows are left out
@@ -76,34 +126,39 @@ def plot_pruning_curves(
     max_loss: float = 0.01,     # accuracy loss allowed (fraction), a dashed line that far below `base`
     title: str = "",            # figure title
 ):
-    "LeRF and MoRF curves (rows) of every setting (columns) in `curves` (`agic.pruning.CURVE_COLUMNS`), mean ± sd."
+    """LeRF and MoRF curves (columns) of every setting (rows) in `curves` (`agic.pruning.CURVE_COLUMNS`), mean ± sd;
+    the legend below the panels."""
     import matplotlib.pyplot as plt
     c = curves[~curves.fine_tuned]
     settings = list(dict.fromkeys(zip(c.scope, c.bn_recalibrated)))
     names = list(dict.fromkeys(c.criterion)); palette = style_palette(names)
-    fig, axes = plt.subplots(2, len(settings), figsize=(4.6 * len(settings), 7.4), sharey=True, squeeze=False)
-    for col, (scope, bn) in enumerate(settings):
-        for row, order in enumerate(("lerf", "morf")):
-            ax = axes[row, col]
-            part = c[(c.scope == scope) & (c.bn_recalibrated == bn) & (c.order == order)]
-            for name in names:
-                s = part[part.criterion == name].groupby("ratio").accuracy.agg(["mean", "std"]).reset_index()
-                if s.empty: continue
-                sd = s["std"].fillna(0)
-                ax.plot(100 * s.ratio, 100 * s["mean"], "-" if name.startswith("sa") else ":", marker="o", ms=3,
-                        color=palette[name], lw=2.4 if name == "sa" else 1.3, label=style_label(name))
-                ax.fill_between(100 * s.ratio, 100 * (s["mean"] - sd), 100 * (s["mean"] + sd), color=palette[name],
-                                alpha=0.15)
-            if base is not None:
-                ax.axhline(100 * base, c="0.3", lw=0.8, label="unpruned CNN")
-                ax.axhline(100 * (base - max_loss), c="0.3", lw=0.8, ls="--",
-                           label=f"unpruned − {100 * max_loss:g} point")
-            ax.set_title(f"{'least' if order == 'lerf' else 'most'} relevant first, {scope} scope, "
-                         f"BN {'re-estimated' if bn else 'as trained'}", fontsize=9)
-            ax.set_xlabel("kernels removed (%)"); ax.set_ylim(0, 100)
-        axes[0, 0].set_ylabel("test accuracy (%)"); axes[1, 0].set_ylabel("test accuracy (%)")
-    axes[0, -1].legend(fontsize=7, loc="lower left")
-    fig.suptitle(title); fig.tight_layout()
+    with _fonts():
+        fig, axes = plt.subplots(len(settings), 2, figsize=(FIG_WIDTH, 2.6 * len(settings) + 2.2), sharey=True,
+                                 squeeze=False, layout="constrained")
+        for row, (scope, bn) in enumerate(settings):
+            for col, order in enumerate(("lerf", "morf")):
+                ax = axes[row, col]
+                part = c[(c.scope == scope) & (c.bn_recalibrated == bn) & (c.order == order)]
+                for name in names:
+                    s = part[part.criterion == name].groupby("ratio").accuracy.agg(["mean", "std"]).reset_index()
+                    if s.empty: continue
+                    sd = s["std"].fillna(0)
+                    ax.plot(100 * s.ratio, 100 * s["mean"], "-" if name.startswith("sa") else ":", marker="o", ms=3,
+                            color=palette[name], lw=2.4 if name == "sa" else 1.3, label=style_label(name))
+                    ax.fill_between(100 * s.ratio, 100 * (s["mean"] - sd), 100 * (s["mean"] + sd),
+                                    color=palette[name], alpha=0.15)
+                if base is not None:
+                    ax.axhline(100 * base, c="0.3", lw=0.8, label="unpruned CNN")
+                    ax.axhline(100 * (base - max_loss), c="0.3", lw=0.8, ls="--",
+                               label=f"unpruned − {100 * max_loss:g} point")
+                ax.set_title(f"{'least' if order == 'lerf' else 'most'} relevant first\n{scope} scope, "
+                             f"BN {'re-estimated' if bn else 'as trained'}")
+                ax.set_xlabel("kernels removed (%)"); ax.set_ylim(0, 100)
+            axes[row, 0].set_ylabel("test accuracy (%)")
+        legend = {}   # each criterion once, whichever panel drew it
+        for ax in axes.flat: legend.update(zip(*ax.get_legend_handles_labels()[::-1]))
+        fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncol=2, frameon=False)
+        fig.suptitle(_wrap(title))
     return fig
 
 # %% ../nbs/06_viz.ipynb #1fb6d023
@@ -113,9 +168,12 @@ def plot_rank_correlation(
 ):
     "Heatmap of a square DataFrame of rank correlations between criteria."
     import matplotlib.pyplot as plt, seaborn as sns
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(matrix), 0.6 + 0.65 * len(matrix)))
-    sns.heatmap(matrix, annot=True, fmt=".2f", vmin=-1, vmax=1, cmap="RdBu_r", ax=ax, cbar_kws={"label": "Spearman ρ"})
-    ax.set_title(title, fontsize=9); fig.tight_layout()
+    width = min(FIG_WIDTH, 2.2 + 0.65 * len(matrix))
+    with _fonts():
+        fig, ax = plt.subplots(figsize=(width, 1.2 + 0.55 * len(matrix)), layout="constrained")
+        sns.heatmap(matrix, annot=True, fmt=".2f", vmin=-1, vmax=1, cmap="RdBu_r", ax=ax,
+                    cbar_kws={"label": "Spearman ρ"})
+        ax.set_title(_wrap(title, width - 0.5, 9)); ax.tick_params("y", rotation=0)
     return fig
 
 # %% ../nbs/06_viz.ipynb #712141da
@@ -125,19 +183,22 @@ def plot_class_importance(
     title: str = "",     # figure title
     last: int = 3,       # how many of the last layers to draw, one panel each
 ):
-    """The local view: per-class SA scores minus the mean score of each kernel, for the `last` layers (kernels sorted
-    by their overall score, most important first). `importance`: an `agic.importance.KernelImportance`."""
-    import matplotlib.pyplot as plt, numpy as np, seaborn as sns
+    """The local view: per-class SA scores minus the mean score of each kernel, for the `last` layers, one panel
+    (row) each (kernels sorted by their overall score, most important first). `importance`: an
+    `agic.importance.KernelImportance`."""
+    import matplotlib.pyplot as plt, seaborn as sns
     layers = importance.layers[-last:]
-    fig, axs = plt.subplots(1, len(layers), figsize=(5 * len(layers), 3.6))
-    for ax, layer in zip(np.atleast_1d(axs), layers):
-        order_k = importance.overall[layer].argsort(descending=True)
-        delta = (importance.per_class[layer] - importance.overall[layer])[:, order_k]
-        sns.heatmap(delta.numpy(), ax=ax, cmap="RdBu_r", center=0, yticklabels=classes, xticklabels=False,
-                    cbar_kws={"label": "class score − mean score"})
-        ax.set_xlabel(f"kernels of {importance.modules[layer]} (most important first)"); ax.tick_params(labelsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
+    with _fonts():
+        fig, axs = plt.subplots(len(layers), 1, figsize=(FIG_WIDTH, 0.6 + (0.9 + 0.17 * len(classes)) * len(layers)),
+                                squeeze=False, layout="constrained")
+        for ax, layer in zip(axs[:, 0], layers):
+            order_k = importance.overall[layer].argsort(descending=True)
+            delta = (importance.per_class[layer] - importance.overall[layer])[:, order_k]
+            sns.heatmap(delta.numpy(), ax=ax, cmap="RdBu_r", center=0, yticklabels=classes, xticklabels=False,
+                        cbar_kws={"label": "class score\n− mean score"})
+            ax.set_xlabel(f"kernels of {importance.modules[layer]} (most important first)")
+            ax.tick_params("y", rotation=0)
+        fig.suptitle(_wrap(title))
     return fig
 
 # %% ../nbs/06_viz.ipynb #009db5d3
@@ -146,33 +207,38 @@ def plot_low_label(
     chance: float | None = None,  # chance accuracy, dotted (in the title when below the axis); None: not shown
     title: str = "",              # figure title
 ):
-    "Accuracy vs labels per class (log x) of every representation in `curve`, mean ± sd, one panel per probe."
+    """Accuracy vs labels per class (log x) of every representation in `curve`, mean ± sd, one panel per probe (two
+    a row); one legend below the panels."""
     import matplotlib.pyplot as plt
     probes = list(dict.fromkeys(curve.probe)); names = list(dict.fromkeys(curve.representation))
     palette = style_palette(names)
-    fig, axes = plt.subplots(1, len(probes), figsize=(5.6 * len(probes), 4.2), sharey=True, squeeze=False)
-    for ax, kind in zip(axes[0], probes):
-        for name in names:
-            s = curve[(curve.probe == kind) & (curve.representation == name)].groupby("labels_per_class").accuracy
-            s = s.agg(["mean", "std"]).reset_index()
-            if s.empty: continue
-            sd = s["std"].fillna(0)
-            ax.plot(s.labels_per_class, s["mean"], marker="o", ms=3, color=palette[name], label=style_label(name),
-                    lw=2.4 if name in ("dgi", "contrast") else 1.3, ls="--" if name == "cnn_penultimate" else "-")
-            ax.fill_between(s.labels_per_class, s["mean"] - sd, s["mean"] + sd, color=palette[name], alpha=0.15)
-        ax.set_xscale("log"); ax.set_xlabel("labelled At-GCs per class (rightmost: every label)")
-        ax.set_title(f"{kind} probe", fontsize=9)
-    low = curve.groupby(["probe", "representation", "labels_per_class"]).accuracy.agg(["mean", "std"])
-    bottom = max(0.0, float((low["mean"] - low["std"].fillna(0)).min()) - 0.03)   # the curves fill the axes
-    axes[0, 0].set_ylim(bottom, None); axes[0, 0].set_ylabel("test accuracy")
-    if chance is not None and chance >= bottom:
-        for ax in axes[0]: ax.axhline(chance, c="0.4", ls=":", lw=0.8, label="chance")
-    elif chance is not None: title += f" (chance: {chance:.2f}, below the axis)"
-    legend = {}   # one legend for every panel: each representation once, whichever panel drew it
-    for ax in axes[0]: legend.update(dict(zip(ax.get_legend_handles_labels()[1], ax.get_legend_handles_labels()[0])))
-    rows = (len(legend) + 2) // 3
-    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=3, fontsize=7, frameon=False)
-    fig.suptitle(title); fig.tight_layout(rect=(0, 0.045 * rows + 0.02, 1, 1))
+    rows, cols = (len(probes) + 1) // 2, min(2, len(probes))
+    with _fonts():
+        fig, axes = plt.subplots(rows, cols, figsize=(FIG_WIDTH, 3.3 * rows + 1.9), sharey=True, squeeze=False,
+                                 layout="constrained")
+        for ax in axes.flat[len(probes):]: ax.set_visible(False)   # an odd number of probes
+        for ax, kind in zip(axes.flat, probes):
+            for name in names:
+                s = curve[(curve.probe == kind) & (curve.representation == name)].groupby("labels_per_class").accuracy
+                s = s.agg(["mean", "std"]).reset_index()
+                if s.empty: continue
+                sd = s["std"].fillna(0)
+                ax.plot(s.labels_per_class, s["mean"], marker="o", ms=3, color=palette[name], label=style_label(name),
+                        lw=2.4 if name in ("dgi", "contrast") else 1.3, ls="--" if name == "cnn_penultimate" else "-")
+                ax.fill_between(s.labels_per_class, s["mean"] - sd, s["mean"] + sd, color=palette[name], alpha=0.15)
+            ax.set_xscale("log"); ax.set_xlabel("labelled At-GCs per class (rightmost: every label)")
+            ax.set_title(f"{kind} probe")
+        low = curve.groupby(["probe", "representation", "labels_per_class"]).accuracy.agg(["mean", "std"])
+        bottom = max(0.0, float((low["mean"] - low["std"].fillna(0)).min()) - 0.03)   # the curves fill the axes
+        axes[0, 0].set_ylim(bottom, None)
+        for ax in axes[:, 0]: ax.set_ylabel("test accuracy")
+        if chance is not None and chance >= bottom:
+            for ax in axes.flat[:len(probes)]: ax.axhline(chance, c="0.4", ls=":", lw=0.8, label="chance")
+        elif chance is not None: title += f" (chance: {chance:.2f}, below the axis)"
+        legend = {}   # one legend for every panel: each representation once, whichever panel drew it
+        for ax in axes.flat: legend.update(zip(*ax.get_legend_handles_labels()[::-1]))
+        fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncol=2, frameon=False)
+        fig.suptitle(_wrap(title))
     return fig
 
 # %% ../nbs/06_viz.ipynb #436f0740
@@ -181,7 +247,7 @@ def _accuracy_bars(ax, results, cnn_accuracy: float, chance: float, order: list[
     cnn = pd.DataFrame({"variant": ["cnn"], "seed": [0], "accuracy": [cnn_accuracy]})
     sns.barplot(data=pd.concat([results, cnn]), x="accuracy", y="variant", order=order, hue="variant",
                 palette=style_palette(order), errorbar="sd", ax=ax, legend=False)
-    ax.axvline(chance, ls="--", c="0.4"); ax.text(chance, len(order) - 0.55, " chance", fontsize=8, va="bottom")
+    ax.axvline(chance, ls="--", c="0.4"); ax.text(chance, len(order) - 0.55, " chance", va="bottom")
     n_seeds = results.seed.nunique()
     ax.set_xlabel(f"test accuracy (fraction of {n_test} images; mean ± sd over {n_seeds} seeds)"); ax.set_ylabel("")
     ax.set_xlim(0, 1); ax.set_title(title)
@@ -194,10 +260,9 @@ def _embedding_map(ax, embeddings, labels, classes: list[str]):
         PCA(n_components=min(50, embeddings.shape[1], len(embeddings))).fit_transform(embeddings.numpy()))
     sns.scatterplot(x=xy[:, 0], y=xy[:, 1], hue=[classes[i] for i in labels], hue_order=classes, s=8, ax=ax,
                     palette="tab10", linewidth=0)
-    ax.set_title("DGI graph embeddings of test images (t-SNE)"); ax.set_xticks([]); ax.set_yticks([])
+    ax.set_title("DGI graph embeddings\nof test images (t-SNE)"); ax.set_xticks([]); ax.set_yticks([])
     ax.set_xlabel("t-SNE 1"); ax.set_ylabel("t-SNE 2")
-    ax.legend(fontsize=6, markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5), title="class",
-              title_fontsize=7)
+    ax.legend(markerscale=1.5, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, title="class", frameon=False)
 
 # %% ../nbs/06_viz.ipynb #bd350264
 def plot_classification(
@@ -212,19 +277,22 @@ def plot_classification(
     title: str = "",                        # title of the accuracy panel
     probe_title: str = "DGI linear probe",  # title of the confusion-matrix panel
 ):
-    """Task 1 in one figure: every variant's accuracy (mean ± sd over seeds), the confusion matrix of the probe's
-    `predicted` classes against the true `labels`, and a t-SNE map of the test graphs' `embeddings`."""
+    """Task 1 in one figure: every variant's accuracy (mean ± sd over seeds) above, the confusion matrix of the
+    probe's `predicted` classes against the true `labels` and a t-SNE map of the test graphs' `embeddings` below."""
     import matplotlib.pyplot as plt, seaborn as sns
     from sklearn.metrics import confusion_matrix
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.6), gridspec_kw={"width_ratios": [1.3, 1, 1]})
-    _accuracy_bars(axes[0], results, cnn_accuracy, chance, order, len(labels), title)
-    cm = confusion_matrix(labels.numpy(), predicted.numpy(), normalize="true")
-    sns.heatmap(cm, ax=axes[1], cmap="Blues", vmin=0, vmax=1, cbar_kws={"label": "fraction of the true class"},
-                xticklabels=classes, yticklabels=classes)
-    axes[1].set_xlabel("predicted class"); axes[1].set_ylabel("true class"); axes[1].set_title(probe_title)
-    axes[1].tick_params(labelsize=7)
-    _embedding_map(axes[2], embeddings, labels, classes)
-    fig.tight_layout()
+    bars = 0.8 + 0.24 * len(order)
+    with _fonts():
+        fig = plt.figure(figsize=(FIG_WIDTH, bars + 5.6), layout="constrained")
+        grid = fig.add_gridspec(2, 2, height_ratios=[bars, 5.6], width_ratios=[1.15, 1])
+        axes = [fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])]
+        _accuracy_bars(axes[0], results, cnn_accuracy, chance, order, len(labels), _wrap(title, 5.5, 9))
+        cm = confusion_matrix(labels.numpy(), predicted.numpy(), normalize="true")
+        sns.heatmap(cm, ax=axes[1], cmap="Blues", vmin=0, vmax=1, cbar_kws={"label": "fraction of the true class"},
+                    xticklabels=classes, yticklabels=classes)
+        axes[1].set_xlabel("predicted class"); axes[1].set_ylabel("true class"); axes[1].tick_params("y", rotation=0)
+        axes[1].set_title(_wrap(probe_title, FIG_WIDTH / 2, 9))
+        _embedding_map(axes[2], embeddings, labels, classes)
     return fig
 
 def plot_loss_curves(
@@ -234,11 +302,11 @@ def plot_loss_curves(
 ):
     "Training loss per epoch, one line per run (`curves`: label -> losses)."
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig, ax = plt.subplots(figsize=(5, 3), layout="constrained")
     for label, losses in curves.items(): ax.plot(range(1, len(losses) + 1), losses, marker="o", label=label)
     ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    ax.set_xlabel("epoch"); ax.set_ylabel(ylabel); ax.set_title(title); ax.legend()
-    fig.tight_layout()
+    ax.set_xlabel("epoch"); ax.set_ylabel(ylabel); ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)   # beside the curves, never over them
     return fig
 
 # %% ../nbs/06_viz.ipynb #6a8b2109
@@ -248,18 +316,25 @@ def plot_selectivity(
     table,               # DataFrame: criterion, q, selectivity; one row per criterion, q and seed
     title: str = "",     # figure title
 ):
-    "Heatmap of a class-masked x class-evaluated drop matrix, beside each criterion's selectivity (points: seeds)."
+    """Heatmap of a class-masked x class-evaluated drop matrix, above each criterion's selectivity (points: seeds,
+    one dark colour per q)."""
     import matplotlib.pyplot as plt, seaborn as sns
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1.15, 1]})
-    sns.heatmap(100 * drops, ax=axes[0], cmap="Reds", annot=True, fmt=".0f", annot_kws={"size": 6},
-                xticklabels=classes, yticklabels=classes, cbar_kws={"label": "accuracy drop (points)"})
-    axes[0].set_xlabel("test images of class"); axes[0].set_ylabel("top kernels of class removed")
-    axes[0].tick_params(labelsize=7)
-    names = list(dict.fromkeys(table.criterion))
-    sns.stripplot(data=table, x="selectivity", y="criterion", hue="q", order=names, dodge=True, ax=axes[1], size=6)
-    axes[1].axvline(1.0, c="0.4", ls=":", lw=0.8); axes[1].set_xscale("log")
-    axes[1].set_xlabel("selectivity: drop on the class / mean drop on the others (log)"); axes[1].set_ylabel("")
-    fig.suptitle(title); fig.tight_layout()
+    names, qs = list(dict.fromkeys(table.criterion)), sorted(set(table.q))
+    ramp = sns.blend_palette(["#4393c3", "#053061"], max(2, len(qs)))   # no q light enough to fade into the page
+    strip = 1.0 + 0.45 * len(names)
+    with _fonts():
+        fig, axes = plt.subplots(2, 1, figsize=(FIG_WIDTH, 1.6 + 0.36 * len(classes) + strip + 0.6),
+                                 height_ratios=[1.6 + 0.36 * len(classes), strip], layout="constrained")
+        sns.heatmap(100 * drops, ax=axes[0], cmap="Reds", annot=True, fmt=".0f", xticklabels=classes,
+                    yticklabels=classes, cbar_kws={"label": "accuracy drop (points)"})
+        axes[0].set_xlabel("test images of class"); axes[0].set_ylabel("top kernels of\nclass removed")
+        axes[0].tick_params("x", rotation=90); axes[0].tick_params("y", rotation=0)   # never over each other
+        sns.stripplot(data=table, x="selectivity", y="criterion", hue="q", order=names, hue_order=qs, dodge=True,
+                      ax=axes[1], size=5, palette=dict(zip(qs, ramp)))
+        axes[1].axvline(1.0, c="0.4", ls=":", lw=0.8); axes[1].set_xscale("log")
+        axes[1].set_xlabel("selectivity: drop on the class / mean drop on the others (log)"); axes[1].set_ylabel("")
+        sns.move_legend(axes[1], "lower right", bbox_to_anchor=(1, 1), ncol=len(qs), title="q", frameon=False)
+        fig.suptitle(_wrap(title))
     return fig
 
 # %% ../nbs/06_viz.ipynb #bfcafd1b
@@ -273,16 +348,16 @@ def plot_transfer(
     s = summary.sort_values("auc_lerf").reset_index(drop=True)
     names = [c if n == 0 or c == "sa_own" else f"{c}, {n} images" for c, n in zip(s.criterion, s.train_images)]
     colours = [style_palette(s.criterion)[c] for c in s.criterion]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 0.32 * len(s) + 1.6), sharey=True,
-                             gridspec_kw={"width_ratios": [1, 1, 0.8]})
-    for ax, col, what in ((axes[0], "lerf", "least relevant first (higher: better)"),
-                          (axes[1], "morf", "most relevant first (lower: better)")):
-        ax.barh(names, s[f"auc_{col}"], xerr=s[f"sd_{col}"], color=colours, capsize=2)
-        ax.set_xlabel(f"AUC, {what}", fontsize=9); ax.set_xlim(0, 1)
-    axes[2].barh(names, s.seconds.clip(lower=0.01), color=colours); axes[2].set_xscale("log")
-    axes[2].set_xlabel("seconds on the new CNN", fontsize=9)
-    for ax in axes: ax.tick_params(labelsize=9)
-    fig.suptitle(title, fontsize=10); fig.tight_layout()
+    with _fonts():
+        fig, axes = plt.subplots(1, 3, figsize=(FIG_WIDTH, 0.3 * len(s) + 2.0), sharey=True,
+                                 gridspec_kw={"width_ratios": [1, 1, 0.9]}, layout="constrained")
+        for ax, col, what in ((axes[0], "lerf", "least relevant first\n(higher: better)"),
+                              (axes[1], "morf", "most relevant first\n(lower: better)")):
+            ax.barh(names, s[f"auc_{col}"], xerr=s[f"sd_{col}"], color=colours, capsize=2)
+            ax.set_xlabel(f"AUC, {what}"); ax.set_xlim(0, 1); ax.set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
+        axes[2].barh(names, s.seconds.clip(lower=0.01), color=colours); axes[2].set_xscale("log")
+        axes[2].set_xlabel("seconds on\nthe new CNN")
+        fig.suptitle(_wrap(title))
     return fig
 
 # %% ../nbs/06_viz.ipynb #053d1752
@@ -291,32 +366,37 @@ def plot_universality(
     chance: float | None = None,  # chance accuracy, dotted lines; None: not shown
     title: str = "",              # figure title
 ):
-    """Task 1 on CNNs never seen (`agic.universality.universality_summary`, mean ± sd over held-out CNNs). Left:
+    """Task 1 on CNNs never seen (`agic.universality.universality_summary`, mean ± sd over held-out CNNs). Above:
     every representation trained on the other CNNs' labels, tested on the held-out CNN, the in-CNN DGI probe as the
-    upper line. Right: accuracy against how many of the held-out CNN's own labels per class a probe had."""
+    upper line. Below: accuracy against how many of the held-out CNN's own labels per class a probe had."""
     import matplotlib.pyplot as plt
     across = summary[summary.labels_from == "other_cnns"].sort_values("accuracy").reset_index(drop=True)
     own = summary[summary.labels_from == "held_out"]
     palette = style_palette(list(dict.fromkeys(list(across.representation) + list(own.representation))))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"width_ratios": [1, 1.1]})
-    left.barh([style_label(r) for r in across.representation], across.accuracy, xerr=across.sd, capsize=2,
-              color=[palette[r] for r in across.representation])
-    upper = own[own.all_labels & (own.representation == "dgi_own")]
-    if len(upper): left.axvline(float(upper.accuracy.iloc[0]), c="k", ls="--", lw=1, label="in-CNN DGI probe")
-    if chance is not None:
-        left.axvline(chance, c="0.4", ls=":", lw=0.8, label="chance"); right.axhline(chance, c="0.4", ls=":", lw=0.8)
-    left.set_xlim(0, 1); left.set_xlabel("test accuracy on the held-out CNN", fontsize=9)
-    left.set_title("probe trained on every label of the other CNNs", fontsize=9); left.legend(fontsize=8)
-    for r in dict.fromkeys(own.representation):
-        s = own[own.representation == r].sort_values("labels_per_class")
-        right.plot(s.labels_per_class, s.accuracy, marker="o", ms=3, color=palette[r], label=style_label(r),
-                   lw=2.4 if r in ("dgi", "contrast") else 1.3, ls="--" if r.endswith("_own") else "-")
-        right.fill_between(s.labels_per_class, s.accuracy - s.sd, s.accuracy + s.sd, color=palette[r], alpha=0.12)
-    right.set_xscale("log"); right.set_ylabel("test accuracy on the held-out CNN", fontsize=9)
-    right.set_xlabel("labelled At-GCs per class of the held-out CNN (rightmost: every label)", fontsize=9)
-    right.set_title("probe trained on the held-out CNN's own labels", fontsize=9); right.legend(fontsize=7)
-    for ax in (left, right): ax.tick_params(labelsize=8)
-    fig.suptitle(title, fontsize=10); fig.tight_layout()
+    bars = 0.9 + 0.3 * len(across)
+    with _fonts():
+        fig, (left, right) = plt.subplots(2, 1, figsize=(FIG_WIDTH, bars + 5.4), height_ratios=[bars, 3.4],
+                                          layout="constrained")
+        left.barh([style_label(r) for r in across.representation], across.accuracy, xerr=across.sd, capsize=2,
+                  color=[palette[r] for r in across.representation])
+        upper = own[own.all_labels & (own.representation == "dgi_own")]
+        if len(upper): left.axvline(float(upper.accuracy.iloc[0]), c="k", ls="--", lw=1, label="in-CNN DGI probe")
+        if chance is not None:
+            left.axvline(chance, c="0.4", ls=":", lw=0.8, label="chance")
+            right.axhline(chance, c="0.4", ls=":", lw=0.8)
+        left.set_xlim(0, 1); left.set_xlabel("test accuracy on the held-out CNN")
+        left.set_title("probe trained on every label of the other CNNs")
+        if left.get_legend_handles_labels()[0]: left.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+        for r in dict.fromkeys(own.representation):
+            s = own[own.representation == r].sort_values("labels_per_class")
+            right.plot(s.labels_per_class, s.accuracy, marker="o", ms=3, color=palette[r], label=style_label(r),
+                       lw=2.4 if r in ("dgi", "contrast") else 1.3, ls="--" if r.endswith("_own") else "-")
+            right.fill_between(s.labels_per_class, s.accuracy - s.sd, s.accuracy + s.sd, color=palette[r], alpha=0.12)
+        right.set_xscale("log"); right.set_ylabel("test accuracy on\nthe held-out CNN")
+        right.set_xlabel("labelled At-GCs per class of the held-out CNN (rightmost: every label)")
+        right.set_title("probe trained on the held-out CNN's own labels")
+        fig.legend(*right.get_legend_handles_labels(), loc="outside lower center", ncol=2, frameon=False)
+        fig.suptitle(_wrap(title))
     return fig
 
 # %% ../nbs/06_viz.ipynb #96c41d79
