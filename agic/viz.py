@@ -17,7 +17,7 @@ STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
     # pruning criteria (agic.criteria)
     "sa": ("sa: AGIC's SA network", "#b2182b"),
     "free_gates": ("free_gates: SA's objective, a free logit per kernel, no At-GC", "#35978f"),
-    "sa_v1": ("sa_v1: SA as last released (label objective)", "#f4a582"),
+    "sa_v1": ("sa_v1: the paper's label objective", "#f4a582"),
     "sa_transfer": ("sa_transfer: SA trained on other CNNs' At-GCs, none of this one's training", "#67001f"),
     "sa_own": ("sa_own: SA trained on this CNN (the upper line)", "#d6604d"),
     "sa_no_sparsity": ("sa_no_sparsity: SA, no sparsity penalty", "#fddbc7"),
