@@ -94,8 +94,9 @@ def transfer_verdicts(
     best = max((c for c in ONE_SHOT if c in s.index.get_level_values(0)), key=bar)
     rnd, free = pick("random"), s.loc[("free_gates", free_images)]
     mean = lambda r: f"{r.auc_lerf:.4f} ± {r.sd_lerf:.4f}"
+    one_shot_bar = f">= best one-shot ({best}) {pick(best).auc_lerf:.4f} + 2 sd = {bar(best):.4f}"
     rows = [("transferred SA beats every one-shot criterion on CNNs it never saw: AUC LeRF", mean(sa),
-             f">= best one-shot ({best}) {pick(best).auc_lerf:.4f} + 2 sd = {bar(best):.4f}",
+             one_shot_bar,
              judged(sa.auc_lerf, bar(best), sa.sd_lerf)),
             ("transferred SA beats chance: AUC LeRF", mean(sa),
              f">= random {rnd.auc_lerf:.4f} + 2 sd = {rnd.auc_lerf + 2 * rnd.sd_lerf:.4f}",
@@ -108,7 +109,7 @@ def transfer_verdicts(
     for n in sorted(n for c, n in s.index if c == "sa_transfer" and n > 0):   # fewer At-GCs read: less time
         few = s.loc[("sa_transfer", n)]
         rows += [(f"transferred SA reading the At-GCs of {n} images beats every one-shot criterion: AUC LeRF",
-                  mean(few), f">= best one-shot ({best}) {pick(best).auc_lerf:.4f} + 2 sd = {bar(best):.4f}",
+                  mean(few), one_shot_bar,
                   judged(few.auc_lerf, bar(best), few.sd_lerf)),
                  (f"cost: transferred SA reading the At-GCs of {n} images (At-GCs + one pass) faster than free gates "
                   f"on {free_images} images", f"{few.seconds:.1f} s", f"< {free.seconds:.1f} s",
