@@ -399,7 +399,7 @@ def cnn_tolerances(
     from agic.transfer import ONE_SHOT, transfer_summary
     most = transfer.groupby("criterion").train_images.transform("max")
     keep = ((transfer.criterion.isin([*ONE_SHOT, "random"]) & (transfer.train_images == 0))
-            | (transfer.criterion.isin(["free_gates", *CNN_TWINS]) & (transfer.train_images == most)))
+            | (transfer.criterion.isin(["free_gates", "sa_v1", *CNN_TWINS]) & (transfer.train_images == most)))
     t = transfer[keep].assign(criterion=lambda d: d.criterion.replace(CNN_TWINS))
     if (k := t.held_out_seed.nunique()) < 2: raise AgicError("cnn_tolerances needs the rankings of two or more CNNs")
     wide = student.ppf(0.975, k - 1) * math.sqrt(2)   # the difference of two CNNs, from the sd over k of them
@@ -428,6 +428,14 @@ _KEY_FLOATS, _TEXT = {"ratio", "q"}, {"measured", "bar"}
 def _row(file, where, committed, regenerated, status, tol=math.nan):
     return dict(file=file, where=where, committed=committed, regenerated=regenerated, tolerance=tol, status=status)
 
+def _aligned(old, new, ident: list[str]):
+    """`new`'s rows in `old`'s order of their `ident` columns, where each row has its own and both tables the same
+    ones (a table sorted by a measured value lists them in another order on another CNN); else `new` as it is."""
+    label = lambda t: t[ident].astype(str).agg("|".join, axis=1) if ident else None
+    a, b = label(old), label(new)
+    if a is None or not a.is_unique or set(a) != set(b) or a.equals(b): return new
+    return new.set_index(b).loc[a].reset_index(drop=True)
+
 def compare_tables(
     old,              # the committed table (DataFrame)
     new,              # the regenerated table (DataFrame)
@@ -441,6 +449,7 @@ def compare_tables(
         return [_row(file, "shape", f"{old.shape} {list(old.columns)}", f"{new.shape} {list(new.columns)}", "beyond")]
     floats = [c for c in old.columns if old[c].dtype.kind == "f" and c not in _KEY_FLOATS]
     keys = [c for c in old.columns if c not in floats and c != "seed"]
+    new = _aligned(old, new, [c for c in keys if c not in _TEXT and c != "held"] + ["seed"] * ("seed" in old.columns))
     group_sd = (old.groupby(keys, dropna=False)[floats].transform("std") if "seed" in old.columns and keys else None)
     out = []
     for i in range(len(old)):
@@ -595,6 +604,6 @@ def check_report(
              f"beyond it; a faithful reproduction leaves at most {allowed} (99 % of them: each tolerance is a 95 % "
              f"interval); {len(hard)} verdicts flipped or files missing."]
     bad = pd.concat([hard, beyond])
-    if len(bad):
+    if len(bad) and details:
         lines += ["", f"First {min(details, len(bad))} of them:", "", bad.head(details).to_markdown(index=False)]
     return "\n".join(lines), hard.empty and len(beyond) <= allowed
