@@ -72,7 +72,7 @@ def shap_strength(
     for i in progress_bar(idx, desc="SHAP node strength", disable=not progress, leave=False):
         for (src, dst), m in store.dense_edges(i).items():
             a = m.abs(); total[src] += a.sum(1); total[dst] += a.sum(0)
-    modules = {l["name"]: l["module"] for l in store.manifest["layers"]}
+    modules = store.conv_modules()
     return {modules[l]: total[l] / len(idx) for l in store.layers if l != "input"}
 
 # %% ../nbs/03c1_criteria.ipynb #1c923c35

@@ -127,7 +127,7 @@ def importance(
 ) -> KernelImportance:  # the ranking, overall and per class
     "The gates' ranking: each kernel's score (sigmoid) overall (the mean over rows) and per class (its class's row)."
     s = {nt: torch.sigmoid(v).detach().cpu() for nt, v in self.node_logits().items()}
-    modules = {l["name"]: l["module"] for l in store.manifest["layers"] if l["name"] in s}
+    modules = store.conv_modules(s)
     return KernelImportance(self.kernel_types, modules, {nt: v.mean(0) for nt, v in s.items()},
                             {nt: v.expand(n_classes, -1).clone() if len(v) == 1 else v for nt, v in s.items()},
                             store.manifest["model_hash"], n_graphs)

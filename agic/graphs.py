@@ -206,6 +206,8 @@ def _wire(self: AtGCBuilder):
     self.edge_pairs = list(batch.edges)
     for s, d in self.edge_pairs: self.layer(d).sources.append(s)
 
+
+# %% ../nbs/03_graphs.ipynb #6edc2766
 @contextlib.contextmanager
 def _full_float32_matmuls():
     "TF32 off for CUDA matrix products (a user may have turned it on) while inside; the user's setting after."

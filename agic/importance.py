@@ -108,7 +108,7 @@ def kernel_importance(
         s = torch.cat(parts)                                         # (graphs, size)
         overall[nt] = mean_score(s.mean(0, keepdim=True))[0]
         per_class[nt] = torch.where(count > 0, mean_score(onehot.T @ s / count.clamp_min(1)), torch.nan)
-    modules = {l["name"]: l["module"] for l in store.manifest["layers"] if l["name"] in overall}
+    modules = store.conv_modules(overall)
     imp = KernelImportance(sa.kernel_types, modules, overall, per_class, store.manifest["model_hash"], len(graphs))
     if file is not None: imp.save(file)
     return imp

@@ -339,6 +339,8 @@ class SAConfig:
                             f"readout='batch' and readout_images=0, not {self.readout!r} and {self.readout_images}")
         check_range("hidden", self.hidden, 1, 4096, kind=int); check_range("seed", self.seed, 0, kind=int)
 
+
+# %% ../nbs/03b_scoring.ipynb #d198b2c6
 def sa_loss(
     logits: torch.Tensor,                  # class logits (graphs, n_classes)
     node_logits: dict[str, torch.Tensor],  # node type -> node logits (graphs, size)
@@ -363,6 +365,25 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     "Pearson correlation of two vectors (0 where either is constant)."
     a, b = a - a.mean(), b - b.mean()
     return (a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12)
+
+# %% ../nbs/03b_scoring.ipynb #f825693d
+def _class_gates(a, y, sign: int, n_classes: int, batch_mean, draw, generator) -> dict[str, torch.Tensor]:
+    """One row of gates per image, from its class's mean node logits `a` over the global batch (every class is drawn,
+    present or not, so that every rank draws the same noise); `batch_mean` standardises, `draw` draws the ratio."""
+    onehot = F.one_hot(y, n_classes).to(next(iter(a.values())).dtype)
+    count = distributed.sum_over_ranks(onehot.sum(0)).clamp_min(1)[:, None]
+    means = {nt: batch_mean(sign * distributed.sum_over_ranks(onehot.T @ v) / count) for nt, v in a.items()}
+    ratio = draw(means)
+    rows = [nested_gates({nt: v[c] for nt, v in means.items()}, ratio, generator) for c in range(n_classes)]
+    return {nt: torch.stack([r[nt] for r in rows])[y] for nt in means}
+
+def _strength_prior(b, sizes, mean: dict[str, torch.Tensor], n, device) -> torch.Tensor:
+    """The tie-break term: 1 - the Pearson correlation, per layer, of the batch's mean logits `mean` with log(1 + the
+    kernels' SHAP strength) over the global batch of `n` At-GCs."""
+    strength = b.strength if isinstance(b, Embedded) else node_strength(b, sizes)
+    target = {nt: distributed.sum_over_ranks(strength[nt].to(device).sum(0)) / n for nt in mean}
+    return torch.stack([1 - _pearson(mean[nt], target[nt].log1p()) for nt in mean if len(mean[nt]) > 1]).mean()
+
 
 # %% ../nbs/03b_scoring.ipynb #fe90d475
 def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generator: torch.Generator,
@@ -389,15 +410,6 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
     def batch_gates(mean, sign: int) -> dict[str, torch.Tensor]:
         "One gate per kernel for every image: the batch's mean node logits (sign -1: the most relevant removed)."
         return nested_gates(mean if sign > 0 else {nt: -v for nt, v in mean.items()}, draw(mean), generator)
-    def class_gates(a, y, sign: int) -> dict[str, torch.Tensor]:
-        """One row of gates per image, from its class's mean node logits over the global batch (every class is drawn,
-        present or not, so that every rank draws the same noise)."""
-        onehot = F.one_hot(y, n_classes).to(next(iter(a.values())).dtype)
-        count = distributed.sum_over_ranks(onehot.sum(0)).clamp_min(1)[:, None]
-        means = {nt: batch_mean(sign * distributed.sum_over_ranks(onehot.T @ v) / count) for nt, v in a.items()}
-        ratio = draw(means)
-        rows = [nested_gates({nt: v[c] for nt, v in means.items()}, ratio, generator) for c in range(n_classes)]
-        return {nt: torch.stack([r[nt] for r in rows])[y] for nt in means}
     def step(module, b):
         logits, a = module(b)   # class logits: None for a scorer without an aggregation head (free gates)
         index, device = b.image_index.cpu(), next(iter(a.values())).device
@@ -412,8 +424,9 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
         decision = target.argmax(1)
         loss = 0.0 if logits is None else cfg.head_weight * F.cross_entropy(logits, decision)
         kl_seen, kept = 0.0, None
-        for share, gates in ((1 - cfg.class_weight, lambda sign: batch_gates(mean, sign)),
-                             (cfg.class_weight, lambda sign: class_gates(a, b.y.to(device), sign))):
+        by_class = lambda sign: _class_gates(a, b.y.to(device), sign, n_classes, batch_mean, draw, generator)
+        by_batch = lambda sign: batch_gates(mean, sign)
+        for share, gates in ((1 - cfg.class_weight, by_batch), (cfg.class_weight, by_class)):
             if share == 0: continue
             out = gated(x, gates(1))                                      # least relevant removed: keep the decision
             kl = F.kl_div(out.log_softmax(1), target, log_target=True, reduction="batchmean")
@@ -422,12 +435,8 @@ def _fidelity_step(cfg: SAConfig, gated: GatedCNN, images: torch.Tensor, generat
             if cfg.morf_weight > 0:                                       # most relevant removed: lose the decision
                 worst = gated(x, gates(-1))
                 loss = loss + share * cfg.morf_weight * worst.softmax(1).gather(1, decision[:, None]).mean()
-        # tie-break: where gating cannot tell kernels apart, the stronger attribution ranks higher
-        if cfg.prior_weight > 0:
-            strength = b.strength if isinstance(b, Embedded) else node_strength(b, sizes)
-            target = {nt: distributed.sum_over_ranks(strength[nt].to(device).sum(0)) / n for nt in mean}
-            prior = torch.stack([1 - _pearson(mean[nt], target[nt].log1p()) for nt in mean if len(mean[nt]) > 1])
-            loss = loss + cfg.prior_weight * prior.mean()
+        if cfg.prior_weight > 0:   # tie-break: where gates cannot tell kernels apart, stronger attribution ranks higher
+            loss = loss + cfg.prior_weight * _strength_prior(b, sizes, mean, n, device)
         n = b.num_graphs
         head = {} if logits is None else {"correct": (logits.argmax(1) == decision).sum().item()}
         return loss, {"loss": loss.item() * n, "kl": kl_seen * n, "kept": kept, "seen": n, **head}
@@ -462,7 +471,7 @@ def _fidelity_objective(cfg: SAConfig, kernel_types: list[str], store, cnn: nn.M
                         n_classes: int, pool: Embedded | None = None):
     "The fidelity objective's step and summary for scores of `kernel_types`: they gate `cnn` on the At-GCs' images."
     from agic.store import split_images
-    modules = {l["name"]: l["module"] for l in store.manifest["layers"] if l["name"] in kernel_types}
+    modules = store.conv_modules(kernel_types)
     gated = GatedCNN(cnn, modules, cfg.bn).to(distributed.current().device)
     images = split_images(splits, store.manifest["config"]["split"]).tensors[0]
     return _fidelity_step(cfg, gated, images, gen, store.sizes, n_classes, pool)

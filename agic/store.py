@@ -362,6 +362,15 @@ class GraphStore(torch.utils.data.Dataset):
                 f"{c['split']}, {len(self.layers)} node types, {sum(self.sizes.values())} nodes, R={c['refs']}, "
                 f"{StoreConfig(**c).sparsity})")
 
+# %% ../nbs/03_graphs_store.ipynb #557ff890
+@patch
+def conv_modules(
+    self: GraphStore,
+    names=None,               # node types to keep (any container of layer names); None: every layer
+) -> dict[str, str]:          # node type -> the conv's module path in the CNN, in the store's layer order
+    "The module path in the CNN of each node type (of those in `names`)."
+    return {l["name"]: l["module"] for l in self.manifest["layers"] if names is None or l["name"] in names}
+
 # %% ../nbs/03_graphs_store.ipynb #fabaa9d8
 @patch
 def shard(

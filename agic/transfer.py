@@ -120,6 +120,33 @@ def transfer_summary(
 # %% ../nbs/03g_transfer.ipynb #51a4d49e
 ONE_SHOT = ["l1", "bn", "taylor", "activation", "shap_strength"]   # criteria that need no training on a new CNN
 
+def _with_fewer_images(s, mean, one_shot_bar, one_shot_value, free, free_images) -> list[tuple]:
+    "The verdict rows of the transferred SA reading fewer At-GCs, and of free gates begun from its ranking."
+    rows = []
+    for n in sorted(n for c, n in s.index if c == "sa_transfer" and n > 0):   # fewer At-GCs read: less time
+        few = s.loc[("sa_transfer", n)]
+        rows += [(f"transferred SA reading the At-GCs of {n} images beats every one-shot criterion: AUC LeRF",
+                  mean(few), one_shot_bar,
+                  judged(few.auc_lerf, one_shot_value, few.sd_lerf)),
+                 (f"cost: transferred SA reading the At-GCs of {n} images (At-GCs + one pass) faster than free gates "
+                  f"on {free_images} images", f"{few.seconds:.1f} s", f"< {free.seconds:.1f} s",
+                  bool(few.seconds < free.seconds))]
+    for n in sorted(n for c, n in s.index if c == "sa_started_gates"):   # the graph as a head start
+        st = s.loc[("sa_started_gates", n)]
+        rows.append((f"moonshot, with a start: free gates begun from the transferred SA's ranking, trained on {n} "
+                     f"images of the held-out CNN, at least free gates on {free_images}, in less wall time",
+                     f"{mean(st)} in {st.seconds:.1f} s", f">= {mean(free)} in < {free.seconds:.1f} s (noise: both "
+                     "sds combined)", judged(st.auc_lerf, free.auc_lerf, math.hypot(st.sd_lerf, free.sd_lerf))
+                     if st.seconds < free.seconds else False))
+        if ("free_gates_short", n) in s.index:   # what the start adds: the same gates begun from tiny random logits
+            fs = s.loc[("free_gates_short", n)]
+            rows.append((f"the start helps: free gates on {n} images begun from the transferred SA's ranking at "
+                         "least the same begun from tiny random logits", mean(st), f">= {mean(fs)} (noise: both sds "
+                         "combined)", judged(st.auc_lerf, fs.auc_lerf, math.hypot(st.sd_lerf, fs.sd_lerf))))
+    return rows
+
+
+# %% ../nbs/03g_transfer.ipynb #844a8bd4
 def transfer_verdicts(
     summary: pd.DataFrame,   # `transfer_summary`: ("sa_transfer", 0), random, free gates
     free_images: int = 100,  # `train_images` of the free gates compared with
@@ -155,26 +182,7 @@ def transfer_verdicts(
               judged(sa.auc_lerf, free.auc_lerf, math.hypot(sa.sd_lerf, free.sd_lerf))),
              (f"moonshot: transferred SA (At-GCs + one pass) faster than free gates on {free_images} images",
               f"{sa.seconds:.1f} s", f"< {free.seconds:.1f} s", bool(sa.seconds < free.seconds))]
-    for n in sorted(n for c, n in s.index if c == "sa_transfer" and n > 0):   # fewer At-GCs read: less time
-        few = s.loc[("sa_transfer", n)]
-        rows += [(f"transferred SA reading the At-GCs of {n} images beats every one-shot criterion: AUC LeRF",
-                  mean(few), one_shot_bar,
-                  judged(few.auc_lerf, bar(best), few.sd_lerf)),
-                 (f"cost: transferred SA reading the At-GCs of {n} images (At-GCs + one pass) faster than free gates "
-                  f"on {free_images} images", f"{few.seconds:.1f} s", f"< {free.seconds:.1f} s",
-                  bool(few.seconds < free.seconds))]
-    for n in sorted(n for c, n in s.index if c == "sa_started_gates"):   # the graph as a head start
-        st = s.loc[("sa_started_gates", n)]
-        rows.append((f"moonshot, with a start: free gates begun from the transferred SA's ranking, trained on {n} "
-                     f"images of the held-out CNN, at least free gates on {free_images}, in less wall time",
-                     f"{mean(st)} in {st.seconds:.1f} s", f">= {mean(free)} in < {free.seconds:.1f} s (noise: both "
-                     "sds combined)", judged(st.auc_lerf, free.auc_lerf, math.hypot(st.sd_lerf, free.sd_lerf))
-                     if st.seconds < free.seconds else False))
-        if ("free_gates_short", n) in s.index:   # what the start adds: the same gates begun from tiny random logits
-            fs = s.loc[("free_gates_short", n)]
-            rows.append((f"the start helps: free gates on {n} images begun from the transferred SA's ranking at "
-                         "least the same begun from tiny random logits", mean(st), f">= {mean(fs)} (noise: both sds "
-                         "combined)", judged(st.auc_lerf, fs.auc_lerf, math.hypot(st.sd_lerf, fs.sd_lerf))))
+    rows += _with_fewer_images(s, mean, one_shot_bar, bar(best), free, free_images)
     if ("sa_own", 0) in s.index:
         own = s.loc[("sa_own", 0)]
         rows.append(("check: SA trained on the held-out CNN itself (the upper line)", mean(own), "-", None))
