@@ -97,14 +97,15 @@ def test_quick_run_resumes_from_its_point_log_to_the_same_curves(tmp_path, isola
 
 
 @pytest.mark.slow
-def test_a_torchvision_architecture_runs_in_quick_mode(tmp_path, figures):
-    "mobilenet_v2, depthwise convs and all, through 04 to its verdicts (2 min on one core; regnet_x_400mf: 4)."
-    run(tmp_path, quick=True, model="mobilenet_v2")
-    phys = pd.read_csv(figures / "quick" / "tab_physical_pruning_mobilenet_v2_fashion-mnist.csv")
+@pytest.mark.parametrize("name", ["mobilenet_v2", "regnet_x_400mf"])
+def test_a_torchvision_architecture_runs_in_quick_mode(name, tmp_path, figures):
+    "Depthwise (mobilenet_v2) and grouped (regnet_x_400mf) convs and all, through 04 to its verdicts."
+    run(tmp_path, quick=True, model=name)
+    phys = pd.read_csv(figures / "quick" / f"tab_physical_pruning_{name}_fashion-mnist.csv")
     assert phys.macs.iloc[-1] < phys.macs.iloc[0]
-    curves = pd.read_csv(figures / "quick" / "fig_pruning_mobilenet_v2_fashion-mnist.csv")
+    curves = pd.read_csv(figures / "quick" / f"fig_pruning_{name}_fashion-mnist.csv")
     assert {"sa", "free_gates", "random"} <= set(curves.criterion)
-    verdicts = (figures / "quick" / "verdicts_pruning_mobilenet_v2_fashion-mnist.md").read_text()
+    verdicts = (figures / "quick" / f"verdicts_pruning_{name}_fashion-mnist.md").read_text()
     assert verdicts.startswith("#### Quick run") and verdicts.count("\n| ") == 8, verdicts   # heading row + 7 bars
 
 
