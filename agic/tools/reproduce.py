@@ -606,8 +606,9 @@ def check_report(
     m = int(rows.status.isin(TOLERATED).sum()); allowed = chance_allowance(m)
     if not len(rows): return "(no table or summary was compared)", False
     lines = [counts.to_markdown(index=False), "", f"{len(beyond)} of the {m} numbers compared with a tolerance lie "
-             f"beyond it (verdicts shifted across a noise bound included); a faithful reproduction leaves at most {allowed} (99 % of them: each tolerance is a 95 % "
-             f"interval); {len(hard)} verdicts flipped or files missing."]
+             f"beyond it (verdicts shifted across a noise bound included); a faithful reproduction leaves at most "
+             f"{allowed} (99 % of them: each tolerance is a 95 % interval); {len(hard)} verdicts flipped or files "
+             "missing."]
     bad = pd.concat([hard, beyond])
     if len(bad) and details:
         lines += ["", f"First {min(details, len(bad))} of them:", "", bad.head(details).to_markdown(index=False)]
