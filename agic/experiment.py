@@ -4,7 +4,7 @@
 
 # %% ../nbs/03e_experiment.ipynb #011ad652
 from __future__ import annotations
-import json, os, shutil, tempfile, time
+import json, os, shutil, tempfile, time, weakref
 from pathlib import Path
 
 from fastcore.basics import patch
@@ -81,7 +81,7 @@ class Experiment:
         self.quick = bool(quick) or os.environ.get("IN_TEST") == "1"  # nbdev_test runs every notebook: keep it short
         self.tag = f"{model.replace(':', '_').replace('.', '_')}_{dataset}"
         self.out_dir = figures_dir() / ("quick" if self.quick else "")
-        self.stage = Path(tempfile.mkdtemp(prefix="agic-stage-"))    # moved into out_dir by publish()
+        self._stage = None    # made on first use (`stage`), moved into out_dir by publish()
         self.started, self.timings, self.notes = time.perf_counter(), {}, []   # notes: what a quick run's headings add
         use_all_cores()
 
@@ -96,6 +96,17 @@ class Experiment:
 
     @property
     def minutes(self) -> float: return (time.perf_counter() - self.started) / 60
+
+# %% ../nbs/03e_experiment.ipynb #34de878e
+@patch(as_prop=True)
+def stage(self: Experiment) -> Path:
+    """Where outputs wait for `publish()`: a temporary folder made on first use (a run refused before its first
+    output makes none), removed by `publish()`, or with the `Experiment` (at the latest when Python exits) if never
+    published."""
+    if self._stage is None:
+        self._stage = Path(tempfile.mkdtemp(prefix="agic-stage-"))
+        weakref.finalize(self, shutil.rmtree, self._stage, True)
+    return self._stage
 
 # %% ../nbs/03e_experiment.ipynb #5a110a62
 @patch
