@@ -14,7 +14,7 @@ from ..core import AgicError, atomic_write_text, project_root
 
 # %% auto #0
 __all__ = ['VERDICT_START', 'VERDICT_END', 'RUNTIME_START', 'RUNTIME_END', 'RECORD', 'INDEX', 'CLAIM', 'COMPARES', 'CLAIMS_START',
-           'CLAIMS_END', 'TIMING', 'SD_NAME', 'CNN_TWINS', 'FAILING', 'TOLERATED', 'Run', 'load_plan',
+           'CLAIMS_END', 'TIMING', 'SD_NAME', 'CNN_TWINS', 'FAILING', 'TOLERATED', 'BEYOND', 'Run', 'load_plan',
            'verdict_summary', 'verdicts_markdown', 'run_times_markdown', 'sync_verdicts', 'claim_problems',
            'home_claims', 'git_commit', 'run_plan', 'write_index', 'compare_number', 'cnn_tolerances', 'compare_tables',
            'compare_summaries', 'compare_files', 'run_tolerances', 'check_plan', 'chance_allowance', 'check_report']
@@ -579,7 +579,8 @@ def check_plan(
 
 # %% ../../nbs/07_reproduce.ipynb #05b05936
 FAILING = ("flip", "missing")                      # fail a check outright
-TOLERATED = ("within", "between CNNs", "beyond", "shift")   # compared with a tolerance; a shift counts as beyond
+TOLERATED = ("within", "between CNNs", "beyond", "shift")   # compared with a tolerance
+BEYOND = ("beyond", "shift")       # count against what chance leaves: a shifted verdict is one number beyond
 
 def chance_allowance(
     m: int,              # numbers compared with a 95 % tolerance
@@ -602,7 +603,7 @@ def check_report(
     statuses = ["exact", "within", "between CNNs", "beyond", "shift", "flip", "missing", "timing", "sd"]
     counts = (rows.groupby(["run", "file"])["status"].value_counts().unstack(fill_value=0)
               .reindex(columns=statuses, fill_value=0).reset_index())
-    hard, beyond = rows[rows.status.isin(FAILING)], rows[rows.status.isin(["beyond", "shift"])]
+    hard, beyond = rows[rows.status.isin(FAILING)], rows[rows.status.isin(BEYOND)]
     m = int(rows.status.isin(TOLERATED).sum()); allowed = chance_allowance(m)
     if not len(rows): return "(no table or summary was compared)", False
     lines = [counts.to_markdown(index=False), "", f"{len(beyond)} of the {m} numbers compared with a tolerance lie "
