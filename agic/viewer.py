@@ -299,18 +299,18 @@ def viewer_data(
         layers.append({"name": name, "size": size, "module": g.modules.get(name, "") if name != "input" else ""})
         s = None if g.scores is None or name not in g.scores else g.scores[name].float()
         ranks = None if s is None else torch.empty(size, dtype=torch.long).scatter_(0, s.argsort(descending=True),
-                                                                                     torch.arange(size))
+                                                                                     torch.arange(size)).tolist()
+        s = None if s is None else s.tolist()   # Python numbers: indexing a tensor element by element is slow
         for k in range(size):
-            # NaN: a class without images
-            score = None if s is None or not math.isfinite(float(s[k])) else round(float(s[k]), 5)
+            score = None if s is None or not math.isfinite(s[k]) else round(s[k], 5)   # NaN: a class without images
             nodes.append({"id": f"{name}:{k}", "layer": li, "kernel": k, "score": score,
-                          "rank": None if s is None else int(ranks[k]) + 1,
-                          "score_rank": None if s is None else
-                                        (1.0 if size == 1 else 1 - float(ranks[k]) / (size - 1))})
+                          "rank": None if s is None else ranks[k] + 1,
+                          "score_rank": None if s is None else (1.0 if size == 1 else 1 - ranks[k] / (size - 1))})
     edges = []
     for (src, dst), m in g.edges.items():
         a, b = m.nonzero(as_tuple=True)
-        edges += [[first[src] + int(i), first[dst] + int(j), float(f"{float(m[i, j]):.4g}")] for i, j in zip(a, b)]
+        edges += [[first[src] + i, first[dst] + j, float(f"{v:.4g}")]
+                  for i, j, v in zip(a.tolist(), b.tolist(), m[a, b].tolist())]
     return {"title": g.title, "layers": layers, "nodes": nodes, "edges": edges, "has_scores": g.scores is not None}
 
 # %% ../nbs/06a_viewer.ipynb #acc7e3ce
