@@ -120,13 +120,15 @@ def transfer_summary(
 # %% ../nbs/03g_transfer.ipynb #51a4d49e
 ONE_SHOT = ["l1", "bn", "taylor", "activation", "shap_strength"]   # criteria that need no training on a new CNN
 
-def _with_fewer_images(s, mean, one_shot_bar, one_shot_value, free, free_images) -> list[tuple]:
+def _pm(r) -> str: return f"{r.auc_lerf:.4f} ± {r.sd_lerf:.4f}"   # a summary row's AUC LeRF, mean ± sd
+
+def _with_fewer_images(s, one_shot_bar, one_shot_value, free, free_images) -> list[tuple]:
     "The verdict rows of the transferred SA reading fewer At-GCs, and of free gates begun from its ranking."
     rows = []
     for n in sorted(n for c, n in s.index if c == "sa_transfer" and n > 0):   # fewer At-GCs read: less time
         few = s.loc[("sa_transfer", n)]
         rows += [(f"transferred SA reading the At-GCs of {n} images beats every one-shot criterion: AUC LeRF",
-                  mean(few), one_shot_bar,
+                  _pm(few), one_shot_bar,
                   judged(few.auc_lerf, one_shot_value, few.sd_lerf)),
                  (f"cost: transferred SA reading the At-GCs of {n} images (At-GCs + one pass) faster than free gates "
                   f"on {free_images} images", f"{few.seconds:.1f} s", f"< {free.seconds:.1f} s",
@@ -135,13 +137,13 @@ def _with_fewer_images(s, mean, one_shot_bar, one_shot_value, free, free_images)
         st = s.loc[("sa_started_gates", n)]
         rows.append((f"moonshot, with a start: free gates begun from the transferred SA's ranking, trained on {n} "
                      f"images of the held-out CNN, at least free gates on {free_images}, in less wall time",
-                     f"{mean(st)} in {st.seconds:.1f} s", f">= {mean(free)} in < {free.seconds:.1f} s (noise: both "
+                     f"{_pm(st)} in {st.seconds:.1f} s", f">= {_pm(free)} in < {free.seconds:.1f} s (noise: both "
                      "sds combined)", judged(st.auc_lerf, free.auc_lerf, math.hypot(st.sd_lerf, free.sd_lerf))
                      if st.seconds < free.seconds else False))
         if ("free_gates_short", n) in s.index:   # what the start adds: the same gates begun from tiny random logits
             fs = s.loc[("free_gates_short", n)]
             rows.append((f"the start helps: free gates on {n} images begun from the transferred SA's ranking at "
-                         "least the same begun from tiny random logits", mean(st), f">= {mean(fs)} (noise: both sds "
+                         "least the same begun from tiny random logits", _pm(st), f">= {_pm(fs)} (noise: both sds "
                          "combined)", judged(st.auc_lerf, fs.auc_lerf, math.hypot(st.sd_lerf, fs.sd_lerf))))
     return rows
 
@@ -163,27 +165,26 @@ def transfer_verdicts(
     bar = lambda c: pick(c).auc_lerf + 2 * pick(c).sd_lerf   # a criterion's mean + 2 sd over held-out CNNs
     best = max((c for c in ONE_SHOT if c in s.index.get_level_values(0)), key=bar)
     rnd, free = pick("random"), s.loc[("free_gates", free_images)]
-    mean = lambda r: f"{r.auc_lerf:.4f} ± {r.sd_lerf:.4f}"
     one_shot_bar = f">= best one-shot ({best}) {pick(best).auc_lerf:.4f} + 2 sd = {bar(best):.4f}"
-    rows = [("transferred SA beats every one-shot criterion on CNNs it never saw: AUC LeRF", mean(sa),
+    rows = [("transferred SA beats every one-shot criterion on CNNs it never saw: AUC LeRF", _pm(sa),
              one_shot_bar,
              judged(sa.auc_lerf, bar(best), sa.sd_lerf)),
-            ("transferred SA beats chance: AUC LeRF", mean(sa),
+            ("transferred SA beats chance: AUC LeRF", _pm(sa),
              f">= random {rnd.auc_lerf:.4f} + 2 sd = {rnd.auc_lerf + 2 * rnd.sd_lerf:.4f}",
              judged(sa.auc_lerf, rnd.auc_lerf + 2 * rnd.sd_lerf, sa.sd_lerf))]
     if ("raw_linear_transfer", 0) in s.index:   # the same objective without the graph (`raw_linear_transfer`)
         raw = s.loc[("raw_linear_transfer", 0)]
         rows.append(("the graph pays: transferred SA beats a linear model on the raw kernel features fitted to the "
-                     "same CNNs' free gates: AUC LeRF", mean(sa), f">= raw features {raw.auc_lerf:.4f} + 2 sd = "
+                     "same CNNs' free gates: AUC LeRF", _pm(sa), f">= raw features {raw.auc_lerf:.4f} + 2 sd = "
                      f"{raw.auc_lerf + 2 * raw.sd_lerf:.4f}",
                      judged(sa.auc_lerf, raw.auc_lerf + 2 * raw.sd_lerf, sa.sd_lerf)))
     rows += [(f"moonshot: transferred SA at least free gates trained on {free_images} images of the held-out CNN",
-              mean(sa), f">= free gates {mean(free)} (noise: both sds combined)",
+              _pm(sa), f">= free gates {_pm(free)} (noise: both sds combined)",
               judged(sa.auc_lerf, free.auc_lerf, math.hypot(sa.sd_lerf, free.sd_lerf))),
              (f"moonshot: transferred SA (At-GCs + one pass) faster than free gates on {free_images} images",
               f"{sa.seconds:.1f} s", f"< {free.seconds:.1f} s", bool(sa.seconds < free.seconds))]
-    rows += _with_fewer_images(s, mean, one_shot_bar, bar(best), free, free_images)
+    rows += _with_fewer_images(s, one_shot_bar, bar(best), free, free_images)
     if ("sa_own", 0) in s.index:
         own = s.loc[("sa_own", 0)]
-        rows.append(("check: SA trained on the held-out CNN itself (the upper line)", mean(own), "-", None))
+        rows.append(("check: SA trained on the held-out CNN itself (the upper line)", _pm(own), "-", None))
     return rows
