@@ -563,6 +563,8 @@ d = { 'settings': { 'branch': 'main',
                           'agic.viz.plot_selectivity': ('viz.html#plot_selectivity', 'agic/viz.py'),
                           'agic.viz.plot_transfer': ('viz.html#plot_transfer', 'agic/viz.py'),
                           'agic.viz.plot_universality': ('viz.html#plot_universality', 'agic/viz.py'),
+                          'agic.viz.save_png': ('viz.html#save_png', 'agic/viz.py'),
+                          'agic.viz.smallest_font_pt': ('viz.html#smallest_font_pt', 'agic/viz.py'),
                           'agic.viz.smallest_text_px': ('viz.html#smallest_text_px', 'agic/viz.py'),
                           'agic.viz.style_label': ('viz.html#style_label', 'agic/viz.py'),
                           'agic.viz.style_palette': ('viz.html#style_palette', 'agic/viz.py')}}}

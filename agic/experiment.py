@@ -140,11 +140,13 @@ def save_figure(
     stem: str,       # the output's name, before `_<tag>`
     dpi: int = 110,  # resolution of the PNG
 ):
-    "A matplotlib figure as PNG; a quick run's says so above its title."
+    """A matplotlib figure as PNG; a quick run's says so above its title. The PNG records how tall its smallest text is
+    in its own pixels (`agic.viz.TEXT_PX_KEY`): the docs' tests check it at the page's width."""
+    from agic.viz import save_png
     if self.quick:
         title = fig._suptitle.get_text() if fig._suptitle is not None else ""
         fig.suptitle((_quick_heading(self.notes) + title).rstrip(": "), color="firebrick")
-    fig.savefig(self.path(stem, "png"), dpi=dpi)
+    save_png(fig, self.path(stem, "png"), dpi)
 
 
 # %% ../nbs/03e_experiment.ipynb #7574b79e

@@ -130,7 +130,8 @@ def plot_atgc(
     for side in ("top", "right", "left"): ax.spines[side].set_visible(False)
     fig.tight_layout()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=130); plt.close(fig)
+        from agic.viz import save_png
+        Path(path).parent.mkdir(parents=True, exist_ok=True); save_png(fig, path, 130); plt.close(fig)
     return fig
 
 # %% ../nbs/06a_viewer.ipynb #044b27c8

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['STYLES', 'CONTENT_WIDTH', 'MIN_TEXT_PX', 'FIG_WIDTH', 'style_label', 'style_palette', 'smallest_text_px',
-           'plot_pruning_curves', 'plot_rank_correlation', 'plot_class_importance', 'plot_low_label',
-           'plot_classification', 'plot_loss_curves', 'plot_selectivity', 'plot_transfer', 'plot_universality',
-           'plot_bench']
+__all__ = ['STYLES', 'CONTENT_WIDTH', 'MIN_TEXT_PX', 'FIG_WIDTH', 'TEXT_PX_KEY', 'style_label', 'style_palette',
+           'smallest_font_pt', 'save_png', 'smallest_text_px', 'plot_pruning_curves', 'plot_rank_correlation',
+           'plot_class_importance', 'plot_low_label', 'plot_classification', 'plot_loss_curves', 'plot_selectivity',
+           'plot_transfer', 'plot_universality', 'plot_bench']
 
 # %% ../nbs/06_viz.ipynb #7674ac19
 STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
@@ -107,6 +107,21 @@ def _visible_texts(fig) -> list:
     out = list({id(t): t for t in out if t is not None}.values())   # the suptitle is one of fig.texts too
     return [t for t in out if t.get_visible() and t.get_text().strip()]
 
+TEXT_PX_KEY = "agic smallest text px"   # PNG text key: the smallest text's height in the image's own pixels
+
+def smallest_font_pt(fig) -> float:
+    "Font size, in points, of the smallest visible text of `fig` (infinity when it shows none)."
+    return min((t.get_fontsize() for t in _visible_texts(fig)), default=float("inf"))
+
+def save_png(
+    fig,              # a matplotlib figure
+    path,             # the image file to write (the record only in a .png)
+    dpi: int = 110,   # resolution: a point is dpi / 72 pixels
+):
+    "`fig` as an image; a PNG records how tall its smallest text is in the image's own pixels (`TEXT_PX_KEY`)."
+    png = str(path).lower().endswith(".png")
+    fig.savefig(path, dpi=dpi, metadata={TEXT_PX_KEY: f"{smallest_font_pt(fig) * dpi / 72:.2f}"} if png else None)
+
 def smallest_text_px(
     fig,                              # a matplotlib figure
     shown_px: float = CONTENT_WIDTH,  # width of the column the figure is shown in (px)
@@ -115,9 +130,8 @@ def smallest_text_px(
     """How tall the smallest text of `fig` is on a page that shows it `shown_px` wide: s points in a figure W inches
     wide are s * P / (72 * W) px tall when it is shown P px wide, P the column's width or, for an image narrower than
     the column (W * dpi px), the image's own."""
-    sizes = [t.get_fontsize() for t in _visible_texts(fig)]
     w = max(fig.get_figwidth(), fig.get_tightbbox().width)   # saved with bbox_inches="tight", it may be wider
-    return min(sizes, default=float("inf")) * min(shown_px, w * (dpi or fig.dpi)) / (72 * w)
+    return smallest_font_pt(fig) * min(shown_px, w * (dpi or fig.dpi)) / (72 * w)
 
 # %% ../nbs/06_viz.ipynb #7a550ad6
 def plot_pruning_curves(
@@ -415,4 +429,4 @@ def plot_bench(
     ax.set_title(f"Time per At-GC, {result['model']} on {result['dataset']} ({result['machine']['cpus']} CPU cores)\n"
                  f"builder: {result['speedup_vs_shap']:.0f}× faster than shap, "
                  f"{result['ratio_vs_fwd_bwd']:.2f}× the time of R fwd+bwd passes", fontsize=9)
-    fig.tight_layout(); path.parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=120); plt.close(fig)
+    fig.tight_layout(); path.parent.mkdir(parents=True, exist_ok=True); save_png(fig, path, 120); plt.close(fig)
