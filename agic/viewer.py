@@ -117,20 +117,20 @@ def plot_atgc(
             a, b, v = k // m.shape[1], k % m.shape[1], float(flat[k])
             segs.append((pos(s, a), pos(d, b))); rel = abs(v) / vmax
             colors.append((*(red if v > 0 else blue), 0.25 + 0.7 * rel)); widths.append(0.2 + 2.5 * rel)
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(layers)), 5))
+    from agic.viz import FIG_WIDTH, save_png   # at most FIG_WIDTH wide, 8-point text: legible at the docs' width
+    fig, ax = plt.subplots(figsize=(min(FIG_WIDTH, max(6, 1.2 * len(layers))), 5))
     ax.add_collection(LineCollection(segs, colors=colors, linewidths=widths))
     for l in layers:
         ax.scatter([col[l]] * sizes[l], [(k + 0.5) / sizes[l] for k in range(sizes[l])], s=4, c="0.3", zorder=3)
     ticks = [f"{l}\n({sizes[l]} {'channels' if l == 'input' else 'kernels'})" for l in layers]
-    ax.set_xticks(range(len(layers)), ticks, rotation=30, ha="right", fontsize=7)
+    ax.set_xticks(range(len(layers)), ticks, rotation=30, ha="right", fontsize=8)
     ax.set_yticks([]); ax.set_ylabel("kernels of each layer"); ax.set_xlim(-0.3, len(layers) - 0.7)
     ax.plot([], [], c=red, label="positive SHAP value"); ax.plot([], [], c=blue, label="negative SHAP value")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=7, frameon=False)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
     ax.set_title((title or "At-GC") + f"\n{per_pair} strongest edges per layer pair", fontsize=9, pad=18)
     for side in ("top", "right", "left"): ax.spines[side].set_visible(False)
     fig.tight_layout()
     if path is not None:
-        from agic.viz import save_png
         Path(path).parent.mkdir(parents=True, exist_ok=True); save_png(fig, path, 130); plt.close(fig)
     return fig
 
