@@ -109,8 +109,10 @@ def _visible_texts(fig) -> list:
 
 TEXT_PX_KEY = "agic smallest text px"   # PNG text key: the smallest text's height in the image's own pixels
 
-def smallest_font_pt(fig) -> float:
-    "Font size, in points, of the smallest visible text of `fig` (infinity when it shows none)."
+def smallest_font_pt(
+    fig,     # a matplotlib figure
+) -> float:  # the font size, in points, of its smallest visible text (infinity when it shows none)
+    "Font size, in points, of the smallest visible text of `fig`."
     return min((t.get_fontsize() for t in _visible_texts(fig)), default=float("inf"))
 
 def save_png(

@@ -213,6 +213,46 @@ def test_figures_can_be_read(browser, site):
         assert not problems, problems
         page.close()
 
+# figures drawn before `agic.viz.save_png` recorded their smallest text: their runs are to be regenerated (issue 34);
+# no other figure may lack the record
+UNRECORDED = {
+    "bench_graphs.png", "fig_classification_resnet8_fashion-mnist.png",
+    "fig_classification_vgg_small_fashion-mnist.png",
+    "fig_dgi_loss_resnet8_fashion-mnist.png", "fig_dgi_loss_vgg_small_fashion-mnist.png",
+    "fig_importance_resnet20_fashion-mnist.png", "fig_lowlabel_resnet8_fashion-mnist.png",
+    "fig_lowlabel_vgg_small_fashion-mnist.png", "fig_pruning_resnet20_fashion-mnist.png",
+    "fig_rank_correlation_resnet20_fashion-mnist.png", "fig_selectivity_resnet20_fashion-mnist.png",
+    "fig_transfer_resnet20_fashion-mnist.png",
+    "fig_transfer_vgg_small_fashion-mnist.png", "fig_universality_resnet20_fashion-mnist.png",
+    "fig_universality_vgg_small_fashion-mnist.png"}
+
+
+def test_figure_text_is_legible_at_the_page_width(browser, site):
+    """Every figure of the home page and the gallery, shown as the browser shows it but at most `CONTENT_WIDTH` px
+    wide (the docs' column at its narrowest; a thumbnail counts at the width it opens to), has text at least
+    `MIN_TEXT_PX` tall: the height of its smallest text, which the PNG records in its own pixels, scaled to that
+    width."""
+    from PIL import Image
+    from agic.viz import CONTENT_WIDTH, MIN_TEXT_PX, TEXT_PX_KEY
+    out, url = site
+    sizes, unrecorded = {}, set()
+    for name in ("index.html", "figures.html"):
+        page, problems = open_page(browser, f"{url}/{name}")
+        shown = page.evaluate("""() => Array.from(document.images).map(i => [i.getAttribute('src'),
+            i.getBoundingClientRect().width, i.naturalWidth,
+            !!(i.closest('a') && i.closest('a').getAttribute('href').endsWith(i.getAttribute('src')))])
+            .filter(([src]) => src.includes('figures/') && src.endsWith('.png'))""")
+        page.close()
+        assert shown and not problems, (name, problems)
+        for src, width, natural, opens in shown:
+            recorded = Image.open(out / src).text.get(TEXT_PX_KEY)
+            if recorded is None: unrecorded.add(Path(src).name); continue
+            sizes[f"{name}: {src}"] = float(recorded) * min(natural if opens else width, CONTENT_WIDTH) / natural
+    small = {k: round(v, 1) for k, v in sizes.items() if v < MIN_TEXT_PX}
+    assert len(sizes) >= 4 and not small, (len(sizes), small)
+    assert unrecorded <= UNRECORDED, f"figures without their smallest text's record: {sorted(unrecorded - UNRECORDED)}"
+
+
 def test_api_docs_and_viewer_are_on_the_site(browser, site):
     out, url = site
     page, problems = open_page(browser, f"{url}/06a_viewer.html")
