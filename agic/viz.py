@@ -107,6 +107,7 @@ def _visible_texts(fig) -> list:
     out = list({id(t): t for t in out if t is not None}.values())   # the suptitle is one of fig.texts too
     return [t for t in out if t.get_visible() and t.get_text().strip()]
 
+# %% ../nbs/06_viz.ipynb #126e15fa
 TEXT_PX_KEY = "agic smallest text px"   # PNG text key: the smallest text's height in the image's own pixels
 
 def smallest_font_pt(
