@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_graphs_store.ipynb #2a9c7fef
 from __future__ import annotations
-import hashlib, json, os, re
+import hashlib, json, os, re, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -196,17 +196,17 @@ def finished_graphs(
     shards = [int(m.group(1)) for p in folder.glob("shard-*.json") if (m := re.fullmatch(r"shard-(\d+)\.json", p.name))]
     return sum(info["n"] for s in shards if (info := _finished_sidecar(folder, s)))
 
-def _write_shard(folder: Path, s: int, tensors: dict, device: str = "cpu") -> None:
-    """Write shard `s` and then its sidecar; a full disk or an unwritable folder raises one `AgicError` and leaves
-    neither a partial shard nor its temporary file behind."""
+def _write_shard(folder: Path, s: int, tensors: dict, device: str = "cpu", seconds: float | None = None) -> None:
+    """Write shard `s` and then its sidecar (with the `seconds` its graphs took to build); a full disk or an unwritable
+    folder raises one `AgicError` and leaves neither a partial shard nor its temporary file behind."""
     pt, tmp = folder / f"shard-{s:05d}.pt", folder / f".shard-{s:05d}.pt.tmp"
     try:
         (folder / f"shard-{s:05d}.json").unlink(missing_ok=True)  # unfinished until the sidecar is back
         torch.save(tensors, tmp); os.replace(tmp, pt)
         n = len(tensors["label"])
         feats = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("maps/")}
-        meta = {"sha256": file_sha256(pt), "n": n, "device": device, "images": tensors["index"].tolist(),
-                "labels": tensors["label"].tolist(),
+        meta = {"sha256": file_sha256(pt), "n": n, "device": device, "seconds": seconds,
+                "images": tensors["index"].tolist(), "labels": tensors["label"].tolist(),
                 "digests": [graph_digest(graph_slice(tensors, i)) for i in range(n)],
                 "feature_sum": {k: v.double().sum((0, 1)).tolist() for k, v in feats.items()},
                 "feature_sumsq": {k: v.double().pow(2).sum((0, 1)).tolist() for k, v in feats.items()}}
@@ -275,12 +275,12 @@ def build_store(
                unit="graph", disable=not progress, position=d.rank if d.active else None)
     for s in todo:
         lo, hi = s * cfg.shard_size, min((s + 1) * cfg.shard_size, cfg.n)
-        parts = []
+        parts, start = [], time.perf_counter()
         for b in range(lo, hi, batch_size):
             e = min(b + batch_size, hi)
             parts.append(_shard_tensors(builder(x[b:e]), builder, cfg, y[b:e], torch.arange(b, e)))
             bar.update(e - b)
-        _write_shard(out, s, _concat(parts), builder.device.type)
+        _write_shard(out, s, _concat(parts), builder.device.type, time.perf_counter() - start)
     bar.close()
     distributed.barrier()                             # every rank's shards are on disk
     manifest = distributed.on_main(_write_manifest, out, identity, n_shards)
@@ -321,6 +321,8 @@ def _write_manifest(out: Path, identity: dict, n_shards: int) -> Path:
                            for s, m in enumerate(metas)],
                 "bytes": sum((out / f"shard-{s:05d}.pt").stat().st_size for s in range(n_shards)),
                 "devices": sorted({m.get("device", "cpu") for m in metas}),   # cpu, cuda: what built the shards
+                "build_seconds": (round(sum(m["seconds"] for m in metas), 2)   # None: a shard of an older build
+                                  if all(m.get("seconds") is not None for m in metas) else None),
                 "allow_failed": False,   # the builder's completeness check held on every graph: a failed one stops
                 "checksum": hashlib.sha256("".join(digests).encode()).hexdigest()}
     return atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
@@ -370,6 +372,12 @@ def conv_modules(
 ) -> dict[str, str]:          # node type -> the conv's module path in the CNN, in the store's layer order
     "The module path in the CNN of each node type (of those in `names`)."
     return {l["name"]: l["module"] for l in self.manifest["layers"] if names is None or l["name"] in names}
+
+# %% ../nbs/03_graphs_store.ipynb #5ec35513
+@patch(as_prop=True)
+def build_seconds(self: GraphStore) -> float | None:
+    "Seconds its shards took to build, summed (over ranks too, under `torchrun`); None for a store built before."
+    return self.manifest.get("build_seconds")
 
 # %% ../nbs/03_graphs_store.ipynb #fabaa9d8
 @patch

@@ -5,15 +5,23 @@
 # %% ../nbs/03g_transfer.ipynb #4a11dc4c
 from __future__ import annotations
 import math, time
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
+from fastcore.basics import patch
 
-from .core import AgicError, ResultLog, judged
+from .core import AgicError, ResultLog, config_hash, judged
+from .criteria import TP_CRITERIA, random_scores, shap_strength, tp_scores
+from .encoder import EncoderConfig, pretrain_dgi
+from .free_gates import FREE_GATES, train_free_gates
+from .importance import kernel_importance
 from .pruning import curve_auc
+from .scoring import SAConfig, Source, train_sa, train_sa_across
 
 # %% auto #0
-__all__ = ['TRANSFER_COLUMNS', 'ONE_SHOT', 'epochs_for_steps', 'timed', 'kernel_features', 'raw_linear_transfer',
+__all__ = ['TRANSFER_COLUMNS', 'ONE_SHOT', 'epochs_for_steps', 'timed', 'kernel_features', 'raw_linear_transfer', 'HeldOut',
            'transfer_table', 'transfer_summary', 'transfer_verdicts']
 
 # %% ../nbs/03g_transfer.ipynb #8c31f00b
@@ -79,6 +87,152 @@ def raw_linear_transfer(
         z_new = torch.cat([_z(x_new).double(), torch.ones(len(x_new), 1, dtype=x.dtype)], 1)
         out[nt] = torch.sigmoid(z_new @ w).flatten().float()
     return out
+
+# %% ../nbs/03g_transfer.ipynb #a51cef97
+@dataclass
+class HeldOut:
+    "K CNNs of one architecture with their At-GCs, each held out in turn and its kernels ranked every way `04c` does."
+    cnns: dict                              # seed -> trained CNN, in eval mode (at least two)
+    stores: dict                            # seed -> (`GraphStore` of its training At-GCs, seconds its build took)
+    graphs: dict                            # seed -> the At-GCs of its store
+    splits: object                          # the data set (`agic.data.Splits`) behind the At-GCs
+    probe: tuple                            # (images, labels) the one-shot criteria read
+    log: ResultLog                          # each timed step's seconds, recorded on its first run (`timed`)
+    sa_epochs: int = 10                     # epochs of SA training; every free-gate budget gets as many steps
+    free_images: tuple = (10, 100, 1000)    # images of the held-out CNN its free gates train on
+    transfer_images: tuple = (100,)         # the transferred SA also reads only the At-GCs of this many images
+    started_images: tuple = (10, 100)       # ... free gates begun from the transferred SA's ranking train on
+    started_share: float = 0.25             # their share of the free gates' optimiser steps
+    random_seeds: tuple = (0, 1, 2, 3, 4)   # seeds of the random rankings
+    hidden: int = 64                        # the encoders' width
+    encoder_epochs: int = 3                 # the encoders' DGI epochs
+    v1_epochs: int = 3                      # epochs of `04`'s label objective (`sa_v1`)
+    cache: Path | None = None               # cache folder; None: `cache_dir()`
+    progress: bool = True                   # show progress bars
+
+# %% ../nbs/03g_transfer.ipynb #67e46a08
+@patch(as_prop=True)
+def n_classes(self: HeldOut) -> int: return self.splits.info.n_classes
+
+@patch(as_prop=True)
+def steps(self: HeldOut) -> int:
+    "The optimiser steps of SA training on one CNN's At-GCs: every free-gate budget gets as many."
+    return self.sa_epochs * math.ceil(len(next(iter(self.graphs.values()))) / 32)
+
+@patch
+def encoder_config(self: HeldOut, own: bool = False) -> EncoderConfig:
+    "The encoder trained on the other CNNs (blind to kernel order), or `own`: `04_pruning`'s, on the held-out CNN."
+    if own: return EncoderConfig(hidden=self.hidden, epochs=self.encoder_epochs)
+    return EncoderConfig(hidden=self.hidden, epochs=self.encoder_epochs, identity=False, node_dim=0)
+
+@patch
+def transferred_sa(self: HeldOut, k: int):
+    "The SA network trained on every CNN but `k`, over an encoder pretrained by DGI on their At-GCs."
+    others, ecfg, kw = [j for j in self.cnns if j != k], self.encoder_config(), dict(cache=self.cache,
+                                                                                   progress=self.progress)
+    tag = config_hash([self.stores[j][0].manifest["checksum"] for j in others])
+    encoder, _ = pretrain_dgi(self.stores[others[0]][0], [g for j in others for g in self.graphs[j]], ecfg, tag=tag,
+                              **kw)
+    sa, _ = train_sa_across(encoder, [Source(self.stores[j][0], self.graphs[j], self.cnns[j]) for j in others],
+                            SAConfig(epochs=self.sa_epochs), self.n_classes, self.splits, encoder_tag=ecfg.tag + tag,
+                            **kw)
+    return sa
+
+# %% ../nbs/03g_transfer.ipynb #a20971d6
+class _Rankings:
+    "One held-out CNN's rankings, as `pruning_curves` and `transfer_table` take them."
+    def __init__(self, k): self.k, self.ranks, self.info = k, {}, {}
+    def add(self, name, criterion, images, scores, seconds, seed=0):
+        self.ranks[(name, seed)] = scores
+        self.info[(self.k, name)] = dict(criterion=criterion, train_images=images, seconds=seconds)
+
+@patch
+def _rank_without_training(self: HeldOut, r: _Rankings, sa, sa_key: str):
+    "The transferred SA network's ranking, the one-shot criteria and random: nothing is trained on CNN `r.k`."
+    k, (store, build_seconds), log = r.k, self.stores[r.k], self.log
+    imp, s = timed(log, f"sa_transfer {k} {sa_key}",
+                   lambda: kernel_importance(sa, store, self.graphs[k], self.n_classes))
+    r.add("sa_transfer", "sa_transfer", 0, imp.by_module(), build_seconds + s)   # At-GC building included
+    for c in TP_CRITERIA:
+        scores, s = timed(log, f"{c} {k}", lambda: tp_scores(self.cnns[k], c, *self.probe)); r.add(c, c, 0, scores, s)
+    scores, s = timed(log, f"shap_strength {k}", lambda: shap_strength(store, progress=False))
+    r.add("shap_strength", "shap_strength", 0, scores, build_seconds + s)
+    for seed in self.random_seeds: r.add("random", "random", 0, random_scores(self.cnns[k], seed), 0.0, seed)
+
+# %% ../nbs/03g_transfer.ipynb #3ddc59cb
+@patch
+def gate_logits(self: HeldOut, j: int) -> dict:
+    "CNN `j`'s free gates trained on all its At-GCs' images: node type -> logits (the raw-feature model's targets)."
+    cfg = SAConfig(epochs=epochs_for_steps(len(self.graphs[j]), 32, self.steps), **FREE_GATES)
+    gates, _ = train_free_gates(self.stores[j][0], self.graphs[j], cfg, self.n_classes, self.cnns[j], self.splits,
+                                cache=self.cache, progress=self.progress)
+    return {nt: v[0].detach() for nt, v in gates.node_logits().items()}
+
+@patch
+def _rank_raw_features(self: HeldOut, r: _Rankings):
+    "The raw-feature model fitted to the other CNNs' free gates, scoring CNN `r.k` from its At-GCs' node features."
+    k, (store, build_seconds), others = r.k, self.stores[r.k], [j for j in self.cnns if j != r.k]
+    targets = [self.gate_logits(j) for j in others]
+    scores, s = timed(self.log, f"raw_linear_transfer {k}", lambda: raw_linear_transfer(
+        [kernel_features(self.graphs[j], self.stores[j][0].sizes) for j in others], targets,
+        kernel_features(self.graphs[k], store.sizes)))
+    modules = store.conv_modules()
+    r.add("raw_linear_transfer", "raw_linear_transfer", 0, {modules[nt]: v for nt, v in scores.items()},
+          build_seconds + s)
+
+@patch
+def _free_gates(self: HeldOut, k: int, n: int, steps: int, start=None) -> tuple[dict, float]:
+    "Free gates of CNN `k` trained on its first `n` images for about `steps` steps: (scores by module, seconds)."
+    cfg = SAConfig(epochs=epochs_for_steps(n, 32, steps), **FREE_GATES)
+    gates, meta = train_free_gates(self.stores[k][0], self.graphs[k][:n], cfg, self.n_classes, self.cnns[k],
+                                   self.splits, cache=self.cache, progress=self.progress, start=start)
+    return gates.importance(self.stores[k][0], self.n_classes).by_module(), meta["seconds"]   # seconds of training
+
+@patch
+def _rank_free_gates(self: HeldOut, r: _Rankings):
+    "Free gates trained on the first n images of CNN `r.k`, for each n of `free_images`."
+    for n in sorted(self.free_images): r.add(f"free_gates_{n}", "free_gates", n, *self._free_gates(r.k, n, self.steps))
+
+# %% ../nbs/03g_transfer.ipynb #80bc93ae
+@patch
+def _rank_with_fewer_images(self: HeldOut, r: _Rankings, sa, sa_key: str):
+    "The transferred SA reading `transfer_images` images' At-GCs; free gates begun from it, and the same unstarted."
+    k, (store, build_seconds), graphs = r.k, self.stores[r.k], self.graphs[r.k]
+    few = {n: timed(self.log, f"sa_transfer {k} {sa_key} {n}",   # the At-GCs of the first n images only
+                    lambda: kernel_importance(sa, store, graphs[:n], self.n_classes))
+           for n in sorted({*self.transfer_images, *self.started_images})}
+    for n in sorted(self.transfer_images):   # At-GC building: the share of the store's build that n images take
+        r.add(f"sa_transfer_{n}", "sa_transfer", n, few[n][0].by_module(), build_seconds * n / len(graphs) + few[n][1])
+    for n in sorted(self.started_images):
+        (start, s), steps = few[n], round(self.started_share * self.steps)
+        scores, seconds = self._free_gates(k, n, steps, start=start.overall)
+        r.add(f"sa_started_{n}", "sa_started_gates", n, scores, build_seconds * n / len(graphs) + s + seconds)
+        r.add(f"free_gates_short_{n}", "free_gates_short", n, *self._free_gates(k, n, steps))
+
+# %% ../nbs/03g_transfer.ipynb #f055cfcd
+@patch
+def _rank_own(self: HeldOut, r: _Rankings):
+    "SA networks trained on CNN `r.k` itself: the fidelity objective (`sa_own`) and the label objective (`sa_v1`)."
+    k, ecfg, kw = r.k, self.encoder_config(own=True), dict(cache=self.cache, progress=self.progress)
+    store, graphs = self.stores[k][0], self.graphs[k]
+    enc, enc_meta = pretrain_dgi(store, graphs, ecfg, **kw)
+    for name, cfg in (("sa_own", SAConfig(epochs=self.sa_epochs)),
+                      ("sa_v1", SAConfig("label", epochs=self.v1_epochs, sparsity=0.1))):
+        net, meta = train_sa(enc, store, graphs, cfg, self.n_classes, encoder_tag=ecfg.tag, cnn=self.cnns[k],
+                             splits=self.splits, **kw)
+        r.add(name, name, len(graphs), kernel_importance(net, store, graphs, self.n_classes).by_module(),
+              enc_meta["seconds"] + meta["seconds"])
+
+@patch
+def rankings(self: HeldOut, k: int) -> tuple[dict, dict]:
+    "Every ranking of held-out CNN `k`: (name, seed) -> scores, and (k, name) -> criterion, train_images, seconds."
+    if len(self.cnns) < 2 or k not in self.cnns:
+        raise AgicError(f"rankings hold out one of at least two CNNs: got {k!r}, CNNs {sorted(self.cnns)}")
+    r, sa = _Rankings(k), self.transferred_sa(k)
+    sa_key = config_hash(SAConfig(epochs=self.sa_epochs).__dict__)   # a forward pass of this network, timed once
+    self._rank_without_training(r, sa, sa_key); self._rank_raw_features(r); self._rank_free_gates(r)
+    self._rank_with_fewer_images(r, sa, sa_key); self._rank_own(r)
+    return r.ranks, r.info
 
 # %% ../nbs/03g_transfer.ipynb #5858c824
 TRANSFER_COLUMNS = ["criterion", "held_out_seed", "train_images", "seed", "order", "ratio", "accuracy", "seconds"]
