@@ -549,18 +549,21 @@ def check_plan(
     plan: list[Run],                    # the runs, e.g. from `load_plan`
     root: Path | str | None = None,     # project root; None: `agic.core.project_root()`
     only: list[str] | None = None,      # names of the runs to check; None: every run
-    scratch: Path | str | None = None,  # folder the runs write into; None: a new temporary folder
+    scratch: Path | str | None = None,  # folder the runs write into, kept; None: a temporary folder, removed after
     progress: bool = True,              # show a progress bar over the runs
 ):
-    """Regenerate the runs of `plan` (or those named in `only`) into `scratch/<run>` (a new temporary folder by
-    default; `figures/` is not touched) and compare every number of the tables and summaries each wrote with the
-    committed ones. Returns a DataFrame, one row per number: run, file, where, committed, regenerated, tolerance,
-    status."""
+    """Regenerate the runs of `plan` (or those named in `only`) into `scratch/<run>` (by default a temporary folder,
+    removed when the comparison is done; `figures/` is not touched) and compare every number of the tables and
+    summaries each wrote with the committed ones. Returns a DataFrame, one row per number: run, file, where, committed,
+    regenerated, tolerance, status."""
     import pandas as pd
     from agic.core import progress_bar
     root = Path(root or project_root()); figs = root / "figures"
     record = json.loads((figs / RECORD).read_text()) if (figs / RECORD).is_file() else {}
-    scratch, rows = Path(scratch or tempfile.mkdtemp(prefix="agic-check-")), []
+    if scratch is None:
+        with tempfile.TemporaryDirectory(prefix="agic-check-") as tmp:
+            return check_plan(plan, root, only, tmp, progress)
+    scratch, rows = Path(scratch), []
     for run in progress_bar(_selected(plan, only), desc="check", unit="run", disable=not progress):
         out = scratch / run.name; out.mkdir(parents=True, exist_ok=True)
         before, os.environ["AGIC_FIGURES"] = os.environ.get("AGIC_FIGURES"), str(out)
