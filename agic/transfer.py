@@ -120,13 +120,19 @@ def steps(self: HeldOut) -> int:
     return self.sa_epochs * math.ceil(len(next(iter(self.graphs.values()))) / 32)
 
 @patch
-def encoder_config(self: HeldOut, own: bool = False) -> EncoderConfig:
+def encoder_config(
+    self: HeldOut,
+    own: bool = False,  # the held-out CNN's own encoder (`04_pruning`'s) instead of the one for the others
+) -> EncoderConfig:
     "The encoder trained on the other CNNs (blind to kernel order), or `own`: `04_pruning`'s, on the held-out CNN."
     if own: return EncoderConfig(hidden=self.hidden, epochs=self.encoder_epochs)
     return EncoderConfig(hidden=self.hidden, epochs=self.encoder_epochs, identity=False, node_dim=0)
 
 @patch
-def transferred_sa(self: HeldOut, k: int):
+def transferred_sa(
+    self: HeldOut,
+    k: int,  # the CNN held out (a key of `cnns`)
+):
     "The SA network trained on every CNN but `k`, over an encoder pretrained by DGI on their At-GCs."
     others, ecfg, kw = [j for j in self.cnns if j != k], self.encoder_config(), dict(cache=self.cache,
                                                                                    progress=self.progress)
@@ -161,7 +167,10 @@ def _rank_without_training(self: HeldOut, r: _Rankings, sa, sa_key: str):
 
 # %% ../nbs/03g_transfer.ipynb #3ddc59cb
 @patch
-def gate_logits(self: HeldOut, j: int) -> dict:
+def gate_logits(
+    self: HeldOut,
+    j: int,  # a CNN (a key of `cnns`)
+) -> dict:   # node type -> its free gates' logits, (kernels,)
     "CNN `j`'s free gates trained on all its At-GCs' images: node type -> logits (the raw-feature model's targets)."
     cfg = SAConfig(epochs=epochs_for_steps(len(self.graphs[j]), 32, self.steps), **FREE_GATES)
     gates, _ = train_free_gates(self.stores[j][0], self.graphs[j], cfg, self.n_classes, self.cnns[j], self.splits,
@@ -224,7 +233,10 @@ def _rank_own(self: HeldOut, r: _Rankings):
               enc_meta["seconds"] + meta["seconds"])
 
 @patch
-def rankings(self: HeldOut, k: int) -> tuple[dict, dict]:
+def rankings(
+    self: HeldOut,
+    k: int,                 # the CNN held out (a key of `cnns`)
+) -> tuple[dict, dict]:     # (name, seed) -> scores by module; (k, name) -> criterion, train_images, seconds
     "Every ranking of held-out CNN `k`: (name, seed) -> scores, and (k, name) -> criterion, train_images, seconds."
     if len(self.cnns) < 2 or k not in self.cnns:
         raise AgicError(f"rankings hold out one of at least two CNNs: got {k!r}, CNNs {sorted(self.cnns)}")
