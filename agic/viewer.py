@@ -201,32 +201,50 @@ def top_activations(
     return out
 
 # %% ../nbs/06a_viewer.ipynb #2d2c6eb1
-def _crop(image: torch.Tensor, centre: tuple[float, float], box: tuple, min_crop: int) -> torch.Tensor:
-    "The crop of `image` (C, H, W) around `centre` covering `box` offsets, at least `min_crop` wide, inside the image."
-    H, W = image.shape[-2:]
-    def span(c, lo, hi, size):
-        a, b = int(round(c + lo)), int(round(c + hi)) + 1
-        grow = max(0, min_crop - (b - a)); a, b = a - grow // 2, b + grow - grow // 2
-        a, b = max(0, a), min(size, b)
-        return (a, b) if b > a else (0, size)
-    (t, b), (l, r) = span(centre[0], box[0], box[1], H), span(centre[1], box[2], box[3], W)
-    return image[:, t:b, l:r]
+def _spans(centre: torch.Tensor, lo: float, hi: float, size: int, min_crop: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Starts and ends (exclusive) of crops along one axis: around each `centre` (float64) from offset `lo` to `hi`,
+    grown to `min_crop`, clipped to 0 ... `size` (the whole axis where nothing is left). Rounds half to even, as
+    Python's `round`."""
+    a, b = (centre + lo).round().long(), (centre + hi).round().long() + 1
+    grow = (min_crop - (b - a)).clamp(min=0)
+    a, b = (a - grow // 2).clamp(min=0), (b + grow - grow // 2).clamp(max=size)
+    empty = b <= a
+    return a.masked_fill(empty, 0), b.masked_fill(empty, size)
 
-def _strip(crops: list[torch.Tensor], thumb: int, gap: int = 2) -> torch.Tensor:
-    "Crops (C, h, w) in [0, 1], each scaled to thumb x thumb (nearest), side by side on white: (thumb, width, C) uint8."
-    C = crops[0].shape[0]
-    out = torch.full((C, thumb, len(crops) * (thumb + gap) - gap), 255, dtype=torch.uint8)
-    for j, c in enumerate(crops):
-        t = torch.nn.functional.interpolate(c[None].float(), size=(thumb, thumb), mode="nearest")[0]
-        out[:, :, j * (thumb + gap): j * (thumb + gap) + thumb] = (t.clamp(0, 1) * 255).round().to(torch.uint8)
-    return out.permute(1, 2, 0)
+def _nearest(size: int, thumb: int) -> torch.Tensor:
+    "The input index behind each of `thumb` outputs when `size` inputs are scaled to `thumb` (`interpolate`, nearest)."
+    grid = torch.arange(size, dtype=torch.float32).view(1, 1, size)
+    return torch.nn.functional.interpolate(grid, size=thumb, mode="nearest").view(-1).long()
+
+
+# %% ../nbs/06a_viewer.ipynb #7d0f3c21
+def _layer_strips(
+    pixels: torch.Tensor,   # (n, C, H, W) images in [0, 1]
+    idx: torch.Tensor,      # (kernels, k) image of each patch
+    centres: torch.Tensor,  # (kernels, k, 2) float64 (row, column) of each patch's centre, in pixels
+    box: tuple,             # (top, bottom, left, right) offsets from a centre (`receptive_boxes`)
+    min_crop: int,          # smallest crop side, in pixels (less only at a small image's size)
+    thumb: int,             # side of each scaled crop
+    gap: int = 2,           # white pixels between crops
+) -> torch.Tensor:          # (kernels, thumb, width, C) uint8
+    """Each kernel's crops, each scaled to thumb x thumb (nearest) and laid side by side on white: all of a layer's
+    kernels at once, by indexing (a loop over crops cost seconds per CNN)."""
+    (H, W), (K, k), C = pixels.shape[-2:], idx.shape, pixels.shape[1]
+    (t, b), (l, r) = (_spans(centres[..., i], box[2 * i], box[2 * i + 1], n, min_crop) for i, n in ((0, H), (1, W)))
+    rows = torch.stack([_nearest(n, thumb) for n in range(1, H + 1)])[b - t - 1] + t[..., None]   # (K, k, thumb)
+    cols = torch.stack([_nearest(n, thumb) for n in range(1, W + 1)])[r - l - 1] + l[..., None]
+    crops = pixels[idx[..., None, None], :, rows[..., :, None], cols[..., None, :]]   # (K, k, thumb, thumb, C)
+    crops = (crops.clamp(0, 1) * 255).round().to(torch.uint8)
+    out = torch.full((K, thumb, k * (thumb + gap) - gap, C), 255, dtype=torch.uint8)
+    for j in range(k): out[:, :, j * (thumb + gap): j * (thumb + gap) + thumb] = crops[:, j]
+    return out
 
 # %% ../nbs/06a_viewer.ipynb #ca6cd036
 def _png_uri(pixels: torch.Tensor) -> str:
     "A (h, w, C) uint8 image as a base64 PNG data URI."
     from PIL import Image
     a = pixels.numpy()
-    buf = io.BytesIO(); Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(buf, format="PNG", optimize=True)
+    buf = io.BytesIO(); Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 def kernel_patches(
@@ -267,16 +285,14 @@ def _patch_strips(model, store, images, info, per_kernel, thumb, min_crop, progr
     images = images.detach().float().cpu().contiguous()
     boxes = receptive_boxes(gm, layers, images[:16])
     acts = top_activations(gm, layers, images, per_kernel, progress=progress)
-    mean, std = torch.tensor(info.mean).view(-1, 1, 1), torch.tensor(info.std).view(-1, 1, 1)
-    H, W = images.shape[-2:]
-    sizes = {name: m.shape[-2:] for name, m in kernel_maps(gm, layers, images[:1]).items()}   # one pass, every layer
+    pixels = images * torch.tensor(info.std).view(-1, 1, 1) + torch.tensor(info.mean).view(-1, 1, 1)
+    size = torch.tensor(images.shape[-2:], dtype=torch.float64)
+    maps = kernel_maps(gm, layers, images[:1])   # one pass, every layer: the size of its kernel maps
     out = {}
     for l in layers:
         _, idx, pos = acts[l.name]
-        h, w = sizes[l.name]
-        out[l.name] = torch.stack([_strip([_crop(images[i] * std + mean, (float(p[0]) * H / h, float(p[1]) * W / w),
-                                                 boxes[l.name], min_crop) for i, p in zip(idx[k], pos[k])], thumb)
-                                   for k in range(len(idx))])
+        centres = pos.double() * size / torch.tensor(maps[l.name].shape[-2:], dtype=torch.float64)   # in pixels
+        out[l.name] = _layer_strips(pixels, idx, centres, boxes[l.name], min_crop, thumb)
     return out
 
 # %% ../nbs/06a_viewer.ipynb #bb390999
