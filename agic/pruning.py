@@ -13,6 +13,7 @@ from torch import nn
 
 from .core import AgicError, ResultLog, check_choice, check_range, judged, progress_bar, seed_everything
 from .graphs import kernel_modules, trace_layers   # kernel_modules: also agic.pruning's
+from .trace import traced_copy
 from .loop import fit
 from .training import EVAL_BATCH
 # the rankings live in agic.criteria since the split; re-exported: `from agic.pruning import tp_scores` works
@@ -168,7 +169,7 @@ def sliced(
 ) -> tuple[nn.Module, dict[str, torch.Tensor]]:  # the sliced copy (eval mode), the masks left for `masked`
     """A copy of `model` without the kernels `masks` removes wherever that is exact (`slice_plan`), and the masks
     still to apply with `masked`: together the same function as `masked(model, masks)`, at a fraction of the cost."""
-    plan, net, rest = slice_plan(model), copy.deepcopy(model), {}
+    plan, net, rest = slice_plan(model), traced_copy(model), {}
     for name, keep in masks.items():
         if name not in plan: rest[name] = keep; continue   # `masked` checks these
         conv, (bn_path, readers) = net.get_submodule(name), plan[name]
@@ -220,7 +221,7 @@ def recalibrate_bn(
     masks in place: adaptive BN, no weight changes.
     Removing kernels shifts the statistics every later BatchNorm sees; without re-estimation a criterion is rewarded
     for removing kernels that shift them least, not for what the CNN needs."""
-    return _reestimate(copy.deepcopy(model), masks, images, batch_size)
+    return _reestimate(traced_copy(model), masks, images, batch_size)
 
 # %% ../nbs/03c_pruning.ipynb #a734c0a1
 @torch.no_grad()
@@ -255,7 +256,7 @@ def fine_tune(
     `augment`: images shifted (and flipped) as in training; pass the CNN's own recipe (`TrainConfig.augment`)."""
     from agic.data import augment as shift_flip, make_loader
     check_range("epochs", epochs, 0, 1000, kind=int)
-    model = copy.deepcopy(model)
+    model = traced_copy(model)
     if epochs == 0: return model.eval()
     ds = splits.train
     if n_images: ds = torch.utils.data.TensorDataset(*(t[:n_images] for t in ds.tensors))

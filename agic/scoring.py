@@ -17,6 +17,7 @@ from .core import (AgicError, cache_dir, check_choice, check_range, config_hash,
                        seed_everything, use_all_cores)
 from .encoder import SPARSE_BELOW, AtGCEncoder, EdgeList, adjacency, graphs_key
 from .graphs import kernel_modules
+from .trace import traced_copy
 from .loop import fit, graph_batches, save_trained
 
 # %% auto #0
@@ -238,7 +239,7 @@ class GatedCNN:
         modules: dict[str, str],  # node type -> module path of its conv in `cnn`
         bn: str = "batch",        # `"batch"`: BatchNorm uses batch statistics; `"fixed"`: stored ones
     ):
-        self.cnn, self.bn = copy.deepcopy(cnn).eval().requires_grad_(False), check_choice("bn", bn, BN_MODES)
+        self.cnn, self.bn = traced_copy(cnn).eval().requires_grad_(False), check_choice("bn", bn, BN_MODES)
         self.norms = [m for m in self.cnn.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         for m in self.norms: m.momentum = 0.0   # batch statistics are used, never stored: the reference stays the CNN
         if distributed.current().active:        # under torchrun: the statistics of the global batch, as one process

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_graphs_trace.ipynb #cca2cfce
 from __future__ import annotations
-import operator, weakref
+import copy, operator, weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -18,7 +18,7 @@ from .core import AgicError
 __all__ = ['ACTIVATION_MODULES', 'ACTIVATION_FUNCTIONS', 'ACTIVATION_METHODS', 'IDENTITY_MODULES', 'LINEAR_MODULES',
            'PAD_MODULES', 'MAXPOOL_MODULES', 'MAXPOOL_FUNCTIONS', 'LINEAR_FUNCTIONS', 'ADD_FUNCTIONS', 'SUB_FUNCTIONS',
            'SCALE_FUNCTIONS', 'CAT_FUNCTIONS', 'RANDOM_FUNCTIONS', 'INPLACE_FUNCTIONS', 'SUPPORTED', 'Layer',
-           'bn_affine', 'trace_layers', 'kernel_modules']
+           'bn_affine', 'trace_layers', 'kernel_modules', 'traced_copy']
 
 # %% ../nbs/03_graphs_trace.ipynb #918dc15c
 ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardtanh,
@@ -240,3 +240,17 @@ def kernel_modules(
         _, layers, _ = trace_layers(model)
         _traced[model] = {l.module_name: (l.conv, l.bn if l.bn is not None else l.conv) for l in layers[1:]}
     return _traced[model]
+
+# %% ../nbs/03_graphs_trace.ipynb #3c9d1e52
+def traced_copy(
+    model: nn.Module,  # a traceable CNN (its train / eval modes are left as they are)
+) -> nn.Module:        # a deep copy, in the same modes, whose `kernel_modules` are known without tracing it
+    """A deep copy of `model` that inherits its `kernel_modules` (the copy's own modules, at the same paths): pruning
+    copies a CNN hundreds of times per curve, and cutting kernels out of a copy changes sizes, not what a trace finds."""
+    modes = [(m, m.training) for m in model.modules()]
+    modules = kernel_modules(model)   # traced once; tracing sets eval mode, so the modes are put back
+    for m, training in modes: m.training = training
+    twin, paths = copy.deepcopy(model), {m: p for p, m in model.named_modules()}
+    _traced[twin] = {name: (twin.get_submodule(name), twin.get_submodule(paths[out]))
+                     for name, (_, out) in modules.items()}
+    return twin
