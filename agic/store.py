@@ -411,7 +411,12 @@ def dense_edges(
     i: int,                                  # the graph's index in the store
 ) -> dict[tuple[str, str], torch.Tensor]:    # (source, destination) layer -> edge matrix
     "Edge matrices (size_src, size_dst) of graph i, float32, zeros where an edge was not kept."
-    g, out = self.graph(i), {}
+    return self._dense_edges(self.graph(i))
+
+@patch
+def _dense_edges(self: GraphStore, g: dict[str, torch.Tensor]) -> dict[tuple[str, str], torch.Tensor]:
+    "`dense_edges` of a graph's tensors (`graph`): a graph is sliced out of its shard once, not once per use."
+    out = {}
     for dst, sources in self.sources.items():
         if not sources: continue
         if f"dense/{dst}" in g: full = g[f"dense/{dst}"].float()
@@ -431,9 +436,13 @@ def features(
     layer: str,      # a node type: a layer's name
 ) -> torch.Tensor:   # (size, len(NODE_FEATURES))
     "Node features of a layer in graph i, normalised with the store's per-node-type statistics."
+    return self._features(self.graph(i), layer)
+
+@patch
+def _features(self: GraphStore, g: dict[str, torch.Tensor], layer: str) -> torch.Tensor:
+    "`features` of a graph's tensors (`graph`)."
     mean, std = self._stats[layer]
-    raw = torch.cat([self.graph(i)[f"maps/{layer}"].float(), self.params[layer]], -1)
-    return (raw - mean) / std
+    return (torch.cat([g[f"maps/{layer}"].float(), self.params[layer]], -1) - mean) / std
 
 @patch
 def hetero(
@@ -444,9 +453,9 @@ def hetero(
     from torch_geometric.data import HeteroData
     g, data = self.graph(i), HeteroData()
     for layer in self.layers:
-        data[layer].x = self.features(i, layer)
+        data[layer].x = self._features(g, layer)
         data[layer].num_nodes = self.sizes[layer]
-    for (src, dst), m in self.dense_edges(i).items():
+    for (src, dst), m in self._dense_edges(g).items():
         s_idx, d_idx = m.nonzero(as_tuple=True)
         v = m[s_idx, d_idx] / self.manifest["edge_scale"][dst]
         for rel, keep in (("pos", v > 0), ("neg", v < 0)):
