@@ -51,9 +51,11 @@ def figures(tmp_path, monkeypatch):
     (dict(sa_seeds=[0, -1]), "seeds must be integers >= 0, got -1"),
     (dict(model="vgg_tiny"), "unknown model 'vgg_tiny'"),
     (dict(model="se_net_module:se_net"), "unsupported operation 'mul'"),
+    (dict(model="mobilenet_v3_small"), "unsupported operation 'mul'"),   # issue 36: torchvision CNNs the At-GC builder
+    (dict(model="efficientnet_b0"), "unsupported operation 'mul'"),      # cannot pass (squeeze-excitation) stop early
 ])
 def test_bad_parameters_fail_with_one_clear_error_and_write_nothing(parameters, message, tmp_path, monkeypatch,
-                                                                    figures):
+                                                                    figures, isolated_cache):
     (tmp_path / "se_net_module.py").write_text(SE_NET)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     with pytest.raises(pm.PapermillExecutionError) as err:
@@ -61,6 +63,7 @@ def test_bad_parameters_fail_with_one_clear_error_and_write_nothing(parameters, 
     assert err.value.ename == "AgicError", (err.value.ename, err.value.evalue)
     assert message in err.value.evalue, err.value.evalue
     assert not figures.exists() or not any(figures.rglob("*")), list(figures.rglob("*"))
+    assert not (isolated_cache / "models").exists(), "refused after a CNN was trained"   # before any training
 
 
 @pytest.mark.slow
