@@ -115,6 +115,11 @@ class HeldOut:
 def n_classes(self: HeldOut) -> int: return self.splits.info.n_classes
 
 @patch(as_prop=True)
+def _io(self: HeldOut) -> dict:
+    "What every training call passes on: the cache folder and whether to show progress."
+    return dict(cache=self.cache, progress=self.progress)
+
+@patch(as_prop=True)
 def steps(self: HeldOut) -> int:
     "The optimiser steps of SA training on one CNN's At-GCs: every free-gate budget gets as many."
     return self.sa_epochs * math.ceil(len(next(iter(self.graphs.values()))) / 32)
@@ -134,14 +139,13 @@ def transferred_sa(
     k: int,  # the CNN held out (a key of `cnns`)
 ):
     "The SA network trained on every CNN but `k`, over an encoder pretrained by DGI on their At-GCs."
-    others, ecfg, kw = [j for j in self.cnns if j != k], self.encoder_config(), dict(cache=self.cache,
-                                                                                   progress=self.progress)
+    others, ecfg = [j for j in self.cnns if j != k], self.encoder_config()
     tag = config_hash([self.stores[j][0].manifest["checksum"] for j in others])
     encoder, _ = pretrain_dgi(self.stores[others[0]][0], [g for j in others for g in self.graphs[j]], ecfg, tag=tag,
-                              **kw)
+                              **self._io)
     sa, _ = train_sa_across(encoder, [Source(self.stores[j][0], self.graphs[j], self.cnns[j]) for j in others],
                             SAConfig(epochs=self.sa_epochs), self.n_classes, self.splits, encoder_tag=ecfg.tag + tag,
-                            **kw)
+                            **self._io)
     return sa
 
 # %% ../nbs/03g_transfer.ipynb #a20971d6
@@ -174,7 +178,7 @@ def gate_logits(
     "CNN `j`'s free gates trained on all its At-GCs' images: node type -> logits (the raw-feature model's targets)."
     cfg = SAConfig(epochs=epochs_for_steps(len(self.graphs[j]), 32, self.steps), **FREE_GATES)
     gates, _ = train_free_gates(self.stores[j][0], self.graphs[j], cfg, self.n_classes, self.cnns[j], self.splits,
-                                cache=self.cache, progress=self.progress)
+                                **self._io)
     return {nt: v[0].detach() for nt, v in gates.node_logits().items()}
 
 @patch
@@ -194,7 +198,7 @@ def _free_gates(self: HeldOut, k: int, n: int, steps: int, start=None) -> tuple[
     "Free gates of CNN `k` trained on its first `n` images for about `steps` steps: (scores by module, seconds)."
     cfg = SAConfig(epochs=epochs_for_steps(n, 32, steps), **FREE_GATES)
     gates, meta = train_free_gates(self.stores[k][0], self.graphs[k][:n], cfg, self.n_classes, self.cnns[k],
-                                   self.splits, cache=self.cache, progress=self.progress, start=start)
+                                   self.splits, start=start, **self._io)
     return gates.importance(self.stores[k][0], self.n_classes).by_module(), meta["seconds"]   # seconds of training
 
 @patch
@@ -222,7 +226,7 @@ def _rank_with_fewer_images(self: HeldOut, r: _Rankings, sa, sa_key: str):
 @patch
 def _rank_own(self: HeldOut, r: _Rankings):
     "SA networks trained on CNN `r.k` itself: the fidelity objective (`sa_own`) and the label objective (`sa_v1`)."
-    k, ecfg, kw = r.k, self.encoder_config(own=True), dict(cache=self.cache, progress=self.progress)
+    k, ecfg, kw = r.k, self.encoder_config(own=True), self._io
     store, graphs = self.stores[k][0], self.graphs[k]
     enc, enc_meta = pretrain_dgi(store, graphs, ecfg, **kw)
     for name, cfg in (("sa_own", SAConfig(epochs=self.sa_epochs)),
