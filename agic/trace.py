@@ -246,7 +246,7 @@ def traced_copy(
     model: nn.Module,  # a traceable CNN (its train / eval modes are left as they are)
 ) -> nn.Module:        # a deep copy, in the same modes, whose `kernel_modules` are known without tracing it
     """A deep copy of `model` that inherits its `kernel_modules` (the copy's own modules, at the same paths): pruning
-    copies a CNN hundreds of times per curve, and cutting kernels out of a copy changes sizes, not what a trace finds."""
+    copies a CNN hundreds of times per curve; cutting kernels out of a copy changes sizes, not what a trace finds."""
     modes = [(m, m.training) for m in model.modules()]
     modules = kernel_modules(model)   # traced once; tracing sets eval mode, so the modes are put back
     for m, training in modes: m.training = training
