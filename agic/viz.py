@@ -53,6 +53,9 @@ STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
     "contrast_own": ("contrast_own: contrastive encoder pretrained on this CNN", "#c2a5cf"),
     "raw_flat": ("raw_flat: node features and edges in kernel order", "#2ca02c"),
     "invariant_summary": ("invariant_summary: per-layer quantiles, no model", "#8c510a"),
+    "dgi_quantiles": ("dgi_quantiles: DGI encoder, quantile readout", "#d6604d"),
+    "contrast_quantiles": ("contrast_quantiles: contrastive encoder, quantile readout", "#762a83"),
+    "contrast_and_summary": ("contrast_and_summary: contrastive encoder + invariant summary", "#35978f"),
 }
 
 def style_label(
