@@ -355,7 +355,8 @@ class GraphStore(torch.utils.data.Dataset):
         except (KeyError, TypeError, ValueError, RuntimeError) as e:   # valid JSON, but not a manifest's shape
             raise AgicError(f"graph store manifest {self.path / 'manifest.json'} is damaged ({type(e).__name__}: "
                             f"{str(e)[:160]}); {fix}") from None
-        self._cache: tuple[int, dict] | None = None
+        self._cache: tuple[int, dict] | None = None   # the last shard read
+        self._last: tuple[int, dict] | None = None    # the last graph sliced out of it (read per layer)
 
     def __len__(self) -> int: return self.manifest["n_graphs"]
     def __repr__(self):
@@ -400,10 +401,12 @@ def graph(
     self: GraphStore,
     i: int,                     # the graph's index in the store, 0 ≤ i < len(store)
 ) -> dict[str, torch.Tensor]:
-    "Plain tensors of graph i, as stored (map features fp16, outputs, edges)."
+    "Plain tensors of graph i, as stored (map features fp16, outputs, edges); the last graph asked for is kept."
     if not 0 <= i < len(self): raise IndexError(f"graph {i} out of range for a store of {len(self)}")
-    s = next(k for k in range(len(self.starts) - 1) if self.starts[k + 1] > i)
-    return graph_slice(self.shard(s), i - self.starts[s])
+    if self._last is None or self._last[0] != i:   # `features` and friends ask for one graph once per layer
+        s = next(k for k in range(len(self.starts) - 1) if self.starts[k + 1] > i)
+        self._last = (i, graph_slice(self.shard(s), i - self.starts[s]))
+    return self._last[1]
 
 @patch
 def dense_edges(

@@ -113,7 +113,7 @@ def quantile_embed(
 
 # %% ../nbs/03h_universality.ipynb #eaa95cd1
 MODEL_FREE = {"raw_flat": flat_features, "invariant_summary": summary_features}
-READ_BY_QUANTILES = ("dgi", "contrast")   # pretrained encoders also read out by `quantile_embed` ("<name>_quantiles")
+READ_BY_QUANTILES = ("dgi", "contrast", "untrained_encoder")   # also read out by `quantile_embed` ("<name>_quantiles")
 
 def model_free_rows(
     cnns: dict,             # CNN -> ((training store, graphs), (test store, graphs))

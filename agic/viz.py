@@ -55,6 +55,7 @@ STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
     "invariant_summary": ("invariant_summary: per-layer quantiles, no model", "#8c510a"),
     "dgi_quantiles": ("dgi_quantiles: DGI encoder, quantile readout", "#d6604d"),
     "contrast_quantiles": ("contrast_quantiles: contrastive encoder, quantile readout", "#762a83"),
+    "untrained_encoder_quantiles": ("untrained_encoder_quantiles: untrained encoder, quantile readout", "#bababa"),
     "contrast_and_summary": ("contrast_and_summary: contrastive encoder + invariant summary", "#35978f"),
 }
 
