@@ -131,7 +131,7 @@ def held_out_representations(
     fixed: dict,     # the model-free rows, from `model_free_rows`
 ) -> tuple[dict, dict]:
     """(`across`, `within`) for held-out CNN `k`: representation -> (training rows, test rows). `across` also holds
-    the pretrained encoders read out by quantiles and the contrastive encoder beside the summary."""
+    the encoders of `READ_BY_QUANTILES` read out by `quantile_embed`, and the contrastive encoder beside the summary."""
     others = [j for j in cnns if j != k]
     (_, own), (_, test) = cnns[k]
     across, within = {}, {}
