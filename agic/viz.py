@@ -48,15 +48,6 @@ STYLES: dict[str, tuple[str, str]] = {  # name -> (legend label, colour)
     "raw_edges": ("raw_edges: SHAP edge weights, no encoder", "#2ca02c"),
     "edge_pattern": ("edge_pattern: kept edges (1/0), no encoder", "#ff7f0e"),
     "cnn_penultimate": ("cnn_penultimate: the CNN's own features", "#000000"),
-    # representations across CNNs (agic.universality)
-    "dgi_own": ("dgi_own: DGI encoder pretrained on this CNN", "#f4a582"),
-    "contrast_own": ("contrast_own: contrastive encoder pretrained on this CNN", "#c2a5cf"),
-    "raw_flat": ("raw_flat: node features and edges in kernel order", "#2ca02c"),
-    "invariant_summary": ("invariant_summary: per-layer quantiles, no model", "#8c510a"),
-    "dgi_quantiles": ("dgi_quantiles: DGI encoder, quantile readout", "#d6604d"),
-    "contrast_quantiles": ("contrast_quantiles: contrastive encoder, quantile readout", "#762a83"),
-    "untrained_encoder_quantiles": ("untrained_encoder_quantiles: untrained encoder, quantile readout", "#bababa"),
-    "contrast_and_summary": ("contrast_and_summary: contrastive encoder + invariant summary", "#35978f"),
 }
 
 def style_label(
@@ -73,6 +64,18 @@ def style_palette(
     out, spare = {}, iter(greys * 8)
     for n in names: out[n] = STYLES[n][1] if n in STYLES else next(spare)
     return out
+
+# %% ../nbs/06_viz.ipynb #4d7e9a18
+STYLES.update({   # representations across CNNs (agic.universality)
+    "dgi_own": ("dgi_own: DGI encoder pretrained on this CNN", "#f4a582"),
+    "contrast_own": ("contrast_own: contrastive encoder pretrained on this CNN", "#c2a5cf"),
+    "raw_flat": ("raw_flat: node features and edges in kernel order", "#2ca02c"),
+    "invariant_summary": ("invariant_summary: per-layer quantiles, no model", "#8c510a"),
+    "dgi_quantiles": ("dgi_quantiles: DGI encoder, quantile readout", "#d6604d"),
+    "contrast_quantiles": ("contrast_quantiles: contrastive encoder, quantile readout", "#762a83"),
+    "untrained_encoder_quantiles": ("untrained_encoder_quantiles: untrained encoder, quantile readout", "#bababa"),
+    "contrast_and_summary": ("contrast_and_summary: contrastive encoder + invariant summary", "#35978f"),
+})
 
 # %% ../nbs/06_viz.ipynb #6e5ae7cf
 CONTENT_WIDTH = 688  # px: the docs' text column at its narrowest, both sidebars shown (Material for MkDocs)
