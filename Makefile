@@ -25,6 +25,9 @@ setup:
 	$(PYTHON) -m venv .venv
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install -e ".[dev]"
+	@# jupyter-events' extra installs rfc3987-syntax; jsonschema (under nbformat, papermill, nbdev) then compiles
+	@# its 38 grammars at import: 3 s in every process that reads a notebook, 7 s beside a job. Nothing here checks IRIs
+	$(BIN)/pip uninstall --quiet --yes rfc3987-syntax
 	$(BIN)/agic data --dataset fashion-mnist
 
 ## test: the whole suite with pytest on two workers (pytest-xdist), each pinned to a core of its own (tests/conftest.py):

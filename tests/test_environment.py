@@ -56,3 +56,12 @@ def test_installed_versions_match_the_pins():
         if got is None or got.split("+")[0] != spec.lstrip("="):
             wrong[name] = (spec, got)
     assert not wrong, f"installed versions differ from the pins: {wrong}"
+
+
+def test_reading_a_notebook_compiles_no_grammar():
+    """`make setup` removes rfc3987-syntax (installed by jupyter-events' extra): jsonschema, under nbformat and
+    papermill, would compile its 38 grammars in every process that reads a notebook, seconds each time."""
+    import subprocess, sys
+    code = "import sys, nbformat; print('rfc3987_syntax' in sys.modules, 'lark' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"], f"nbformat's import loaded the IRI grammars (rfc3987_syntax, lark): {out}"
