@@ -37,6 +37,7 @@ class TrainConfig:
     label_smoothing: float = 0.1    # label smoothing of the cross-entropy loss, 0 to 0.99
     augment: bool = False           # random shifts (and flips where they keep the class)
     train_limit: int | None = None  # train on the first N training images only (quick runs)
+    eval_limit: int | None = None   # measure accuracy on the first N validation and test images only (quick runs)
     seed: int = 0                   # initial weights, batch order, augmentation
     precision: str = "fp32"         # "fp32", or "bf16": bfloat16 autocast while training (weights stay float32)
 
@@ -49,7 +50,8 @@ class TrainConfig:
         check_range("label_smoothing", self.label_smoothing, 0.0, 0.99)
         check_range("seed", self.seed, 0, 2**32 - 1, kind=int)
         check_choice("precision", self.precision, PRECISIONS)
-        if self.train_limit is not None: check_range("train_limit", self.train_limit, 1, kind=int)
+        for name in ("train_limit", "eval_limit"):
+            if getattr(self, name) is not None: check_range(name, getattr(self, name), 1, kind=int)
         for name in ("model", "dataset"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise AgicError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
@@ -58,7 +60,8 @@ class TrainConfig:
     def key(self) -> str:
         "Folder name: readable model and data set, then the hash of every setting."
         slug = lambda s: re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_")[:40]
-        later = {"precision": "fp32"}   # settings added later hash only when set: older checkpoints keep their names
+        # settings added later hash only when set: older checkpoints keep their names
+        later = {"precision": "fp32", "eval_limit": None}
         settings = {k: v for k, v in asdict(self).items() if later.get(k, object()) != v}
         return f"{slug(self.model)}__{slug(self.dataset)}__{config_hash(settings)}"
 
@@ -137,11 +140,12 @@ class Trained:
                 f"test accuracy {self.metrics['test_accuracy']:.4f}, {self.path})")
 
 # %% ../nbs/02a_training.ipynb #2f0955fa
+_first = lambda ds, n: torch.utils.data.TensorDataset(*(t[:n] for t in ds.tensors)) if n else ds
+
 def _fit(model: nn.Module, splits: Splits, cfg: TrainConfig, progress: bool) -> list[dict]:
     "Train `model` by `cfg` with `agic.loop.fit`; returns one history row per epoch."
     g = seed_everything(cfg.seed)
-    train_ds = splits.train
-    if cfg.train_limit: train_ds = torch.utils.data.TensorDataset(*(t[:cfg.train_limit] for t in train_ds.tensors))
+    train_ds = _first(splits.train, cfg.train_limit)
     steps = max(1, len(train_ds) // cfg.batch_size)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
                           weight_decay=cfg.weight_decay)
@@ -156,7 +160,8 @@ def _fit(model: nn.Module, splits: Splits, cfg: TrainConfig, progress: bool) -> 
             loss = nn.functional.cross_entropy(net(x.contiguous(memory_format=torch.channels_last)), y,
                                                label_smoothing=cfg.label_smoothing)
         return loss, {"loss": loss.item()}
-    summarise = lambda sums: {"loss": sums["loss"] / steps, "val_accuracy": evaluate(model, splits.val)}
+    val = _first(splits.val, cfg.eval_limit)
+    summarise = lambda sums: {"loss": sums["loss"] / steps, "val_accuracy": evaluate(model, val)}
     curve = fit(model, opt, cfg.epochs, batches, step, steps, sched=sched, summarise=summarise, device="cpu",
                 desc=f"train {cfg.model} on {cfg.dataset}", progress=progress, log=progress)
     return [{"epoch": e + 1, **row} for e, row in enumerate(curve)]
@@ -186,7 +191,8 @@ def train(
     start = time.perf_counter()
     history = _fit(model, splits, config, progress)
     seconds = time.perf_counter() - start
-    metrics = {"test_accuracy": evaluate(model, splits.test), "val_accuracy": history[-1]["val_accuracy"],
+    test_accuracy = evaluate(model, _first(splits.test, config.eval_limit))
+    metrics = {"test_accuracy": test_accuracy, "val_accuracy": history[-1]["val_accuracy"],
                "epochs": config.epochs, "train_seconds": round(seconds, 1), "train_minutes": round(seconds / 60, 2),
                "n_params": sum(p.numel() for p in model.parameters()), "config": asdict(config),
                "dataset": asdict(splits.info), "torch": torch.__version__, "history": history}
