@@ -15,8 +15,9 @@ from .probes import edge_features, low_label_curve, node_features
 
 # %% auto #0
 __all__ = ['QUANTILES', 'MODEL_FREE', 'READ_BY_QUANTILES', 'UNIVERSALITY_COLUMNS', 'IN_CNN', 'ENCODERS', 'invariant_summary',
-           'summary_features', 'flat_features', 'held_out_encoders', 'quantile_embed', 'model_free_rows',
-           'held_out_representations', 'universality_runs', 'universality_summary', 'universality_verdicts']
+           'summary_features', 'flat_features', 'held_out_encoders', 'embed_and_quantiles', 'quantile_embed',
+           'model_free_rows', 'held_out_representations', 'universality_runs', 'universality_summary',
+           'universality_verdicts']
 
 # %% ../nbs/03h_universality.ipynb #490b911d
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
@@ -93,23 +94,34 @@ def held_out_encoders(
                                                                objective="contrast"))}
 
 # %% ../nbs/03h_universality.ipynb #6f1b3d52
+def embed_and_quantiles(
+    encoder,               # an `agic.encoder.AtGCEncoder` (put in eval mode)
+    graphs: list,          # At-GCs to embed
+    qs=QUANTILES,          # the quantiles taken over each layer's kernels
+    batch_size: int = 64,  # At-GCs per batch
+) -> tuple[torch.Tensor, torch.Tensor]:  # `embed`'s graph embeddings and the quantile readout, on the CPU
+    """One pass of the encoder over `graphs`, read out twice: by its own readout (what `agic.encoder.embed` gives), and
+    by quantiles: per node type (layer), the quantiles `qs` of every dimension of the encoder's node embeddings over
+    the layer's kernels, in place of their mean and maximum."""
+    from torch_geometric.loader import DataLoader
+    q, own, by_quantiles = torch.tensor(qs, dtype=torch.float32), [], []
+    encoder.eval(); device = next(encoder.parameters()).device
+    with torch.no_grad():
+        for b in DataLoader(graphs, batch_size=batch_size):
+            h = encoder.nodes(b.to(device))   # node type -> (graphs, kernels, hidden)
+            own.append(encoder.readout(h).cpu())
+            by_quantiles.append(torch.cat([torch.quantile(h[nt].float().cpu(), q, dim=1).transpose(0, 1).flatten(1)
+                                           for nt in encoder.node_types], 1))
+    return torch.cat(own), torch.cat(by_quantiles)
+
 def quantile_embed(
     encoder,               # an `agic.encoder.AtGCEncoder` (put in eval mode)
     graphs: list,          # At-GCs to embed
     qs=QUANTILES,          # the quantiles taken over each layer's kernels
     batch_size: int = 64,  # At-GCs per batch
 ) -> torch.Tensor:         # (At-GCs, node types x quantiles x hidden), on the CPU
-    """Graph embeddings read out by quantiles: per node type (layer), the quantiles `qs` of every dimension of the
-    encoder's node embeddings over the layer's kernels, in place of their mean and maximum."""
-    from torch_geometric.loader import DataLoader
-    q, parts = torch.tensor(qs, dtype=torch.float32), []
-    encoder.eval(); device = next(encoder.parameters()).device
-    with torch.no_grad():
-        for b in DataLoader(graphs, batch_size=batch_size):
-            h = encoder.nodes(b.to(device))   # node type -> (graphs, kernels, hidden)
-            parts.append(torch.cat([torch.quantile(h[nt].float().cpu(), q, dim=1).transpose(0, 1).flatten(1)
-                                    for nt in encoder.node_types], 1))
-    return torch.cat(parts)
+    "Graph embeddings read out by quantiles alone (the second part of `embed_and_quantiles`)."
+    return embed_and_quantiles(encoder, graphs, qs, batch_size)[1]
 
 # %% ../nbs/03h_universality.ipynb #eaa95cd1
 MODEL_FREE = {"raw_flat": flat_features, "invariant_summary": summary_features}
@@ -131,18 +143,21 @@ def held_out_representations(
     fixed: dict,     # the model-free rows, from `model_free_rows`
 ) -> tuple[dict, dict]:
     """(`across`, `within`) for held-out CNN `k`: representation -> (training rows, test rows). `across` also holds
-    the encoders of `READ_BY_QUANTILES` read out by `quantile_embed`, and the contrastive encoder beside the summary."""
+    the encoders of `READ_BY_QUANTILES` read out by quantiles (`embed_and_quantiles`), and the contrastive encoder
+    beside the summary."""
     others = [j for j in cnns if j != k]
     (_, own), (_, test) = cnns[k]
     across, within = {}, {}
-    for name, encoder in encoders.items():
-        at_test = embed(encoder, test)
+    for name, encoder in encoders.items():   # one pass per At-GC set; the quantile readout where it is read
+        read = (lambda g, e=encoder: embed_and_quantiles(e, g)) if name in READ_BY_QUANTILES else (
+            lambda g, e=encoder: (embed(e, g), None))
+        at_test, quantiles_at_test = read(test)
         within[name] = (embed(encoder, own), at_test)
-        if not name.endswith("_own"):
-            across[name] = (torch.cat([embed(encoder, cnns[j][0][1]) for j in others]), at_test)
+        if name.endswith("_own"): continue
+        elsewhere = [read(cnns[j][0][1]) for j in others]
+        across[name] = (torch.cat([e for e, _ in elsewhere]), at_test)
         if name in READ_BY_QUANTILES:
-            across[f"{name}_quantiles"] = (torch.cat([quantile_embed(encoder, cnns[j][0][1]) for j in others]),
-                                           quantile_embed(encoder, test))
+            across[f"{name}_quantiles"] = (torch.cat([q for _, q in elsewhere]), quantiles_at_test)
     for name, rows in fixed.items():
         across[name] = (torch.cat([rows[j][0] for j in others]), rows[k][1])
         within[name] = rows[k]
