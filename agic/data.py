@@ -17,7 +17,7 @@ from .core import AgicError, cache_dir, check_range
 # %% auto #0
 __all__ = ['FASHION_CLASSES', 'CIFAR10_CLASSES', 'DATASETS', 'DEBIAN_FASHION_MNIST', 'IDX_FILES', 'NORMALISATION', 'DatasetInfo',
            'Splits', 'read_idx', 'find_idx_files', 'make_splits', 'synthetic_images', 'load_dataset', 'make_loader',
-           'augment']
+           'augment', 'first_examples']
 
 # %% ../nbs/01_data.ipynb #4fa09f61
 @dataclass
@@ -292,3 +292,11 @@ def augment(
         flip = torch.rand(n, generator=generator) < 0.5
         out = torch.where(flip[:, None, None, None], out.flip(3), out)
     return out
+
+# %% ../nbs/01_data.ipynb #5d2e8f4b
+def first_examples(
+    ds: TensorDataset,  # images and labels
+    n: int | None,      # how many, from the start; None: all of `ds`
+) -> TensorDataset:     # the first `n` examples (views of `ds`'s tensors)
+    "The first `n` examples of `ds` (all of it when `n` is None)."
+    return ds if n is None else TensorDataset(*(t[:n] for t in ds.tensors))

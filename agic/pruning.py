@@ -254,12 +254,11 @@ def fine_tune(
 ) -> nn.Module:                      # the fine-tuned copy, in eval mode
     """A copy of `model` trained `epochs` passes over `n_images` training images with the masks in place (SGD, cosine);
     `augment`: images shifted (and flipped) as in training; pass the CNN's own recipe (`TrainConfig.augment`)."""
-    from agic.data import augment as shift_flip, make_loader
+    from agic.data import augment as shift_flip, first_examples, make_loader
     check_range("epochs", epochs, 0, 1000, kind=int)
     model = traced_copy(model)
     if epochs == 0: return model.eval()
-    ds = splits.train
-    if n_images: ds = torch.utils.data.TensorDataset(*(t[:n_images] for t in ds.tensors))
+    ds = first_examples(splits.train, n_images or None)
     g = seed_everything(seed)
     steps = epochs * max(1, len(ds) // batch_size)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -283,8 +282,8 @@ def protocol_images(
 ) -> tuple:              # (TensorDataset of the test images, calibration images)
     """The images of the protocol: the first `n_eval` test images (behind every accuracy) and the last
     `n_calibration` training images (BatchNorm statistics are re-estimated on them; At-GCs come from the first ones)."""
-    test = torch.utils.data.TensorDataset(*(t[:n_eval] for t in splits.test.tensors))
-    return test, splits.train.tensors[0][-n_calibration:]
+    from agic.data import first_examples
+    return first_examples(splits.test, n_eval), splits.train.tensors[0][-n_calibration:]
 
 # %% ../nbs/03c_pruning.ipynb #6f09f49a
 CURVE_COLUMNS = ["criterion", "scope", "order", "bn_recalibrated", "ratio", "fine_tuned", "seed", "accuracy"]

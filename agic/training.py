@@ -13,7 +13,7 @@ from torch import nn
 
 from .core import (AgicError, atomic_dir, cache_dir, check_choice, check_range, config_hash, load_tensors,
                        seed_everything, use_all_cores)
-from .data import DatasetInfo, Splits, augment, load_dataset, make_loader
+from .data import DatasetInfo, Splits, augment, first_examples, load_dataset, make_loader
 from .loop import fit
 from .models import build_model
 
@@ -140,12 +140,10 @@ class Trained:
                 f"test accuracy {self.metrics['test_accuracy']:.4f}, {self.path})")
 
 # %% ../nbs/02a_training.ipynb #2f0955fa
-_first = lambda ds, n: torch.utils.data.TensorDataset(*(t[:n] for t in ds.tensors)) if n else ds
-
 def _fit(model: nn.Module, splits: Splits, cfg: TrainConfig, progress: bool) -> list[dict]:
     "Train `model` by `cfg` with `agic.loop.fit`; returns one history row per epoch."
     g = seed_everything(cfg.seed)
-    train_ds = _first(splits.train, cfg.train_limit)
+    train_ds = first_examples(splits.train, cfg.train_limit)
     steps = max(1, len(train_ds) // cfg.batch_size)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
                           weight_decay=cfg.weight_decay)
@@ -160,7 +158,7 @@ def _fit(model: nn.Module, splits: Splits, cfg: TrainConfig, progress: bool) -> 
             loss = nn.functional.cross_entropy(net(x.contiguous(memory_format=torch.channels_last)), y,
                                                label_smoothing=cfg.label_smoothing)
         return loss, {"loss": loss.item()}
-    val = _first(splits.val, cfg.eval_limit)
+    val = first_examples(splits.val, cfg.eval_limit)
     summarise = lambda sums: {"loss": sums["loss"] / steps, "val_accuracy": evaluate(model, val)}
     curve = fit(model, opt, cfg.epochs, batches, step, steps, sched=sched, summarise=summarise, device="cpu",
                 desc=f"train {cfg.model} on {cfg.dataset}", progress=progress, log=progress)
@@ -191,7 +189,7 @@ def train(
     start = time.perf_counter()
     history = _fit(model, splits, config, progress)
     seconds = time.perf_counter() - start
-    test_accuracy = evaluate(model, _first(splits.test, config.eval_limit))
+    test_accuracy = evaluate(model, first_examples(splits.test, config.eval_limit))
     metrics = {"test_accuracy": test_accuracy, "val_accuracy": history[-1]["val_accuracy"],
                "epochs": config.epochs, "train_seconds": round(seconds, 1), "train_minutes": round(seconds / 60, 2),
                "n_params": sum(p.numel() for p in model.parameters()), "config": asdict(config),

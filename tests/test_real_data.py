@@ -4,8 +4,7 @@ import json
 import pytest
 import torch
 
-from agic.data import DEBIAN_FASHION_MNIST, load_dataset
-from torch.utils.data import TensorDataset
+from agic.data import DEBIAN_FASHION_MNIST, first_examples, load_dataset
 from agic.training import evaluate, train
 from conftest import run_agic
 
@@ -40,8 +39,8 @@ def test_short_real_training_learns_and_is_cached():
     assert first.metrics["test_accuracy"] > 0.75, first.metrics["test_accuracy"]  # chance: 0.10
     again = train(**quick)
     assert again.path == first.path
-    test = load_dataset("fashion-mnist").test
-    assert evaluate(again.model, TensorDataset(*(t[:2000] for t in test.tensors))) == first.metrics["test_accuracy"]
+    head = first_examples(load_dataset("fashion-mnist").test, 2000)
+    assert evaluate(again.model, head) == first.metrics["test_accuracy"]
 
 
 def test_cli_train_prints_json_last(isolated_cache):
