@@ -18,8 +18,8 @@ from .loop import fit
 from .models import build_model
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'EVAL_BATCH', 'TrainConfig', 'save_checkpoint', 'load_state_dict', 'load_checkpoint', 'evaluate',
-           'Trained', 'train']
+__all__ = ['PRECISIONS', 'EVAL_BATCH', 'TrainConfig', 'quick_training', 'save_checkpoint', 'load_state_dict', 'load_checkpoint',
+           'evaluate', 'Trained', 'train']
 
 # %% ../nbs/02a_training.ipynb #14ba15b6
 PRECISIONS = ["fp32", "bf16"]
@@ -64,6 +64,12 @@ class TrainConfig:
         later = {"precision": "fp32", "eval_limit": None}
         settings = {k: v for k, v in asdict(self).items() if later.get(k, object()) != v}
         return f"{slug(self.model)}__{slug(self.dataset)}__{config_hash(settings)}"
+
+# %% ../nbs/02a_training.ipynb #q1a2b3c5
+def quick_training(train_limit: int = 3000,  # training images (the classification notebooks use 5,000)
+                   ) -> dict:
+    "The `TrainConfig` settings of an experiment notebook's quick mode: one epoch, accuracies on 1,000 images."
+    return dict(epochs=1, train_limit=train_limit, eval_limit=1000)
 
 # %% ../nbs/02a_training.ipynb #ca1cfdea
 def save_checkpoint(
