@@ -19,7 +19,8 @@ from .scoring import (Embedded, SAConfig, SANetwork, _fidelity_objective, _fit_s
                           read_out, standardised)
 
 # %% auto #0
-__all__ = ['FREE_GATES', 'FreeGates', 'train_free_gates', 'fit_scorer', 'embedding_separation', 'gate_spread']
+__all__ = ['FREE_GATES', 'FreeGates', 'train_free_gates', 'fit_scorer', 'embedding_separation', 'gate_spread', 'train_variants',
+           'ablation_table']
 
 # %% ../nbs/03b1_free_gates.ipynb #1bd90661
 class FreeGates(nn.Module):
@@ -194,3 +195,57 @@ def gate_spread(
         for nt, v in sa.node_logits({nt: data.h[nt][rows] for nt in sa.kernel_types}).items():
             out[nt] = out.get(nt, 0.0) + float(read_out(v.mean(0, keepdim=True), sa.readout, sa.spread).std()) / draws
     return out
+
+# %% ../nbs/03b1_free_gates.ipynb #ab1c0002
+def train_variants(
+    variants: dict,                   # name -> `SAConfig`: an SA network, or free gates for the names in `free`
+    seeds: list,                      # every variant is trained once per seed (its config's `seed` replaced)
+    encoder,                          # the pretrained encoder the SA networks read At-GCs with
+    store,                            # `GraphStore` of the CNN's At-GCs
+    graphs: list,                     # At-GCs whose images train every variant
+    n_classes: int,                   # number of classes
+    cnn: nn.Module,                   # the CNN the gates gate
+    splits,                           # `Splits` the At-GCs' images come from
+    encoder_tag: str = "",            # names the encoder in the SA networks' cache keys (`EncoderConfig.tag`)
+    free=(),                          # names of `variants` trained as free gates
+    cache: Path | str | None = None,  # cache folder; None: `cache_dir()`
+    progress: bool = True,            # show a progress bar per training
+) -> tuple[dict, dict, dict]:         # rankings and networks by (name, seed); training seconds by name, one per seed
+    "Train (or load) every variant with every seed; rankings are by conv module, as `pruning_curves` takes them."
+    from agic.importance import kernel_importance
+    from agic.scoring import train_sa
+    rankings, networks, seconds = {}, {}, {}
+    for name, cfg in variants.items():
+        for s in seeds:
+            cfg_s = dataclasses.replace(cfg, seed=s)
+            if name in free:
+                net, meta = train_free_gates(store, graphs, cfg_s, n_classes, cnn, splits, cache=cache,
+                                             progress=progress)
+                ranking = net.importance(store, n_classes, len(graphs))
+            else:
+                net, meta = train_sa(encoder, store, graphs, cfg_s, n_classes, encoder_tag, cache, progress, cnn=cnn,
+                                     splits=splits)
+                ranking = kernel_importance(net, store, graphs, n_classes)
+            rankings[(name, s)], networks[(name, s)] = ranking.by_module(), net
+            seconds.setdefault(name, []).append(meta["seconds"])
+    return rankings, networks, seconds
+
+# %% ../nbs/03b1_free_gates.ipynb #ab1c0004
+def ablation_table(
+    summary,           # `agic.pruning.auc_summary` of the variants' curves, indexed by variant name
+    rankings: dict,    # (name, seed) -> ranking by module (`train_variants`)
+    seconds: dict,     # name -> training seconds, one per seed; its order is the table's
+    seeds: list,       # the seeds every variant was trained with
+    reference: str,    # the variant `rho_free` compares with, seed by seed (free gates)
+) -> "pd.DataFrame":   # a row per variant
+    """Per variant: AUC LeRF (mean, sd over seeds), AUC MoRF, their gap; `seed_spearman`, the mean rank correlation
+    between its seeds' rankings; `rho_free`, its mean rank correlation with `reference` of the same seed; and its
+    mean training seconds."""
+    import numpy as np, pandas as pd
+    from agic.criteria import rank_correlation
+    pairs = [(a, b) for i, a in enumerate(seeds) for b in seeds[i + 1:]]
+    rows = [{"variant": n, **{c: summary.loc[n, c] for c in ("auc_lerf", "auc_lerf_sd", "auc_morf", "gap")},
+             "seed_spearman": np.mean([rank_correlation(rankings[(n, a)], rankings[(n, b)]) for a, b in pairs]),
+             "rho_free": np.mean([rank_correlation(rankings[(n, s)], rankings[(reference, s)]) for s in seeds]),
+             "train_seconds": float(np.mean(seconds[n]))} for n in seconds]
+    return pd.DataFrame(rows)
