@@ -19,8 +19,8 @@ from .scoring import (Embedded, SAConfig, SANetwork, _fidelity_objective, _fit_s
                           read_out, standardised)
 
 # %% auto #0
-__all__ = ['FREE_GATES', 'FreeGates', 'train_free_gates', 'fit_scorer', 'embedding_separation', 'gate_spread', 'train_variants',
-           'ablation_table']
+__all__ = ['FREE_GATES', 'FreeGates', 'train_free_gates', 'fit_scorer', 'embedding_separation', 'gate_spread', 'train_and_score',
+           'train_variants', 'ablation_table']
 
 # %% ../nbs/03b1_free_gates.ipynb #1bd90661
 class FreeGates(nn.Module):
@@ -196,6 +196,36 @@ def gate_spread(
             out[nt] = out.get(nt, 0.0) + float(read_out(v.mean(0, keepdim=True), sa.readout, sa.spread).std()) / draws
     return out
 
+# %% ../nbs/03b1_free_gates.ipynb #ab1c0006
+def train_and_score(
+    cfg: SAConfig,                    # an SA network's settings, or free gates' (with `free_gates`)
+    encoder,                          # the pretrained encoder the SA network reads At-GCs with; free gates: unused
+    store,                            # `GraphStore` of the CNN's At-GCs
+    graphs: list,                     # At-GCs whose images train the scorer
+    n_classes: int,                   # number of classes
+    cnn: nn.Module,                   # the CNN the gates gate
+    splits,                           # `Splits` the At-GCs' images come from
+    encoder_tag: str = "",            # names the encoder in the SA network's cache key (`EncoderConfig.tag`)
+    free_gates: bool = False,         # free gates (a logit per kernel) in place of an SA network
+    per_class: bool = False,          # free gates: a row of logits per class (SA: `SAConfig.class_weight`)
+    scored_on: list | None = None,    # At-GCs the SA network's scores are averaged over; None: `graphs`
+    cache: Path | str | None = None,  # cache folder of the trained scorer; None: `cache_dir()`
+    importance_cache: Path | str | None = None,  # folder the SA network's ranking is read from or saved in
+    progress: bool = True,            # show a progress bar
+) -> tuple:                           # the scorer (eval mode), its training record, its `KernelImportance`
+    "Train (or load) one scorer, an SA network or free gates, and rank the CNN's kernels by it."
+    from agic.importance import kernel_importance
+    from agic.scoring import train_sa
+    if per_class and not free_gates:
+        raise AgicError("per_class=True is for free gates; an SA network's per-class gates are "
+                        "SAConfig(class_weight=...)")
+    scored_on = graphs if scored_on is None else scored_on
+    if free_gates:
+        net, meta = train_free_gates(store, graphs, cfg, n_classes, cnn, splits, per_class, cache, progress)
+        return net, meta, net.importance(store, n_classes, len(scored_on))
+    net, meta = train_sa(encoder, store, graphs, cfg, n_classes, encoder_tag, cache, progress, cnn=cnn, splits=splits)
+    return net, meta, kernel_importance(net, store, scored_on, n_classes, cache=importance_cache)
+
 # %% ../nbs/03b1_free_gates.ipynb #ab1c0002
 def train_variants(
     variants: dict,                   # name -> `SAConfig`: an SA network, or free gates for the names in `free`
@@ -211,24 +241,17 @@ def train_variants(
     cache: Path | str | None = None,  # cache folder; None: `cache_dir()`
     progress: bool = True,            # show a progress bar per training
 ) -> tuple[dict, dict, dict]:         # rankings and networks by (name, seed); training seconds by name, one per seed
-    "Train (or load) every variant with every seed; rankings are by conv module, as `pruning_curves` takes them."
-    from agic.importance import kernel_importance
-    from agic.scoring import train_sa
+    """Train (or load) every variant with every seed (`train_and_score`); rankings are by conv module, as
+    `pruning_curves` takes them."""
     rankings, networks, seconds = {}, {}, {}
     for name, cfg in variants.items():
         for s in seeds:
-            cfg_s = dataclasses.replace(cfg, seed=s)
-            if name in free:
-                net, meta = train_free_gates(store, graphs, cfg_s, n_classes, cnn, splits, cache=cache,
-                                             progress=progress)
-                ranking = net.importance(store, n_classes, len(graphs))
-            else:
-                net, meta = train_sa(encoder, store, graphs, cfg_s, n_classes, encoder_tag, cache, progress, cnn=cnn,
-                                     splits=splits)
-                ranking = kernel_importance(net, store, graphs, n_classes)
+            net, meta, ranking = train_and_score(dataclasses.replace(cfg, seed=s), encoder, store, graphs, n_classes,
+                                                 cnn, splits, encoder_tag, name in free, cache=cache, progress=progress)
             rankings[(name, s)], networks[(name, s)] = ranking.by_module(), net
             seconds.setdefault(name, []).append(meta["seconds"])
     return rankings, networks, seconds
+
 
 # %% ../nbs/03b1_free_gates.ipynb #ab1c0004
 def ablation_table(
