@@ -219,7 +219,7 @@ UNRECORDED = {
     "fig_classification_resnet8_fashion-mnist.png", "fig_classification_vgg_small_fashion-mnist.png",
     "fig_dgi_loss_resnet8_fashion-mnist.png", "fig_dgi_loss_vgg_small_fashion-mnist.png",
     "fig_lowlabel_resnet8_fashion-mnist.png", "fig_lowlabel_vgg_small_fashion-mnist.png",
-    "fig_transfer_resnet20_fashion-mnist.png", "fig_universality_resnet20_fashion-mnist.png"}
+    "fig_universality_resnet20_fashion-mnist.png"}
 
 
 def test_figure_text_is_legible_at_the_page_width(browser, site):
