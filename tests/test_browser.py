@@ -215,9 +215,7 @@ def test_figures_can_be_read(browser, site):
 
 # figures drawn before `agic.viz.save_png` recorded their smallest text: their runs are to be regenerated (issue 34);
 # no other figure may lack the record
-UNRECORDED = {
-    "fig_classification_resnet8_fashion-mnist.png", "fig_dgi_loss_resnet8_fashion-mnist.png",
-    "fig_lowlabel_resnet8_fashion-mnist.png", "fig_universality_resnet20_fashion-mnist.png"}
+UNRECORDED = {"fig_universality_resnet20_fashion-mnist.png"}
 
 
 def test_figure_text_is_legible_at_the_page_width(browser, site):
