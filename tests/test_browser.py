@@ -213,10 +213,6 @@ def test_figures_can_be_read(browser, site):
         assert not problems, problems
         page.close()
 
-# figures drawn before `agic.viz.save_png` recorded their smallest text: their runs are to be regenerated (issue 34);
-# no other figure may lack the record
-UNRECORDED = {"fig_universality_resnet20_fashion-mnist.png"}
-
 
 def test_figure_text_is_legible_at_the_page_width(browser, site):
     """Every figure of the home page and the gallery, shown as the browser shows it but at most `CONTENT_WIDTH` px
@@ -241,7 +237,7 @@ def test_figure_text_is_legible_at_the_page_width(browser, site):
             sizes[f"{name}: {src}"] = float(recorded) * min(natural if opens else width, CONTENT_WIDTH) / natural
     small = {k: round(v, 1) for k, v in sizes.items() if v < MIN_TEXT_PX}
     assert len(sizes) >= 4 and not small, (len(sizes), small)
-    assert unrecorded <= UNRECORDED, f"figures without their smallest text's record: {sorted(unrecorded - UNRECORDED)}"
+    assert not unrecorded, f"figures without their smallest text's record (`agic.viz.save_png`): {sorted(unrecorded)}"
 
 
 def test_api_docs_and_viewer_are_on_the_site(browser, site):
