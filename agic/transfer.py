@@ -13,7 +13,7 @@ import torch
 from fastcore.basics import patch
 
 from .core import AgicError, ResultLog, config_hash, judged
-from .criteria import TP_CRITERIA, random_scores, shap_strength, tp_scores
+from .criteria import TP_CRITERIA, random_scores, rank_correlation, shap_strength, tp_scores
 from .encoder import EncoderConfig, pretrain_dgi
 from .free_gates import FREE_GATES, train_free_gates
 from .importance import kernel_importance
@@ -21,8 +21,8 @@ from .pruning import curve_auc
 from .scoring import SAConfig, Source, train_sa, train_sa_across
 
 # %% auto #0
-__all__ = ['TRANSFER_COLUMNS', 'ONE_SHOT', 'epochs_for_steps', 'timed', 'kernel_features', 'raw_linear_transfer', 'HeldOut',
-           'transfer_table', 'transfer_summary', 'transfer_verdicts']
+__all__ = ['LINEAR_INPUTS', 'TRANSFER_COLUMNS', 'ONE_SHOT', 'epochs_for_steps', 'timed', 'kernel_features', 'raw_linear_transfer',
+           'edge_statistics', 'HeldOut', 'transfer_table', 'transfer_summary', 'transfer_verdicts']
 
 # %% ../nbs/03g_transfer.ipynb #8c31f00b
 def epochs_for_steps(
@@ -86,6 +86,28 @@ def raw_linear_transfer(
         w = torch.linalg.solve(x1.T @ x1 + ridge * torch.eye(x1.shape[1], dtype=x.dtype), x1.T @ y)
         z_new = torch.cat([_z(x_new).double(), torch.ones(len(x_new), 1, dtype=x.dtype)], 1)
         out[nt] = torch.sigmoid(z_new @ w).flatten().float()
+    return out
+
+# %% ../nbs/03g_transfer.ipynb #b3f8d0a4
+def edge_statistics(
+    graphs: list,           # a CNN's At-GCs (`HeteroData`, edge types (source, "pos" or "neg", destination))
+    sizes: dict[str, int],  # node type -> kernels (`store.sizes`); layers of one kernel are left out
+) -> dict[str, torch.Tensor]:  # node type -> (kernels, 8): the mean, then the sd over the At-GCs of 4 edge sums
+    """Each kernel's attribution edges summarised over a CNN's At-GCs: per At-GC, log1p of the summed |SHAP| into and
+    out of it, and the signed sums into and out of it; their mean and standard deviation, per layer."""
+    if not graphs: raise AgicError("edge_statistics needs at least one At-GC")
+    per = {nt: torch.zeros(len(graphs), n, 4) for nt, n in sizes.items() if n >= 2}
+    for i, g in enumerate(graphs):
+        for src, rel, dst in g.edge_types:
+            if rel not in ("pos", "neg"): continue   # the rev_ types hold the same edges backwards
+            (a, b), v = g[src, rel, dst].edge_index, g[src, rel, dst].edge_attr.flatten().float()
+            for nt, idx, col in ((dst, b, 0), (src, a, 1)):   # into the destination, out of the source
+                if nt not in per: continue
+                per[nt][i, :, col].index_add_(0, idx, v.abs()); per[nt][i, :, col + 2].index_add_(0, idx, v)
+    out = {}
+    for nt, x in per.items():
+        x[..., :2] = x[..., :2].log1p()
+        out[nt] = torch.cat([x.mean(0), x.std(0, correction=0)], 1)
     return out
 
 # %% ../nbs/03g_transfer.ipynb #a51cef97
@@ -181,22 +203,35 @@ def gate_logits(
                                 **self._io)
     return {nt: v[0].detach() for nt, v in gates.node_logits().items()}
 
-@patch
-def _rank_raw_features(self: HeldOut, r: _Rankings):
-    "The raw-feature model fitted to the other CNNs' free gates, scoring CNN `r.k` from its At-GCs' node features."
-    k, (store, build_seconds), others = r.k, self.stores[r.k], [j for j in self.cnns if j != r.k]
-    targets = [self.gate_logits(j) for j in others]
-    scores, s = timed(self.log, f"raw_linear_transfer {k}", lambda: raw_linear_transfer(
-        [kernel_features(self.graphs[j], self.stores[j][0].sizes) for j in others], targets,
-        kernel_features(self.graphs[k], store.sizes)))
-    modules = store.conv_modules()
-    r.add("raw_linear_transfer", "raw_linear_transfer", 0, {modules[nt]: v for nt, v in scores.items()},
-          build_seconds + s)
+LINEAR_INPUTS = {"raw_linear_transfer": ("raw",), "edge_linear_transfer": ("edge",),   # a linear model's inputs:
+                 "atgc_linear_transfer": ("raw", "edge")}                              # node features, edges, both
 
 @patch
-def _free_gates(self: HeldOut, k: int, n: int, steps: int, start=None) -> tuple[dict, float]:
+def linear_inputs(
+    self: HeldOut,
+    j: int,        # a CNN (a key of `cnns`)
+    parts: tuple,  # "raw": `kernel_features`; "edge": `edge_statistics`; both: side by side
+) -> dict:         # node type -> (kernels, features)
+    "CNN `j`'s kernels as a linear model reads them from its At-GCs: raw node features, edge statistics, or both."
+    fns = {"raw": kernel_features, "edge": edge_statistics}
+    got = [fns[p](self.graphs[j], self.stores[j][0].sizes) for p in parts]
+    return {nt: torch.cat([x[nt] for x in got], 1) for nt in got[0]}
+
+@patch
+def _rank_linear(self: HeldOut, r: _Rankings):
+    """Linear models fitted to the other CNNs' free gates, scoring CNN `r.k` from its At-GCs: on the raw node features
+    (the same objective without the graph), on the edge statistics (the graph without an encoder), and on both."""
+    k, (store, build_seconds), others = r.k, self.stores[r.k], [j for j in self.cnns if j != r.k]
+    targets, modules = [self.gate_logits(j) for j in others], store.conv_modules()
+    for name, parts in LINEAR_INPUTS.items():
+        scores, s = timed(self.log, f"{name} {k}", lambda: raw_linear_transfer(
+            [self.linear_inputs(j, parts) for j in others], targets, self.linear_inputs(k, parts)))
+        r.add(name, name, 0, {modules[nt]: v for nt, v in scores.items()}, build_seconds + s)
+
+@patch
+def _free_gates(self: HeldOut, k: int, n: int, steps: int, start=None, seed: int = 0) -> tuple[dict, float]:
     "Free gates of CNN `k` trained on its first `n` images for about `steps` steps: (scores by module, seconds)."
-    cfg = SAConfig(epochs=epochs_for_steps(n, 32, steps), **FREE_GATES)
+    cfg = SAConfig(epochs=epochs_for_steps(n, 32, steps), **{**FREE_GATES, "seed": seed})
     gates, meta = train_free_gates(self.stores[k][0], self.graphs[k][:n], cfg, self.n_classes, self.cnns[k],
                                    self.splits, start=start, **self._io)
     return gates.importance(self.stores[k][0], self.n_classes).by_module(), meta["seconds"]   # seconds of training
@@ -205,6 +240,8 @@ def _free_gates(self: HeldOut, k: int, n: int, steps: int, start=None) -> tuple[
 def _rank_free_gates(self: HeldOut, r: _Rankings):
     "Free gates trained on the first n images of CNN `r.k`, for each n of `free_images`."
     for n in sorted(self.free_images): r.add(f"free_gates_{n}", "free_gates", n, *self._free_gates(r.k, n, self.steps))
+    n = max(self.free_images)   # the same again with another seed: how far the target itself is from its own rerun
+    r.add(f"free_gates_{n}_seed1", "free_gates_reseeded", n, *self._free_gates(r.k, n, self.steps, seed=1))
 
 # %% ../nbs/03g_transfer.ipynb #80bc93ae
 @patch
@@ -240,25 +277,31 @@ def _rank_own(self: HeldOut, r: _Rankings):
 def rankings(
     self: HeldOut,
     k: int,                 # the CNN held out (a key of `cnns`)
-) -> tuple[dict, dict]:     # (name, seed) -> scores by module; (k, name) -> criterion, train_images, seconds
-    "Every ranking of held-out CNN `k`: (name, seed) -> scores, and (k, name) -> criterion, train_images, seconds."
+) -> tuple[dict, dict]:     # (name, seed) -> scores by module; (k, name) -> what it is, what it cost, agreement
+    """Every ranking of held-out CNN `k`: (name, seed) -> scores, and (k, name) -> criterion, train_images, seconds and
+    `agreement`, its Spearman correlation with the free gates trained on all of `k`'s images (`rank_correlation`)."""
     if len(self.cnns) < 2 or k not in self.cnns:
         raise AgicError(f"rankings hold out one of at least two CNNs: got {k!r}, CNNs {sorted(self.cnns)}")
     r, sa = _Rankings(k), self.transferred_sa(k)
     sa_key = config_hash(SAConfig(epochs=self.sa_epochs).__dict__)   # a forward pass of this network, timed once
-    self._rank_without_training(r, sa, sa_key); self._rank_raw_features(r); self._rank_free_gates(r)
+    self._rank_without_training(r, sa, sa_key); self._rank_linear(r); self._rank_free_gates(r)
     self._rank_with_fewer_images(r, sa, sa_key); self._rank_own(r)
+    own, rho = r.ranks[(f"free_gates_{max(self.free_images)}", 0)], {}   # agreement with the held-out's own gates
+    for (name, _), scores in r.ranks.items(): rho.setdefault(name, []).append(rank_correlation(scores, own))
+    for name, v in rho.items(): r.info[(k, name)]["agreement"] = sum(v) / len(v)   # random: mean over its seeds
     return r.ranks, r.info
 
 # %% ../nbs/03g_transfer.ipynb #5858c824
-TRANSFER_COLUMNS = ["criterion", "held_out_seed", "train_images", "seed", "order", "ratio", "accuracy", "seconds"]
+TRANSFER_COLUMNS = ["criterion", "held_out_seed", "train_images", "seed", "order", "ratio", "accuracy", "seconds",
+                    "agreement"]
 
 def transfer_table(
     curves,         # `pruning_curves` rows with a `held_out_seed` column
-    info: dict,     # (held_out_seed, name) -> {criterion, train_images, seconds}
+    info: dict,     # (held_out_seed, name) -> {criterion, train_images, seconds[, agreement]}
 ) -> pd.DataFrame:  # rows with `TRANSFER_COLUMNS`
     """`curves` (`pruning_curves` rows with a `held_out_seed` column, one `criterion` name per ranking) as the long
-    table of `04c`; `info` maps (held_out_seed, name) to that ranking's criterion, train_images and seconds."""
+    table of `04c`; `info` maps (held_out_seed, name) to that ranking's criterion, train_images, seconds and (if known)
+    its agreement with the held-out CNN's own free gates."""
     missing = {(k, c) for k, c in zip(curves.held_out_seed, curves.criterion)} - set(info)
     if missing: raise AgicError(f"no criterion, train_images and seconds for {sorted(missing)[:4]}")
     rows = [dict(held_out_seed=k, seed=s, order=o, ratio=r, accuracy=a, **info[(k, c)])
@@ -271,7 +314,8 @@ def transfer_summary(
     table: pd.DataFrame,  # `transfer_table` rows
 ) -> pd.DataFrame:        # a row per (criterion, train_images), by `auc_lerf` descending
     """Per (criterion, train_images): area under LeRF and MoRF (`curve_auc`, mean over seeds within a held-out CNN,
-    then mean and sd over held-out CNNs), the gap, the mean seconds on a new CNN and how many CNNs were held out."""
+    then mean and sd over held-out CNNs), the gap, the mean seconds on a new CNN, the agreement with the held-out CNN's
+    own free gates (mean and sd, where the table has it) and how many CNNs were held out."""
     name = table.criterion + "@" + table.train_images.astype(str) + "@" + table.held_out_seed.astype(str)
     t = table.assign(scope="uniform", bn_recalibrated=True, fine_tuned=False, name=name)
     auc = curve_auc(t.drop(columns="criterion").rename(columns={"name": "criterion"}))
@@ -279,12 +323,13 @@ def transfer_summary(
     auc = auc.astype({"train_images": int, "held_out_seed": int})
     per_cnn = auc.pivot_table(index=["criterion", "train_images", "held_out_seed"], columns="order", values="auc")
     per_cnn["gap"] = per_cnn["lerf"] - per_cnn["morf"]
-    seconds = table.groupby(["criterion", "train_images", "held_out_seed"]).seconds.first()
-    per_cnn = per_cnn.join(seconds).reset_index()
+    kept = ["seconds", "agreement"] if "agreement" in table else ["seconds"]   # tables before it: no agreement
+    per_cnn = per_cnn.join(table.groupby(["criterion", "train_images", "held_out_seed"])[kept].first()).reset_index()
     g = per_cnn.groupby(["criterion", "train_images"])
-    out = g[["lerf", "morf", "gap", "seconds"]].mean().add_prefix("auc_").rename(
-        columns={"auc_gap": "gap", "auc_seconds": "seconds"})
-    out = out.join(g[["lerf", "morf", "gap"]].std(ddof=1).fillna(0.0).add_prefix("sd_")).join(g.size().rename("cnns"))
+    out = g[["lerf", "morf", "gap", *kept]].mean().add_prefix("auc_").rename(
+        columns={"auc_gap": "gap", "auc_seconds": "seconds", "auc_agreement": "agreement"})
+    spread = [c for c in ("lerf", "morf", "gap", "agreement") if c in per_cnn]
+    out = out.join(g[spread].std(ddof=1).fillna(0.0).add_prefix("sd_")).join(g.size().rename("cnns"))
     return out.reset_index().sort_values("auc_lerf", ascending=False, ignore_index=True)
 
 # %% ../nbs/03g_transfer.ipynb #51a4d49e
@@ -325,9 +370,10 @@ def transfer_verdicts(
 ) -> list[tuple]:            # (claim, measured, bar, held) rows
     """The bars of `04c` as (claim, measured, bar, held) rows: the transferred SA ranking beats every one-shot criterion
     by 2 sd and random by 2 sd (means over held-out CNNs), and the raw-feature model (a `raw_linear_transfer` row,
-    if any) by 2 sd; the moonshot, at least the free gates trained on `free_images` images of the held-out CNN, in
-    less wall time; for every `("sa_transfer", n)` row (the transferred
-    SA reading the At-GCs of only n images), its area against the one-shot bar and its cost against the free gates'.
+    if any) and the linear model on the whole At-GC (`atgc_linear_transfer`, if any) by 2 sd; the moonshot, at least
+    the free gates trained on `free_images` images of the held-out CNN, in less wall time; for every
+    `("sa_transfer", n)` row (the transferred SA reading the At-GCs of only n images), its area against the one-shot
+    bar and its cost against the free gates'.
     Judged beyond the noise (`judged`): SA's sd over held-out CNNs, or both sds combined against free gates."""
     s = summary.set_index(["criterion", "train_images"])
     sa = s.loc[("sa_transfer", 0)]
@@ -348,6 +394,12 @@ def transfer_verdicts(
                      "same CNNs' free gates: AUC LeRF", _pm(sa), f">= raw features {raw.auc_lerf:.4f} + 2 sd = "
                      f"{raw.auc_lerf + 2 * raw.sd_lerf:.4f}",
                      judged(sa.auc_lerf, raw.auc_lerf + 2 * raw.sd_lerf, sa.sd_lerf)))
+    if ("atgc_linear_transfer", 0) in s.index:   # the whole At-GC read by a linear model: what the encoder must beat
+        lin = s.loc[("atgc_linear_transfer", 0)]
+        rows.append(("the encoder pays: transferred SA beats a linear model on the At-GC's node features and edge "
+                     "statistics fitted to the same CNNs' free gates: AUC LeRF", _pm(sa), f">= At-GC, linear "
+                     f"{lin.auc_lerf:.4f} + 2 sd = {lin.auc_lerf + 2 * lin.sd_lerf:.4f}",
+                     judged(sa.auc_lerf, lin.auc_lerf + 2 * lin.sd_lerf, sa.sd_lerf)))
     rows += [(f"moonshot: transferred SA at least free gates trained on {free_images} images of the held-out CNN",
               _pm(sa), f">= free gates {_pm(free)} (noise: both sds combined)",
               judged(sa.auc_lerf, free.auc_lerf, math.hypot(sa.sd_lerf, free.sd_lerf))),
@@ -357,4 +409,10 @@ def transfer_verdicts(
     if ("sa_own", 0) in s.index:
         own = s.loc[("sa_own", 0)]
         rows.append(("check: SA trained on the held-out CNN itself (the upper line)", _pm(own), "-", None))
+    if "agreement" in s and "free_gates_reseeded" in s.index.get_level_values(0) and pd.notna(sa.agreement):
+        again = pick("free_gates_reseeded")   # the target's own noise: its seed-to-seed agreement bounds any ranking's
+        rows.append(("check: Spearman agreement with the held-out CNN's own free gates, transferred SA against the "
+                     "same free gates trained again with another seed (the ceiling the target's noise sets)",
+                     f"{sa.agreement:.3f} ± {sa.sd_agreement:.3f}",
+                     f"another seed {again.agreement:.3f} ± {again.sd_agreement:.3f}", None))
     return rows
