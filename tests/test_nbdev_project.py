@@ -60,6 +60,15 @@ def test_every_notebook_exports_one_module_or_nothing():
         if any("#| export" in s for s in src): assert default_exp, f"{path.name} exports without default_exp"
 
 
+def test_every_notebook_summary_is_one_line():
+    "nbdev puts only the first `> ` line under a page's title: a summary on two lines is cut on the docs site."
+    for path in sorted((ROOT / "nbs").glob("*.ipynb")):
+        if path.name == "index.ipynb": continue   # the home page has its own opening, no summary
+        first = nbformat.read(path, as_version=4).cells[0].source.splitlines()
+        quoted = [i for i, line in enumerate(first) if line.startswith(">")]
+        assert len(quoted) == 1, (path.name, [first[i] for i in quoted])
+
+
 def test_experiment_notebooks_have_a_tagged_parameters_cell():
     "papermill finds its parameters by the cell tag: every experiment notebook (one that exports nothing) has one."
     found = 0
