@@ -636,9 +636,10 @@ VERDICTS_JS = """() => Array.from(document.querySelectorAll('article table')).fi
 
 def test_home_page_reads_in_five_minutes(browser, site):
     """At 1400 px the Quick start begins within the first 1,500 px, after one paragraph and one At-GC picture; every
-    verdict reads held, MISSED, within noise or n/a, MISSED as bold as held; the run times are the records' (one row
-    per run of the plan); the paper is cited with its DOI and BibTeX."""
-    from agic.tools.reproduce import load_plan
+    verdict reads held, MISSED, within noise or n/a, MISSED as bold as held; no claim in its prose says more than its
+    verdict; the run times are the records' (one row per run of the plan); the paper is cited with its DOI and BibTeX."""
+    import html
+    from agic.tools.reproduce import CLAIM, CLAIMS_END, CLAIMS_START, claim_problems, load_plan
     out, url = site
     page, problems = open_page(browser, f"{url}/index.html", shot="home_1400.png")
     top = page.evaluate("() => document.getElementById('quick-start').getBoundingClientRect().top + window.scrollY")
@@ -648,6 +649,11 @@ def test_home_page_reads_in_five_minutes(browser, site):
     weight = lambda word: {v["weight"] for v in verdicts if v["text"] == word}
     assert weight("MISSED") == weight("held") and min(weight("held")) >= 600, (weight("held"), weight("MISSED"))
     assert weight("within noise"), "no verdict within noise: the noise is not shown"
+    # the claims as the page holds them: their markers are comments the page keeps, tags dropped, entities read
+    claims = page.content().split(CLAIMS_START, 1)[1].split(CLAIMS_END, 1)[0]
+    claims = html.unescape(re.sub(r"<(?!!--)[^>]*>", "", claims))
+    assert len(CLAIM.findall(claims)) >= 15, claims[:300]
+    assert claim_problems(claims, ROOT / "figures") == [], claim_problems(claims, ROOT / "figures")
     times = page.evaluate("""() => { const rows = [];       // the tables of the section 'Run times'
         for (let e = document.getElementById('run-times').nextElementSibling; e && e.tagName !== 'H2';
              e = e.nextElementSibling) e.querySelectorAll('tbody tr').forEach(r => rows.push(r.cells[0].textContent));
