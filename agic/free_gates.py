@@ -15,8 +15,8 @@ from torch import nn
 from .core import AgicError, cache_dir, config_hash, seed_everything, use_all_cores
 from .encoder import graphs_key
 from .importance import KernelImportance
-from .scoring import (Embedded, SAConfig, SANetwork, _fidelity_objective, _fit_saved, _load_cached, image_facts,
-                          read_out, standardised)
+from .scoring import (Embedded, SAConfig, SANetwork, _digest, _fidelity_objective, _fit_saved, _load_cached,
+                          image_facts, read_out, standardised)
 
 # %% auto #0
 __all__ = ['FREE_GATES', 'FreeGates', 'train_free_gates', 'fit_scorer', 'embedding_separation', 'gate_spread', 'train_and_score',
@@ -57,13 +57,6 @@ class FreeGates(nn.Module):
         return None, {nt: v[rows.to(v.device)] for nt, v in a.items()}
 
 # %% ../nbs/03b1_free_gates.ipynb #b73874e5
-def _digest(scores: dict) -> str:
-    "A short hash of per-layer scores (names the cache of gates started from them)."
-    import hashlib
-    h = hashlib.sha256()
-    for nt in sorted(scores): h.update(nt.encode()); h.update(torch.as_tensor(scores[nt]).float().numpy().tobytes())
-    return h.hexdigest()[:12]
-
 def _started(
     gates: FreeGates,  # free gates, changed in place
     start: dict,       # node type -> scores in (0, 1), (size,) per kernel layer of `gates`

@@ -490,6 +490,22 @@ def _fit_saved(net: nn.Module, data, cfg: SAConfig, objective: tuple, gen: torch
                 desc=desc, progress=progress)
     return save_trained(folder, partial, net, weights, store, graphs, cfg, {"curve": curve}, start)
 
+# %% ../nbs/03b_scoring.ipynb #5f0d1c2a
+def _digest(tensors: dict) -> str:
+    "A short hash of named tensors (scores per layer, or a state dict): names the cache of what starts from them."
+    import hashlib
+    h = hashlib.sha256()
+    for k in sorted(tensors): h.update(k.encode()); h.update(torch.as_tensor(tensors[k]).float().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+def _started_from(net: nn.Module, start: nn.Module) -> nn.Module:
+    "`net` with `start`'s weights (fine-tuning begins there); refused if `start` is built otherwise."
+    try: net.load_state_dict(start.state_dict())
+    except RuntimeError as e:
+        raise AgicError(f"start is an SA network of other settings than these ({(str(e).splitlines() or [''])[0][:160]})"
+                        "; pass one trained with the same hidden size, readout and encoder") from None
+    return net
+
 # %% ../nbs/03b_scoring.ipynb #dce1b809
 def train_sa(
     encoder: AtGCEncoder,             # pretrained encoder (copied: the original is not changed)
@@ -502,12 +518,15 @@ def train_sa(
     progress: bool = True,            # show a progress bar
     cnn: nn.Module | None = None,     # `fidelity`: the CNN the store was built from
     splits=None,                      # `fidelity`: that CNN's data set (`Splits`)
+    start: SANetwork | None = None,   # a trained SA network to fine-tune (`encoder`: its encoder); None: from scratch
 ) -> tuple[SANetwork, dict]:          # the SA network (eval mode) and its record (meta.json)
     """Train an SA network on `graphs` on top of `encoder`, or load it from the cache; checkpointed every epoch and
     distributed under `torchrun`, like DGI pretraining (`agic.loop.fit`). The `fidelity` objective
-    needs the `cnn` the store was built from and its data `splits` (the images behind the At-GCs)."""
+    needs the `cnn` the store was built from and its data `splits` (the images behind the At-GCs). With `start` the
+    network begins from that network's weights: fine-tuning, e.g. of one trained on other CNNs (`train_sa_across`)."""
     key = config_hash({"store": store.manifest["checksum"], "graphs": graphs_key(graphs), "encoder": encoder_tag,
-                       "n_classes": n_classes, **_hashed(cfg)})
+                       "n_classes": n_classes, **_hashed(cfg),
+                       **({"start": _digest(start.state_dict())} if start is not None else {})})
     folder = Path(cache or cache_dir()) / "scoring" / f"sa__{store.manifest['model']}__{key}"
     if cfg.objective == "fidelity" and (cnn is None or splits is None):
         raise AgicError("the 'fidelity' SA objective gates the CNN itself: pass cnn= (the store's CNN) and splits= "
@@ -517,6 +536,7 @@ def train_sa(
     sa = SANetwork(copy.deepcopy(encoder), n_classes, cfg.hidden, cfg.spread if fidelity else None,
                    freeze_encoder=fidelity and cfg.freeze_encoder, zero_scores=cfg.scorer_init == "zero",
                    readout=cfg.readout)
+    if start is not None: _started_from(sa, start)
     meta = _load_cached(folder, sa, "sa.pt", store, "SA network")
     if meta is not None: return sa.eval(), meta
     use_all_cores()

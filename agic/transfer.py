@@ -123,7 +123,7 @@ class HeldOut:
     sa_epochs: int = 10                     # epochs of SA training; every free-gate budget gets as many steps
     free_images: tuple = (10, 100, 1000)    # images of the held-out CNN its free gates train on
     transfer_images: tuple = (100,)         # the transferred SA also reads only the At-GCs of this many images
-    started_images: tuple = (10, 100)       # ... free gates begun from the transferred SA's ranking train on
+    started_images: tuple = (10, 100)       # ... free gates begun from its ranking, and it fine-tuned, train on
     started_share: float = 0.25             # their share of the free gates' optimiser steps
     random_seeds: tuple = (0, 1, 2, 3, 4)   # seeds of the random rankings
     hidden: int = 64                        # the encoders' width
@@ -245,8 +245,21 @@ def _rank_free_gates(self: HeldOut, r: _Rankings):
 
 # %% ../nbs/03g_transfer.ipynb #80bc93ae
 @patch
+def _fine_tuned(self: HeldOut, sa, k: int, n: int, steps: int, sa_key: str) -> tuple[dict, float]:
+    """The transferred SA network fine-tuned by the fidelity objective on the At-GCs of CNN `k`'s first `n` images for
+    about `steps` steps (`train_sa(start=sa)`), and its ranking from them: (scores by module, seconds of both)."""
+    store, graphs = self.stores[k][0], self.graphs[k][:n]
+    cfg = SAConfig(epochs=epochs_for_steps(n, 32, steps))
+    net, meta = train_sa(sa.encoder, store, graphs, cfg, self.n_classes, cnn=self.cnns[k], splits=self.splits,
+                         start=sa, **self._io)
+    imp, s = timed(self.log, f"sa_finetuned {k} {sa_key} {n} {steps}",
+                   lambda: kernel_importance(net, store, graphs, self.n_classes))
+    return imp.by_module(), meta["seconds"] + s
+
+@patch
 def _rank_with_fewer_images(self: HeldOut, r: _Rankings, sa, sa_key: str):
-    "The transferred SA reading `transfer_images` images' At-GCs; free gates begun from it, and the same unstarted."
+    """The transferred SA reading `transfer_images` images' At-GCs; for each n of `started_images`, free gates begun
+    from its ranking, the same unstarted, and the network itself fine-tuned on those n At-GCs (`_fine_tuned`)."""
     k, (store, build_seconds), graphs = r.k, self.stores[r.k], self.graphs[r.k]
     few = {n: timed(self.log, f"sa_transfer {k} {sa_key} {n}",   # the At-GCs of the first n images only
                     lambda: kernel_importance(sa, store, graphs[:n], self.n_classes))
@@ -258,6 +271,8 @@ def _rank_with_fewer_images(self: HeldOut, r: _Rankings, sa, sa_key: str):
         scores, seconds = self._free_gates(k, n, steps, start=start.overall)
         r.add(f"sa_started_{n}", "sa_started_gates", n, scores, build_seconds * n / len(graphs) + s + seconds)
         r.add(f"free_gates_short_{n}", "free_gates_short", n, *self._free_gates(k, n, steps))
+        scores, seconds = self._fine_tuned(sa, k, n, steps, sa_key)
+        r.add(f"sa_finetuned_{n}", "sa_finetuned", n, scores, build_seconds * n / len(graphs) + seconds)
 
 # %% ../nbs/03g_transfer.ipynb #f055cfcd
 @patch
@@ -337,8 +352,26 @@ ONE_SHOT = ["l1", "bn", "taylor", "activation", "shap_strength"]   # criteria th
 
 def _pm(r) -> str: return f"{r.auc_lerf:.4f} ± {r.sd_lerf:.4f}"   # a summary row's AUC LeRF, mean ± sd
 
+def _head_start(s, name: str, claim: str, helps: str, free, free_images) -> list[tuple]:
+    """Verdict rows of a ranking that begins from the transferred SA (`name`, per n): the moonshot against free gates
+    on `free_images` images in less wall time, and against free gates with its own images and steps begun from tiny
+    random logits (`free_gates_short`): what the head start adds."""
+    rows = []
+    for n in sorted(n for c, n in s.index if c == name):
+        st, both = s.loc[(name, n)], "(noise: both sds combined)"
+        noise = lambda other: math.hypot(st.sd_lerf, other.sd_lerf)
+        rows.append((f"moonshot, {claim.format(n=n)}, at least free gates on {free_images}, in less wall time",
+                     f"{_pm(st)} in {st.seconds:.1f} s", f">= {_pm(free)} in < {free.seconds:.1f} s {both}",
+                     judged(st.auc_lerf, free.auc_lerf, noise(free)) if st.seconds < free.seconds else False))
+        if ("free_gates_short", n) in s.index:
+            fs = s.loc[("free_gates_short", n)]
+            rows.append((helps.format(n=n), _pm(st), f">= {_pm(fs)} {both}",
+                         judged(st.auc_lerf, fs.auc_lerf, noise(fs))))
+    return rows
+
 def _with_fewer_images(s, one_shot_bar, one_shot_value, free, free_images) -> list[tuple]:
-    "The verdict rows of the transferred SA reading fewer At-GCs, and of free gates begun from its ranking."
+    """The verdict rows of the transferred SA reading fewer At-GCs, of free gates begun from its ranking and of the
+    network fine-tuned on a few At-GCs of the held-out CNN."""
     rows = []
     for n in sorted(n for c, n in s.index if c == "sa_transfer" and n > 0):   # fewer At-GCs read: less time
         few = s.loc[("sa_transfer", n)]
@@ -348,18 +381,14 @@ def _with_fewer_images(s, one_shot_bar, one_shot_value, free, free_images) -> li
                  (f"cost: transferred SA reading the At-GCs of {n} images (At-GCs + one pass) faster than free gates "
                   f"on {free_images} images", f"{few.seconds:.1f} s", f"< {free.seconds:.1f} s",
                   bool(few.seconds < free.seconds))]
-    for n in sorted(n for c, n in s.index if c == "sa_started_gates"):   # the graph as a head start
-        st = s.loc[("sa_started_gates", n)]
-        rows.append((f"moonshot, with a start: free gates begun from the transferred SA's ranking, trained on {n} "
-                     f"images of the held-out CNN, at least free gates on {free_images}, in less wall time",
-                     f"{_pm(st)} in {st.seconds:.1f} s", f">= {_pm(free)} in < {free.seconds:.1f} s (noise: both "
-                     "sds combined)", judged(st.auc_lerf, free.auc_lerf, math.hypot(st.sd_lerf, free.sd_lerf))
-                     if st.seconds < free.seconds else False))
-        if ("free_gates_short", n) in s.index:   # what the start adds: the same gates begun from tiny random logits
-            fs = s.loc[("free_gates_short", n)]
-            rows.append((f"the start helps: free gates on {n} images begun from the transferred SA's ranking at "
-                         "least the same begun from tiny random logits", _pm(st), f">= {_pm(fs)} (noise: both sds "
-                         "combined)", judged(st.auc_lerf, fs.auc_lerf, math.hypot(st.sd_lerf, fs.sd_lerf))))
+    rows += _head_start(s, "sa_started_gates", "with a start: free gates begun from the transferred SA's ranking, "
+                        "trained on {n} images of the held-out CNN", "the start helps: free gates on {n} images begun "
+                        "from the transferred SA's ranking at least the same begun from tiny random logits",
+                        free, free_images)
+    rows += _head_start(s, "sa_finetuned", "fine-tuned: the transferred SA network fine-tuned on the At-GCs of {n} "
+                        "images of the held-out CNN", "fine-tuning pays: the transferred SA network fine-tuned on {n} "
+                        "images at least free gates with the same images and steps begun from tiny random logits",
+                        free, free_images)
     return rows
 
 
@@ -373,7 +402,8 @@ def transfer_verdicts(
     if any) and the linear model on the whole At-GC (`atgc_linear_transfer`, if any) by 2 sd; the moonshot, at least
     the free gates trained on `free_images` images of the held-out CNN, in less wall time; for every
     `("sa_transfer", n)` row (the transferred SA reading the At-GCs of only n images), its area against the one-shot
-    bar and its cost against the free gates'.
+    bar and its cost against the free gates'; for free gates begun from its ranking (`sa_started_gates`) and the network
+    fine-tuned on n At-GCs (`sa_finetuned`), the moonshot and what the head start adds (`_head_start`).
     Judged beyond the noise (`judged`): SA's sd over held-out CNNs, or both sds combined against free gates."""
     s = summary.set_index(["criterion", "train_images"])
     sa = s.loc[("sa_transfer", 0)]
