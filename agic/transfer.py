@@ -131,6 +131,7 @@ class HeldOut:
     v1_epochs: int = 3                      # epochs of `04`'s label objective (`sa_v1`)
     cache: Path | None = None               # cache folder; None: `cache_dir()`
     progress: bool = True                   # show progress bars
+    source_counts: tuple = ()               # also trained on only this many of the other CNNs: a learning curve
 
 # %% ../nbs/03g_transfer.ipynb #67e46a08
 @patch(as_prop=True)
@@ -147,6 +148,18 @@ def steps(self: HeldOut) -> int:
     return self.sa_epochs * math.ceil(len(next(iter(self.graphs.values()))) / 32)
 
 @patch
+def others(
+    self: HeldOut,
+    k: int,                      # the CNN held out
+    sources: int | None = None,  # how many of the other CNNs; None: all
+) -> list:                       # the CNNs a model for `k` is trained on
+    "The CNNs but `k`, in seed order: all of them, or the first `sources` (a learning curve over CNNs)."
+    others = [j for j in self.cnns if j != k]
+    if sources is not None and not 1 <= sources <= len(others):
+        raise AgicError(f"sources must be 1 .. {len(others)} (the CNNs besides the held-out one), got {sources}")
+    return others[:sources]
+
+@patch
 def encoder_config(
     self: HeldOut,
     own: bool = False,  # the held-out CNN's own encoder (`04_pruning`'s) instead of the one for the others
@@ -158,10 +171,11 @@ def encoder_config(
 @patch
 def transferred_sa(
     self: HeldOut,
-    k: int,  # the CNN held out (a key of `cnns`)
+    k: int,                    # the CNN held out (a key of `cnns`)
+    sources: int | None = None,  # train on only the first this many of the other CNNs; None: on all of them
 ):
-    "The SA network trained on every CNN but `k`, over an encoder pretrained by DGI on their At-GCs."
-    others, ecfg = [j for j in self.cnns if j != k], self.encoder_config()
+    "The SA network trained on every CNN but `k` (or `sources` of them), over an encoder pretrained by DGI on theirs."
+    others, ecfg = self.others(k, sources), self.encoder_config()
     tag = config_hash([self.stores[j][0].manifest["checksum"] for j in others])
     encoder, _ = pretrain_dgi(self.stores[others[0]][0], [g for j in others for g in self.graphs[j]], ecfg, tag=tag,
                               **self._io)
@@ -218,15 +232,20 @@ def linear_inputs(
     return {nt: torch.cat([x[nt] for x in got], 1) for nt in got[0]}
 
 @patch
+def _linear(self: HeldOut, k: int, parts: tuple, key: str, sources: int | None = None) -> tuple[dict, float]:
+    """CNN `k`'s kernels scored by a linear model on `parts` of its At-GCs, fitted to the free gates of the other CNNs
+    (or of `sources` of them): (scores by module, seconds, At-GC building of `k` included)."""
+    others, (store, build_seconds) = self.others(k, sources), self.stores[k]
+    targets, modules = [self.gate_logits(j) for j in others], store.conv_modules()
+    scores, s = timed(self.log, key, lambda: raw_linear_transfer(
+        [self.linear_inputs(j, parts) for j in others], targets, self.linear_inputs(k, parts)))
+    return {modules[nt]: v for nt, v in scores.items()}, build_seconds + s
+
+@patch
 def _rank_linear(self: HeldOut, r: _Rankings):
     """Linear models fitted to the other CNNs' free gates, scoring CNN `r.k` from its At-GCs: on the raw node features
     (the same objective without the graph), on the edge statistics (the graph without an encoder), and on both."""
-    k, (store, build_seconds), others = r.k, self.stores[r.k], [j for j in self.cnns if j != r.k]
-    targets, modules = [self.gate_logits(j) for j in others], store.conv_modules()
-    for name, parts in LINEAR_INPUTS.items():
-        scores, s = timed(self.log, f"{name} {k}", lambda: raw_linear_transfer(
-            [self.linear_inputs(j, parts) for j in others], targets, self.linear_inputs(k, parts)))
-        r.add(name, name, 0, {modules[nt]: v for nt, v in scores.items()}, build_seconds + s)
+    for name, parts in LINEAR_INPUTS.items(): r.add(name, name, 0, *self._linear(r.k, parts, f"{name} {r.k}"))
 
 @patch
 def _free_gates(self: HeldOut, k: int, n: int, steps: int, start=None, seed: int = 0) -> tuple[dict, float]:
@@ -276,6 +295,21 @@ def _rank_with_fewer_images(self: HeldOut, r: _Rankings, sa, sa_key: str):
 
 # %% ../nbs/03g_transfer.ipynb #f055cfcd
 @patch
+def _rank_fewer_cnns(self: HeldOut, r: _Rankings, sa_key: str):
+    """A learning curve over CNNs: for each m of `source_counts`, the transferred SA network and the linear model on
+    the whole At-GC (`atgc_linear_transfer`) trained on only m of the other CNNs (`sa_transfer_{m}_cnns`,
+    `atgc_linear_{m}_cnns`). Whether the network gains more from more CNNs than the linear model says whether more
+    CNNs could let the encoder pay."""
+    k, (store, build_seconds) = r.k, self.stores[r.k]
+    for m in sorted(self.source_counts):
+        sa = self.transferred_sa(k, m)
+        imp, s = timed(self.log, f"sa_transfer {k} {sa_key} cnns {m}",
+                       lambda: kernel_importance(sa, store, self.graphs[k], self.n_classes))
+        r.add(f"sa_transfer_{m}_cnns", f"sa_transfer_{m}_cnns", 0, imp.by_module(), build_seconds + s)
+        name = f"atgc_linear_{m}_cnns"
+        r.add(name, name, 0, *self._linear(k, LINEAR_INPUTS["atgc_linear_transfer"], f"{name} {k}", m))
+
+@patch
 def _rank_own(self: HeldOut, r: _Rankings):
     "SA networks trained on CNN `r.k` itself: the fidelity objective (`sa_own`) and the label objective (`sa_v1`)."
     k, ecfg, kw = r.k, self.encoder_config(own=True), self._io
@@ -300,7 +334,7 @@ def rankings(
     r, sa = _Rankings(k), self.transferred_sa(k)
     sa_key = config_hash(SAConfig(epochs=self.sa_epochs).__dict__)   # a forward pass of this network, timed once
     self._rank_without_training(r, sa, sa_key); self._rank_linear(r); self._rank_free_gates(r)
-    self._rank_with_fewer_images(r, sa, sa_key); self._rank_own(r)
+    self._rank_with_fewer_images(r, sa, sa_key); self._rank_fewer_cnns(r, sa_key); self._rank_own(r)
     own, rho = r.ranks[(f"free_gates_{max(self.free_images)}", 0)], {}   # agreement with the held-out's own gates
     for (name, _), scores in r.ranks.items(): rho.setdefault(name, []).append(rank_correlation(scores, own))
     for name, v in rho.items(): r.info[(k, name)]["agreement"] = sum(v) / len(v)   # random: mean over its seeds
@@ -393,6 +427,20 @@ def _with_fewer_images(s, one_shot_bar, one_shot_value, free, free_images) -> li
 
 
 # %% ../nbs/03g_transfer.ipynb #844a8bd4
+def _learning_curve(s) -> list[tuple]:
+    """A check row: AUC LeRF of the transferred SA network and of the linear model on the whole At-GC, trained on 1, 2,
+    ... and all of the other CNNs (`HeldOut.source_counts`); none if the run has no such rows."""
+    names = s.index.get_level_values(0)
+    counts = sorted({int(c.split("_")[2]) for c in names if c.startswith("sa_transfer_") and c.endswith("_cnns")})
+    if not counts: return []
+    cells = lambda fmt, every: " / ".join([f"{s.loc[(fmt.format(m), 0)].auc_lerf:.3f}" for m in counts]
+                                          + [f"{s.loc[(every, 0)].auc_lerf:.3f}"])
+    listed = ", ".join(map(str, counts))
+    return [(f"check: a learning curve over CNNs, AUC LeRF of the transferred SA trained on {listed} and all of the "
+             "other CNNs, against the linear model on the whole At-GC fitted to as many",
+             f"SA {cells('sa_transfer_{}_cnns', 'sa_transfer')}",
+             f"linear {cells('atgc_linear_{}_cnns', 'atgc_linear_transfer')}", None)]
+
 def transfer_verdicts(
     summary: pd.DataFrame,   # `transfer_summary`: ("sa_transfer", 0), random, free gates
     free_images: int = 100,  # `train_images` of the free gates compared with
@@ -403,7 +451,8 @@ def transfer_verdicts(
     the free gates trained on `free_images` images of the held-out CNN, in less wall time; for every
     `("sa_transfer", n)` row (the transferred SA reading the At-GCs of only n images), its area against the one-shot
     bar and its cost against the free gates'; for free gates begun from its ranking (`sa_started_gates`) and the network
-    fine-tuned on n At-GCs (`sa_finetuned`), the moonshot and what the head start adds (`_head_start`).
+    fine-tuned on n At-GCs (`sa_finetuned`), the moonshot and what the head start adds (`_head_start`); a check row
+    with the learning curve over CNNs, if the run has one (`_learning_curve`).
     Judged beyond the noise (`judged`): SA's sd over held-out CNNs, or both sds combined against free gates."""
     s = summary.set_index(["criterion", "train_images"])
     sa = s.loc[("sa_transfer", 0)]
@@ -436,6 +485,7 @@ def transfer_verdicts(
              (f"moonshot: transferred SA (At-GCs + one pass) faster than free gates on {free_images} images",
               f"{sa.seconds:.1f} s", f"< {free.seconds:.1f} s", bool(sa.seconds < free.seconds))]
     rows += _with_fewer_images(s, one_shot_bar, bar(best), free, free_images)
+    rows += _learning_curve(s)
     if ("sa_own", 0) in s.index:
         own = s.loc[("sa_own", 0)]
         rows.append(("check: SA trained on the held-out CNN itself (the upper line)", _pm(own), "-", None))
