@@ -502,7 +502,8 @@ def _started_from(net: nn.Module, start: nn.Module) -> nn.Module:
     "`net` with `start`'s weights (fine-tuning begins there); refused if `start` is built otherwise."
     try: net.load_state_dict(start.state_dict())
     except RuntimeError as e:
-        raise AgicError(f"start is an SA network of other settings than these ({(str(e).splitlines() or [''])[0][:160]})"
+        first = (str(e).splitlines() or [""])[0][:160]
+        raise AgicError(f"start is an SA network of other settings than these ({first})"
                         "; pass one trained with the same hidden size, readout and encoder") from None
     return net
 

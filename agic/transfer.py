@@ -426,7 +426,7 @@ def _with_fewer_images(s, one_shot_bar, one_shot_value, free, free_images) -> li
     return rows
 
 
-# %% ../nbs/03g_transfer.ipynb #844a8bd4
+# %% ../nbs/03g_transfer.ipynb #844a8bd3
 def _learning_curve(s) -> list[tuple]:
     """A check row: AUC LeRF of the transferred SA network and of the linear model on the whole At-GC, trained on 1, 2,
     ... and all of the other CNNs (`HeldOut.source_counts`); none if the run has no such rows."""
@@ -441,6 +441,8 @@ def _learning_curve(s) -> list[tuple]:
              f"SA {cells('sa_transfer_{}_cnns', 'sa_transfer')}",
              f"linear {cells('atgc_linear_{}_cnns', 'atgc_linear_transfer')}", None)]
 
+
+# %% ../nbs/03g_transfer.ipynb #844a8bd4
 def transfer_verdicts(
     summary: pd.DataFrame,   # `transfer_summary`: ("sa_transfer", 0), random, free gates
     free_images: int = 100,  # `train_images` of the free gates compared with
