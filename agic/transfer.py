@@ -193,11 +193,16 @@ class _Rankings:
         self.info[(self.k, name)] = dict(criterion=criterion, train_images=images, seconds=seconds)
 
 @patch
+def _scored(self: HeldOut, net, k: int, key: str, n: int | None = None) -> tuple:
+    """CNN `k`'s kernels scored by the SA network `net` from the At-GCs of its first `n` images (None: all of them),
+    timed under `key` (`timed`): (`KernelImportance`, seconds)."""
+    return timed(self.log, key, lambda: kernel_importance(net, self.stores[k][0], self.graphs[k][:n], self.n_classes))
+
+@patch
 def _rank_without_training(self: HeldOut, r: _Rankings, sa, sa_key: str):
     "The transferred SA network's ranking, the one-shot criteria and random: nothing is trained on CNN `r.k`."
     k, (store, build_seconds), log = r.k, self.stores[r.k], self.log
-    imp, s = timed(log, f"sa_transfer {k} {sa_key}",
-                   lambda: kernel_importance(sa, store, self.graphs[k], self.n_classes))
+    imp, s = self._scored(sa, k, f"sa_transfer {k} {sa_key}")
     r.add("sa_transfer", "sa_transfer", 0, imp.by_module(), build_seconds + s)   # At-GC building included
     for c in TP_CRITERIA:
         scores, s = timed(log, f"{c} {k}", lambda: tp_scores(self.cnns[k], c, *self.probe)); r.add(c, c, 0, scores, s)
@@ -271,17 +276,15 @@ def _fine_tuned(self: HeldOut, sa, k: int, n: int, steps: int, sa_key: str) -> t
     cfg = SAConfig(epochs=epochs_for_steps(n, 32, steps))
     net, meta = train_sa(sa.encoder, store, graphs, cfg, self.n_classes, cnn=self.cnns[k], splits=self.splits,
                          start=sa, **self._io)
-    imp, s = timed(self.log, f"sa_finetuned {k} {sa_key} {n} {steps}",
-                   lambda: kernel_importance(net, store, graphs, self.n_classes))
+    imp, s = self._scored(net, k, f"sa_finetuned {k} {sa_key} {n} {steps}", n)
     return imp.by_module(), meta["seconds"] + s
 
 @patch
 def _rank_with_fewer_images(self: HeldOut, r: _Rankings, sa, sa_key: str):
     """The transferred SA reading `transfer_images` images' At-GCs; for each n of `started_images`, free gates begun
     from its ranking, the same unstarted, and the network itself fine-tuned on those n At-GCs (`_fine_tuned`)."""
-    k, (store, build_seconds), graphs = r.k, self.stores[r.k], self.graphs[r.k]
-    few = {n: timed(self.log, f"sa_transfer {k} {sa_key} {n}",   # the At-GCs of the first n images only
-                    lambda: kernel_importance(sa, store, graphs[:n], self.n_classes))
+    k, build_seconds, graphs = r.k, self.stores[r.k][1], self.graphs[r.k]
+    few = {n: self._scored(sa, k, f"sa_transfer {k} {sa_key} {n}", n)   # the At-GCs of the first n images only
            for n in sorted({*self.transfer_images, *self.started_images})}
     for n in sorted(self.transfer_images):   # At-GC building: the share of the store's build that n images take
         r.add(f"sa_transfer_{n}", "sa_transfer", n, few[n][0].by_module(), build_seconds * n / len(graphs) + few[n][1])
@@ -300,11 +303,10 @@ def _rank_fewer_cnns(self: HeldOut, r: _Rankings, sa_key: str):
     the whole At-GC (`atgc_linear_transfer`) trained on only m of the other CNNs (`sa_transfer_{m}_cnns`,
     `atgc_linear_{m}_cnns`). Whether the network gains more from more CNNs than the linear model says whether more
     CNNs could let the encoder pay."""
-    k, (store, build_seconds) = r.k, self.stores[r.k]
+    k, build_seconds = r.k, self.stores[r.k][1]
     for m in sorted(self.source_counts):
         sa = self.transferred_sa(k, m)
-        imp, s = timed(self.log, f"sa_transfer {k} {sa_key} cnns {m}",
-                       lambda: kernel_importance(sa, store, self.graphs[k], self.n_classes))
+        imp, s = self._scored(sa, k, f"sa_transfer {k} {sa_key} cnns {m}")
         r.add(f"sa_transfer_{m}_cnns", f"sa_transfer_{m}_cnns", 0, imp.by_module(), build_seconds + s)
         name = f"atgc_linear_{m}_cnns"
         r.add(name, name, 0, *self._linear(k, LINEAR_INPUTS["atgc_linear_transfer"], f"{name} {k}", m))
