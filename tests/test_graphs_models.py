@@ -28,7 +28,7 @@ def test_builds_with_completeness_on_every_node(name):
     torch.manual_seed(0)
     model = randomise_bn(build_model(name, INFO)).double()  # float64: completeness is exact, not float32 rounding
     images, refs = torch.randn(2, 1, 28, 28, dtype=torch.float64), torch.randn(3, 1, 28, 28, dtype=torch.float64)
-    builder = AtGCBuilder(model, refs)
+    builder = AtGCBuilder(model, refs, chunk=len(images) * len(refs))   # one block of the two images, no filler
     batch = builder(images)
     n_convs = sum(isinstance(m, nn.Conv2d) for m in model.modules())
     assert len(batch.layers) == n_convs + 1  # every conv is a node type, plus the input
