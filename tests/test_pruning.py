@@ -99,10 +99,14 @@ def test_quick_run_resumes_from_its_point_log_to_the_same_curves(tmp_path, isola
     assert len([l for l in log.read_text().splitlines() if l.endswith("}")]) == len(lines)
 
 
+# One torchvision CNN with grouped convs through the whole of 04: mobilenet_v2's depthwise convs (groups = channels).
+# The library treats every conv with groups > 1 alike (the builder's grouped branch, masked rather than sliced, gated
+# by the same hooks), so regnet_x_400mf (groups < channels) adds no code path here and costs 117 s more of `make test`:
+# its float64 At-GCs are checked in test_graphs_torchvision, its exact pruning in the test below
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["mobilenet_v2", "regnet_x_400mf"])
+@pytest.mark.parametrize("name", ["mobilenet_v2"])
 def test_a_torchvision_architecture_runs_in_quick_mode(name, tmp_path, figures):
-    "Depthwise (mobilenet_v2) and grouped (regnet_x_400mf) convs and all, through 04 to its verdicts."
+    "Depthwise convs (mobilenet_v2), residual additions and all, through 04 to its verdicts."
     run(tmp_path, quick=True, model=name)
     phys = pd.read_csv(figures / "quick" / f"tab_physical_pruning_{name}_fashion-mnist.csv")
     assert phys.macs.iloc[-1] < phys.macs.iloc[0]
