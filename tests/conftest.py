@@ -32,6 +32,27 @@ def run_agic(*args, env=None, timeout=600):
                           env={**os.environ, **(env or {})}, timeout=timeout, cwd=ROOT)
 
 
+def call_agic(*args, env=None) -> subprocess.CompletedProcess:
+    """`agic ARGS` in this process, as `run_agic` runs it in a new one: `agic.__main__.main` on the same arguments,
+    `env` added to the environment and the project as working folder, its exit status and what it printed returned
+    the same way (warnings printed to its stderr, every time, as in a fresh process). For the many refusals of the
+    bad-input matrix: the Python start-up (torch, PyG) is paid once, not once per case; `run_agic` keeps the rest."""
+    import contextlib, io, warnings
+    from agic.__main__ import main
+    out, err, saved, here = io.StringIO(), io.StringIO(), dict(os.environ), os.getcwd()
+    show = lambda message, category, filename, lineno, file=None, line=None: err.write(
+        warnings.formatwarning(message, category, filename, lineno, line))
+    try:
+        os.environ.update(env or {}); os.chdir(ROOT)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("always"); warnings.showwarning = show
+            try: code = main([str(a) for a in args])
+            except SystemExit as e: code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(here); os.environ.clear(); os.environ.update(saved)
+    return subprocess.CompletedProcess(["agic", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
 def project_copy(tmp_path, *names):
     "Copy the named top-level entries of the project into tmp_path (for nbdev commands that rewrite files)."
     for name in names:

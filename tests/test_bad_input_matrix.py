@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, run_agic
+from conftest import ROOT, call_agic, run_agic
 
 SYN = ["--model", "vgg_small", "--dataset", "synthetic", "--epochs", "1", "--quiet"]
 GRAPHS = ["graphs", *SYN, "--split", "train", "--images", "32", "--refs", "2", "--topk", "4", "--shard-size", "16"]
@@ -24,7 +24,7 @@ def made(tmp_path_factory):
     root = tmp_path_factory.mktemp("made")
     def build(out, model="vgg_small"):
         args = [model if a == "vgg_small" else a for a in GRAPHS]
-        p = run_agic(*args, "--out", root / out, env={"AGIC_CACHE": str(root / "cache")})
+        p = call_agic(*args, "--out", root / out, env={"AGIC_CACHE": str(root / "cache")})
         assert p.returncode == 0, p.stderr
     build("store"); build("corrupt"); build("resnet8-store", model="resnet8")
     shard = root / "corrupt" / "shard-00001.pt"
@@ -109,6 +109,13 @@ def test_command_line_refuses(args, message, made, isolated_cache):
     refuses(args, message, made, isolated_cache)
 
 
+@pytest.mark.parametrize("case", ["unknown-model", "unknown-subcommand", "shard-pickled"])
+def test_command_line_refuses_from_the_shell(case, made, isolated_cache):
+    "The same through `python -m agic` in a new process (exit status and stderr as a shell sees them): a few cases."
+    args, message = next(c[1:] for c in CLI if c[0] == case)
+    refuses(args, message, made, isolated_cache, run=run_agic)
+
+
 # a build resumed in a damaged store (the CNN is the one the stores were built from: `made`'s cached checkpoint)
 DAMAGED_BUILDS = [
     ("identity-cut-short", [*GRAPHS, "--out", "{made}/cut-identity"],
@@ -125,11 +132,12 @@ def test_build_refuses_damaged_store(args, message, made, isolated_cache):
     refuses(args, message, made, isolated_cache)
 
 
-def refuses(args, message, made, isolated_cache):
-    "`agic ARGS` exits with 2 and one line holding `message`, and writes nothing (no pickle of `made` ran)."
+def refuses(args, message, made, isolated_cache, run=call_agic):
+    """`agic ARGS` exits with 2 and one line holding `message`, and writes nothing (no pickle of `made` ran); in this
+    process (`call_agic`), or with `run=run_agic` as a new one."""
     args = [a.replace("{made}", str(made)) for a in args]
     before = files(made)
-    p = run_agic(*args)
+    p = run(*args)
     assert p.returncode == 2, (p.returncode, p.stdout[-500:], p.stderr[-2000:])
     err = p.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("agic: error: "), p.stderr[-2000:]   # one line, no traceback
@@ -199,11 +207,11 @@ def test_same_command_repairs_the_store(name, damage, rebuilt, made, tmp_path, i
     shutil.copytree(made / "store", store)
     checksum = json.loads((store / "manifest.json").read_text())["checksum"]
     (store / name).write_bytes(damage((store / name).read_bytes()))
-    p = run_agic(*GRAPHS, "--out", store)
+    p = call_agic(*GRAPHS, "--out", store)
     assert p.returncode == 0, p.stderr[-2000:]
     result = json.loads(p.stdout.splitlines()[-1])
     assert (result["graphs_built"], result["n_graphs"], result["checksum"]) == (rebuilt, 32, checksum), result
-    p = run_agic("graphs", "--checksum", store)                      # every shard read back and verified
+    p = call_agic("graphs", "--checksum", store)                     # every shard read back and verified
     assert p.returncode == 0 and json.loads(p.stdout)["checksum"] == checksum, p.stderr[-2000:]
 
 
