@@ -67,20 +67,22 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
-# test files whose tests share one costly session fixture: one worker runs each file's tests, so the fixture is made
-# once (the docs site, built and visited in Chromium; the trained CNN and store of the bad-input matrix)
-TOGETHER = ("tests/test_browser.py::", "tests/test_bad_input_matrix.py::")
+# tests that share something costly, by the start of their ids: one worker runs each group, so it is made once (the
+# docs site, built and visited in Chromium; the trained CNN and store of the bad-input matrix; the quick CNN and
+# At-GCs the experiment notebooks' quick runs share through one cache, tests/test_notebooks.py)
+TOGETHER = {"tests/test_browser.py::": "browser", "tests/test_bad_input_matrix.py::": "bad-input matrix",
+            **{f"tests/test_notebooks.py::test_notebook_runs[{n}": "experiment notebooks" for n in ("04", "05", "10")}}
 
 
 def pytest_xdist_make_scheduler(config, log):
     """`make test`'s two workers take the other tests one at a time, slowest first, as xdist's `load` does; the tests
-    of each file in TOGETHER go to one worker, as one unit. (xdist's `--dist loadgroup` does not group them here: under
+    of each group in TOGETHER go to one worker, as one unit. (xdist's `--dist loadgroup` does not group them here: under
     pytest 9 the group names never reach the test ids.)"""
     if config.getvalue("dist") != "load": return None
     from xdist.scheduler import LoadScopeScheduling
 
     class Together(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return next((prefix for prefix in TOGETHER if nodeid.startswith(prefix)), nodeid)
+            return next((group for prefix, group in TOGETHER.items() if nodeid.startswith(prefix)), nodeid)
 
     return Together(config, log)
