@@ -419,7 +419,8 @@ def entry_problems(name: str, obj, entry: dict, ids: set) -> list[str]:
     for p in params:
         if p not in sig or p not in (entry["table"] or ""): found.append(f"parameter {p} missing")
         elif not docs.get(p): found.append(f"parameter {p} undocumented (no docment)")
-        elif " ".join(docs[p].replace("`", "").split())[:30] not in shown: found.append(f"parameter {p}'s docment not shown")
+        elif " ".join(docs[p].replace("`", "").split())[:30] not in shown:
+            found.append(f"parameter {p}'s docment not shown")
     if not inspect.isclass(obj) and inspect.signature(obj).return_annotation is not inspect.Signature.empty:
         if " -> " not in sig or "returns" not in (entry["table"] or ""): found.append("return type missing")
     if "Call self as a function" in entry["text"]: found.append("a docstring that is not its own")
@@ -637,7 +638,7 @@ VERDICTS_JS = """() => Array.from(document.querySelectorAll('article table')).fi
 def test_home_page_reads_in_five_minutes(browser, site):
     """At 1400 px the Quick start begins within the first 1,500 px, after one paragraph and one At-GC picture; every
     verdict reads held, MISSED, within noise or n/a, MISSED as bold as held; no claim in its prose says more than its
-    verdict; the run times are the records' (one row per run of the plan); the paper is cited with its DOI and BibTeX."""
+    verdict; the run times are the records' (one row per run of the plan); the paper is cited with DOI and BibTeX."""
     import html
     from agic.tools.reproduce import CLAIM, CLAIMS_END, CLAIMS_START, claim_problems, load_plan
     out, url = site

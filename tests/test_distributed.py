@@ -86,7 +86,7 @@ def _kill_when(proc, ready, timeout=300):
 def test_killed_training_resumes_to_the_same_result(command, extra, folder, curve, tmp_path, monkeypatch):
     monkeypatch.setenv("AGIC_CACHE", str(tmp_path / "straight"))
     straight = result(agic(command, *TRAIN, *extra))
-    # the very CNN and store made above (for SA, its encoder too): what is killed and resumed is the training tested
+    # the very CNN and store made above (for SA, its encoder too): what is killed and resumed is the training
     shutil.copytree(tmp_path / "straight", tmp_path / "killed", ignore=lambda d, names: {folder} & set(names))
     monkeypatch.setenv("AGIC_CACHE", str(tmp_path / "killed"))
     import torch   # now: the first poll below must not pay the import (seconds) while the job runs to its end

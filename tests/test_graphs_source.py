@@ -1,9 +1,9 @@
 """The At-GC builder against a second grammar, unlike `test_graphs_generative.py`'s: models written as Python source,
 one operation a line, as users write them: in-place forms (`v.relu_()`, `v += w`, `add_`, `mul_`, `inplace=True`),
-aliases (`w = v` then an in-place write to `w`), a conv module called twice, keyword arguments (`torch.cat(tensors=...)`,
-`torch.add(input=..., other=..., alpha=...)`), scaling by numbers, padding of every mode, adaptive max pooling,
-`F.interpolate(size=v.shape[-2:])`, the activations of MobileNetV3 / EfficientNet, random dropout and products of two
-maps, at data scales from 1 down to 1e-7.
+aliases (`w = v` then an in-place write to `w`), a conv module called twice, keyword arguments
+(`torch.cat(tensors=...)`, `torch.add(input=..., other=..., alpha=...)`), scaling by numbers, padding of every mode,
+adaptive max pooling, `F.interpolate(size=v.shape[-2:])`, the activations of MobileNetV3 / EfficientNet, random
+dropout and products of two maps, at data scales from 1 down to 1e-7.
 
 The truth is the user's model run eagerly, never the builder's trace: the last conv's incoming edges must sum to its
 output's difference from the references as the eager model computes it (float64, 1e-6 relative). Every model is built
@@ -105,14 +105,16 @@ def write(seed):
         elif r < 0.82 and min(h, w) >= 4:
             kind = rng.choice(["max", "adaptive", "avg"])
             hh, ww = (h // 2, w // 2) if kind != "adaptive" else (rng.randint(2, h), rng.randint(2, w))
-            src = {"max": "nn.MaxPool2d(2)", "avg": "nn.AvgPool2d(2)", "adaptive": f"nn.AdaptiveMaxPool2d(({hh}, {ww}))"}
+            src = {"max": "nn.MaxPool2d(2)", "avg": "nn.AvgPool2d(2)",
+                   "adaptive": f"nn.AdaptiveMaxPool2d(({hh}, {ww}))"}
             m = s.module("pool", src[kind]); out = s.value((c, hh, ww)); s.lines.append(f"{out} = s.{m}({v})")
         elif r < 0.88:
             mode = rng.choice(["constant", "reflect", "replicate", "circular"])
             out = s.value((c, h + 2, w + 2))
             if rng.random() < 0.5: s.lines.append(f"{out} = F.pad({v}, (1, 1, 1, 1), mode={mode!r})")
             else:
-                m = s.module("pad", rng.choice(["nn.ZeroPad2d(1)", "nn.ReflectionPad2d(1)", "nn.ConstantPad2d(1, 0.3)"]))
+                pads = ["nn.ZeroPad2d(1)", "nn.ReflectionPad2d(1)", "nn.ConstantPad2d(1, 0.3)"]
+                m = s.module("pad", rng.choice(pads))
                 s.lines.append(f"{out} = s.{m}({v})")
         elif r < 0.93:
             u = s.pick(); out = s.value((c, *s.shapes[u][1:]))
