@@ -66,7 +66,7 @@ class TrainConfig:
         return f"{slug(self.model)}__{slug(self.dataset)}__{config_hash(settings)}"
 
 # %% ../nbs/02a_training.ipynb #q1a2b3c5
-def quick_training(train_limit: int = 3000,  # training images (the classification notebooks use 5,000)
+def quick_training(train_limit: int = 3000,  # training images (every experiment notebook: one quick CNN they share)
                    ) -> dict:
     "The `TrainConfig` settings of an experiment notebook's quick mode: one epoch, accuracies on 1,000 images."
     return dict(epochs=1, train_limit=train_limit, eval_limit=1000)
