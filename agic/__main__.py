@@ -62,7 +62,7 @@ def _data(args) -> dict:
 # %% ../nbs/09_cli.ipynb #3f0d83dc
 def _graphs(args) -> dict | None:
     from agic import distributed
-    from agic.store import GraphStore, StoreConfig, build_store, default_store_path, finished_graphs
+    from agic.store import GraphStore, StoreConfig, build_store, check_store_folder, default_store_path, finished_graphs
     if args.checksum:
         store = GraphStore(args.checksum)
         return {"store": str(store.path), "n_graphs": len(store), "checksum": store.checksum()}
@@ -70,8 +70,10 @@ def _graphs(args) -> dict | None:
     cfg = StoreConfig(split=args.split, n=args.n, refs=args.refs, ref_seed=args.ref_seed,
                       topk=None if (args.dense or args.threshold is not None) else args.topk,
                       threshold=args.threshold, output=args.output, shard_size=args.shard_size)
-    tcfg, splits, trained = _trained(args)
+    tcfg = _train_config(args)
     out = args.out or default_store_path(tcfg.key, cfg)
+    check_store_folder(out, tcfg.model, cfg)        # a folder of another store is refused before the CNN is trained
+    tcfg, splits, trained = _trained(args)
     d = distributed.current()
     finished_before = finished_graphs(out) if d.main else 0   # intact shards only: a damaged one is built again
     start = time.perf_counter()

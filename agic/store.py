@@ -20,7 +20,8 @@ N_MAP_FEATURES = 5  # NODE_FEATURES[:5] come from the image's feature maps, the 
 
 # %% auto #0
 __all__ = ['N_MAP_FEATURES', 'STORE_FORMAT', 'SPLITS', 'StoreConfig', 'default_store_path', 'split_images', 'reference_images',
-           'sparsify', 'graph_slice', 'graph_digest', 'finished_graphs', 'build_store', 'GraphStore']
+           'sparsify', 'graph_slice', 'graph_digest', 'finished_graphs', 'check_store_folder', 'build_store',
+           'GraphStore']
 
 # %% ../nbs/03_graphs_store.ipynb #885fd1c1
 STORE_FORMAT = 1
@@ -219,16 +220,22 @@ def _write_shard(folder: Path, s: int, tensors: dict, device: str = "cpu", secon
                         "free space (or fix the folder) and run the same command again to resume") from None
 
 # %% ../nbs/03_graphs_store.ipynb #308ee129
+def _stored_identity(out: Path) -> dict | None:
+    "The identity recorded in the store folder `out`, or None where there is none."
+    if not (out / "store.json").is_file(): return None
+    return read_json(out / "store.json", "graph store identity file", f"the store in {out} cannot be trusted: "
+                     "delete that folder and run the same command again to build it anew")
+
+def _refuse_other(out: Path, old: dict, identity: dict) -> None:
+    "One `AgicError` naming what differs where the store in `out`, `old`, is not the one `identity` describes."
+    diff = [k for k in identity if old.get(k) != identity[k]] or ["identity"]
+    raise AgicError(f"{out} holds a graph store built with other settings ({', '.join(diff)} differ: "
+                    f"stored {[old.get(k) for k in diff if k != 'layers'][:3]}); choose another --out or delete it")
+
 def _open_store(out: Path, identity: dict) -> None:
     "Check that `out` is this store's folder (or a new one) and record the store's identity in it."
-    if (out / "store.json").is_file():
-        old = read_json(out / "store.json", "graph store identity file", f"the store in {out} cannot be trusted: "
-                        "delete that folder and run the same command again to build it anew")
-        if old != identity:
-            diff = [k for k in identity if old.get(k) != identity[k]]
-            raise AgicError(f"{out} holds a graph store built with other settings ({', '.join(diff)} differ: "
-                            f"stored {[old.get(k) for k in diff if k != 'layers'][:3]}); "
-                            "choose another --out or delete it")
+    if (old := _stored_identity(out)) is not None:
+        if old != identity: _refuse_other(out, old, identity)
         return
     if out.exists() and not out.is_dir():
         raise AgicError(f"cannot write the store to {out}: it is a file, not a folder")
@@ -240,6 +247,19 @@ def _open_store(out: Path, identity: dict) -> None:
     except OSError as e:
         raise AgicError(f"cannot write the store to {out}: {e.strerror or e}; "
                         "choose a folder you can write to") from None
+
+# %% ../nbs/03_graphs_store.ipynb #308ee12a
+def check_store_folder(
+    out: Path | str,    # the folder `build_store` is to write
+    model_name: str,    # the model's name, as `build_store` records it
+    cfg: StoreConfig,   # the store's settings
+) -> None:
+    """Refuse now a folder whose store was built for another model or with other settings: `build_store` refuses it
+    too, but only with the trained CNN in hand (minutes of training first). What only the trained CNN tells (its hash,
+    its kernels' parameters) `build_store` still checks."""
+    out = Path(out); old = _stored_identity(out)
+    wanted = {"model": model_name, "config": asdict(cfg)}
+    if old is not None and any(old.get(k) != v for k, v in wanted.items()): _refuse_other(out, old, wanted)
 
 # %% ../nbs/03_graphs_store.ipynb #13f8bf47
 def build_store(

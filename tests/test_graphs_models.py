@@ -107,10 +107,12 @@ def test_store_of_another_model_is_refused(tmp_path, isolated_cache):
               "--out", tmp_path / "store", "--quiet"]
     assert run_agic(*common).returncode == 0
     before = sorted(p.name for p in (tmp_path / "store").iterdir())
+    trained = sorted(p.name for p in (isolated_cache / "models").iterdir())
     res = run_agic(*common[:-1], "--model", "resnet8", "--quiet")
-    assert (res.returncode == 2
-            and "holds a graph store built with other settings (model, model_hash" in res.stderr), res.stderr
+    assert (res.returncode == 2 and "holds a graph store built with other settings (model differ: stored ['vgg_small'])"
+            in res.stderr), res.stderr
     assert sorted(p.name for p in (tmp_path / "store").iterdir()) == before
+    assert sorted(p.name for p in (isolated_cache / "models").iterdir()) == trained, "refused after training resnet8"
 
 
 def test_killed_build_resumes_to_the_same_store(tmp_path, isolated_cache):
