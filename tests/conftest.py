@@ -70,8 +70,11 @@ def pytest_collection_modifyitems(config, items):
 # tests that share something costly, by the start of their ids: one worker runs each group, so it is made once (the
 # docs site, built and visited in Chromium; the trained CNN and store of the bad-input matrix; the quick CNN and
 # At-GCs the experiment notebooks' quick runs share through one cache, tests/test_notebooks.py)
+# the experiment notebooks' quick runs and the walkthrough (by their names' start): half a minute or more each
+EXPERIMENT_NOTEBOOKS = ("04", "05", "10")
 TOGETHER = {"tests/test_browser.py::": "browser", "tests/test_bad_input_matrix.py::": "bad-input matrix",
-            **{f"tests/test_notebooks.py::test_notebook_runs[{n}": "experiment notebooks" for n in ("04", "05", "10")}}
+            **{f"tests/test_notebooks.py::test_notebook_runs[{n}": "experiment notebooks"
+               for n in EXPERIMENT_NOTEBOOKS}}
 
 
 def pytest_xdist_make_scheduler(config, log):

@@ -5,16 +5,13 @@ import pytest
 from nbdev.config import get_config
 from nbdev import test as nbdev_test   # (not `import test_nb`: pytest would collect it as a test)
 
-from conftest import ROOT
+from conftest import EXPERIMENT_NOTEBOOKS as SLOW, ROOT
 
 NOTEBOOKS = sorted(p.name for p in (ROOT / "nbs").glob("*.ipynb") if not p.name.startswith("04_pruning"))
 
 
 def test_every_notebook_is_here():
     assert len(NOTEBOOKS) >= 20 and "03_graphs.ipynb" in NOTEBOOKS and "10_walkthrough.ipynb" in NOTEBOOKS, NOTEBOOKS
-
-
-SLOW = ("04", "05", "10")   # the experiment notebooks' quick runs and the walkthrough: half a minute or more each
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n.startswith(SLOW) else n
