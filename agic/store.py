@@ -232,15 +232,22 @@ def _refuse_other(out: Path, old: dict, identity: dict) -> None:
     raise AgicError(f"{out} holds a graph store built with other settings ({', '.join(diff)} differ: "
                     f"stored {[old.get(k) for k in diff if k != 'layers'][:3]}); choose another --out or delete it")
 
+def _check_new_folder(out: Path) -> None:
+    "Refuse a folder with no store in it that a new store cannot be written to: a file, a folder holding other files."
+    if out.exists() and not out.is_dir():
+        raise AgicError(f"cannot write the store to {out}: it is a file, not a folder")
+    if out.exists() and any(out.iterdir()):
+        raise AgicError(f"{out} is not empty and holds no graph store (no store.json); choose an empty or new folder")
+    there = next(p for p in (out, *out.parents) if p.exists())   # the folder it would be made in
+    if not there.is_dir():
+        raise AgicError(f"cannot write the store to {out}: {there} is a file, not a folder")
+
 def _open_store(out: Path, identity: dict) -> None:
     "Check that `out` is this store's folder (or a new one) and record the store's identity in it."
     if (old := _stored_identity(out)) is not None:
         if old != identity: _refuse_other(out, old, identity)
         return
-    if out.exists() and not out.is_dir():
-        raise AgicError(f"cannot write the store to {out}: it is a file, not a folder")
-    if out.exists() and any(out.iterdir()):
-        raise AgicError(f"{out} is not empty and holds no graph store (no store.json); choose an empty or new folder")
+    _check_new_folder(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "store.json", json.dumps(identity, indent=1))
@@ -254,12 +261,14 @@ def check_store_folder(
     model_name: str,    # the model's name, as `build_store` records it
     cfg: StoreConfig,   # the store's settings
 ) -> None:
-    """Refuse now a folder whose store was built for another model or with other settings: `build_store` refuses it
-    too, but only with the trained CNN in hand (minutes of training first). What only the trained CNN tells (its hash,
-    its kernels' parameters) `build_store` still checks."""
+    """Refuse now a folder whose store was built for another model or with other settings, or where no store can be
+    written (a file, a folder of other files, a path under a file): `build_store` refuses them too, but only with the
+    trained CNN in hand (minutes of training first). What only the trained CNN tells (its hash, its kernels'
+    parameters) `build_store` still checks."""
     out = Path(out); old = _stored_identity(out)
     wanted = {"model": model_name, "config": asdict(cfg)}
-    if old is not None and any(old.get(k) != v for k, v in wanted.items()): _refuse_other(out, old, wanted)
+    if old is None: _check_new_folder(out)
+    elif any(old.get(k) != v for k, v in wanted.items()): _refuse_other(out, old, wanted)
 
 # %% ../nbs/03_graphs_store.ipynb #13f8bf47
 def build_store(
