@@ -15,10 +15,11 @@ MODEL = ["--model", "vgg_small", "--dataset", "synthetic", "--epochs", "1"]
 STORE = ["--refs", "4", "--topk", "4"]
 
 
-def agic(*args, torchrun=False, timeout=600):
+def agic(*args, torchrun=False, timeout=600, env=None):
     "Run `agic ARGS` (or under torchrun with 2 processes); return the CompletedProcess."
     cmd = (TORCHRUN if torchrun else [sys.executable]) + ["-m", "agic", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=os.environ.copy())
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+                          env={**os.environ, **(env or {})})
 
 
 def result(p) -> dict:
@@ -26,7 +27,24 @@ def result(p) -> dict:
     return json.loads([l for l in p.stdout.splitlines() if l.startswith("{")][-1])
 
 
-def test_two_processes_build_the_same_store_as_one(tmp_path):
+@pytest.fixture(scope="session")
+def trained_cnns(tmp_path_factory) -> Path:
+    """The cache's `models` folder holding the CNN of `MODEL`, trained once per worker by `agic train`: the tests
+    that take it (`with_cnn`) graph and train on it. What they test is building and training on it; CNN training under
+    torchrun (rank 0 trains, the other waits) is left to the pretrain case of the same-global-batch test."""
+    cache = tmp_path_factory.mktemp("trained-cnn")
+    result(agic("train", *MODEL, "--quiet", env={"AGIC_CACHE": str(cache)}))
+    return cache / "models"
+
+
+def with_cnn(cache: Path, models: Path) -> Path:
+    "`cache` with the trained CNN of `MODEL` copied in."
+    shutil.copytree(models, cache / "models")
+    return cache
+
+
+def test_two_processes_build_the_same_store_as_one(tmp_path, isolated_cache, trained_cnns):
+    with_cnn(isolated_cache, trained_cnns)
     common = ["graphs", *MODEL, "--split", "train", "--images", 96, *STORE, "--shard-size", 16, "--quiet"]
     one = result(agic(*common, "--out", tmp_path / "one"))
     two = result(agic(*common, "--out", tmp_path / "two", torchrun=True))
@@ -40,8 +58,9 @@ def test_two_processes_build_the_same_store_as_one(tmp_path):
           f"{one['bytes_per_graph']} bytes/graph")
 
 
-def test_the_checksum_ignores_shard_size_and_process_count(tmp_path):
+def test_the_checksum_ignores_shard_size_and_process_count(tmp_path, isolated_cache, trained_cnns):
     "Every graph's values depend on its image alone: not on which images share its shard or batch, nor on the ranks."
+    with_cnn(isolated_cache, trained_cnns)
     common = ["graphs", *MODEL, "--split", "train", "--images", 20, *STORE, "--quiet"]
     sums = {size: result(agic(*common, "--shard-size", size, "--out", tmp_path / f"s{size}"))["checksum"]
             for size in (1, 7, 20)}   # each image alone, shards with a remainder, one shard for all
@@ -55,8 +74,10 @@ TRAIN = [*MODEL, "--images", 64, *STORE, "--hidden", 16, "--batch-size", 16, "--
 
 @pytest.mark.parametrize("command, extra, curve", [("pretrain", ["--dgi-epochs", 3], "loss_curve"),
                                                    ("sa", ["--dgi-epochs", 2, "--sa-epochs", 3], "curve")])
-def test_two_processes_train_like_one_with_the_same_global_batch(command, extra, curve, tmp_path, monkeypatch):
+def test_two_processes_train_like_one_with_the_same_global_batch(command, extra, curve, tmp_path, monkeypatch,
+                                                                 trained_cnns):
     runs = {}
+    with_cnn(tmp_path / "cache1", trained_cnns)   # pretrain, 2 processes: rank 0 trains the CNN, the other waits
     for n in (1, 2):
         if command == "sa" and n == 2:   # the very same CNN, store and DGI encoder: SA's own training is compared
             shutil.copytree(tmp_path / "cache1", tmp_path / "cache2", ignore=lambda d, names: {"scoring"} & set(names))
@@ -83,8 +104,9 @@ def _kill_when(proc, ready, timeout=300):
 @pytest.mark.parametrize("command, extra, folder, curve",
                          [("pretrain", ["--dgi-epochs", 4], "encoders", "loss_curve"),
                           ("sa", ["--dgi-epochs", 1, "--sa-epochs", 4], "scoring", "curve")])
-def test_killed_training_resumes_to_the_same_result(command, extra, folder, curve, tmp_path, monkeypatch):
-    monkeypatch.setenv("AGIC_CACHE", str(tmp_path / "straight"))
+def test_killed_training_resumes_to_the_same_result(command, extra, folder, curve, tmp_path, monkeypatch,
+                                                     trained_cnns):
+    monkeypatch.setenv("AGIC_CACHE", str(with_cnn(tmp_path / "straight", trained_cnns)))
     straight = result(agic(command, *TRAIN, *extra))
     # the very CNN and store made above (for SA, its encoder too): what is killed and resumed is the training
     shutil.copytree(tmp_path / "straight", tmp_path / "killed", ignore=lambda d, names: {folder} & set(names))
@@ -125,11 +147,11 @@ def _workers(torchrun_pid: int) -> dict[int, int]:
     return out
 
 
-def test_a_rank_dying_fails_the_job_clearly_and_a_rerun_keeps_finished_shards(tmp_path):
-    common = ["graphs", *MODEL, "--split", "train", "--images", 320, *STORE, "--shard-size", 16, "--quiet", "--out",
-              tmp_path / "store"]
-    # train the CNN first: the kill must land while building
-    agic(*common[:-2], "--images", 16, "--out", tmp_path / "warm")
+def test_a_rank_dying_fails_the_job_clearly_and_a_rerun_keeps_finished_shards(tmp_path, isolated_cache, trained_cnns):
+    images, shard = 160, 8   # 20 shards
+    common = ["graphs", *MODEL, "--split", "train", "--images", images, *STORE, "--shard-size", shard, "--quiet",
+              "--out", tmp_path / "store"]
+    with_cnn(isolated_cache, trained_cnns)   # the CNN trained already: the kill must land while building
     proc = subprocess.Popen(TORCHRUN + ["-m", "agic", *map(str, common)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     deadline = time.time() + 300
@@ -143,12 +165,12 @@ def test_a_rank_dying_fails_the_job_clearly_and_a_rerun_keeps_finished_shards(tm
     assert not (tmp_path / "store" / "manifest.json").exists()
     done = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "store").glob("shard-*.pt")
             if (tmp_path / "store" / p.name.replace(".pt", ".json")).exists()}
-    assert 3 <= len(done) < 20, f"{len(done)} shards were finished: the kill came too late to test anything"
+    assert 3 <= len(done) < images // shard, f"{len(done)} shards were finished: the kill came too late to test it"
     rerun = result(agic(*common, torchrun=True))
     assert all((tmp_path / "store" / n).stat().st_mtime_ns == t
                for n, t in done.items()), "finished shards were built again"
     single = result(agic(*common[:-1], tmp_path / "single"))
-    assert rerun["checksum"] == single["checksum"] and rerun["graphs_built"] == 320 - 16 * len(done)
+    assert rerun["checksum"] == single["checksum"] and rerun["graphs_built"] == images - shard * len(done)
 
 
 def test_unwritable_output_is_one_clear_error(tmp_path):
@@ -157,4 +179,4 @@ def test_unwritable_output_is_one_clear_error(tmp_path):
     assert p.returncode == 2 and p.stdout == ""
     err = p.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("agic: error: cannot write the store to"), p.stderr
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["a-file", "cache"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a-file"]   # refused before a CNN was trained
