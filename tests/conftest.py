@@ -68,13 +68,26 @@ def pytest_collection_modifyitems(config, items):
 
 
 # tests that share something costly, by the start of their ids: one worker runs each group, so it is made once (the
-# docs site, built and visited in Chromium; the trained CNN and store of the bad-input matrix; the quick CNN and
-# At-GCs the experiment notebooks' quick runs share through one cache, tests/test_notebooks.py)
+# docs site, built and visited in Chromium; the trained CNN and store of the bad-input matrix; the synthetic CNN of
+# the torchrun tests; the quick CNN and At-GCs the experiment notebooks' quick runs and 04's resume test share through
+# one cache, `experiment_cache`)
 # the experiment notebooks' quick runs and the walkthrough (by their names' start): half a minute or more each
 EXPERIMENT_NOTEBOOKS = ("04", "05", "10")
 TOGETHER = {"tests/test_browser.py::": "browser", "tests/test_bad_input_matrix.py::": "bad-input matrix",
+            "tests/test_distributed.py::": "torchrun",
             **{f"tests/test_notebooks.py::test_notebook_runs[{n}": "experiment notebooks"
-               for n in EXPERIMENT_NOTEBOOKS}}
+               for n in EXPERIMENT_NOTEBOOKS},
+            "tests/test_pruning.py::test_quick_run_resumes": "experiment notebooks"}
+
+
+@pytest.fixture
+def experiment_cache(tmp_path_factory, monkeypatch) -> Path:
+    """The one cache of the experiment notebooks' quick runs (as `make figures` runs them, one cache for all): the
+    first trains the quick CNN and builds its At-GCs, the others read them. TOGETHER sends their tests to one worker,
+    in turn."""
+    cache = tmp_path_factory.getbasetemp() / "experiment-notebooks-cache"
+    monkeypatch.setenv("AGIC_CACHE", str(cache))
+    return cache
 
 
 def pytest_xdist_make_scheduler(config, log):

@@ -16,11 +16,8 @@ def test_every_notebook_is_here():
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n.startswith(SLOW) else n
                                   for n in NOTEBOOKS])
-def test_notebook_runs(name, monkeypatch, tmp_path_factory):
+def test_notebook_runs(name, monkeypatch, request):
     monkeypatch.setenv("IN_TEST", "1")      # test_nb sets it too; monkeypatch takes it back afterwards
-    if name.startswith(SLOW):
-        # the experiment notebooks share one cache, as `make figures` runs them: the first quick run trains the CNN
-        # and builds its At-GCs, the others read them (conftest.py sends them all to one worker, in turn)
-        monkeypatch.setenv("AGIC_CACHE", str(tmp_path_factory.getbasetemp() / "experiment-notebooks-cache"))
+    if name.startswith(SLOW): request.getfixturevalue("experiment_cache")   # their one cache, as `make figures` runs
     ok, seconds = nbdev_test.test_nb(ROOT / "nbs" / name, skip_flags=get_config().tst_flags.split(), basepath=ROOT)
     assert ok, f"{name} failed after {seconds:.0f} s (its traceback is above)"

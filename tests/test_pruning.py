@@ -67,7 +67,8 @@ def test_bad_parameters_fail_with_one_clear_error_and_write_nothing(parameters, 
 
 
 @pytest.mark.slow
-def test_quick_run_resumes_from_its_point_log_to_the_same_curves(tmp_path, isolated_cache, figures):
+def test_quick_run_resumes_from_its_point_log_to_the_same_curves(tmp_path, experiment_cache, figures):
+    "In the experiment notebooks' cache: their quick CNN and At-GCs; the curves of 04 are its own."
     run(tmp_path, quick=True)
     curves = pd.read_csv(figures / "quick" / "fig_pruning_vgg_small_fashion-mnist.csv")
     assert set(curves.criterion) == {"sa", "free_gates", "sa_v1", "random", "l1", "bn", "taylor", "activation",
@@ -88,7 +89,7 @@ def test_quick_run_resumes_from_its_point_log_to_the_same_curves(tmp_path, isola
         assert all(0 <= v <= 1 for v in summary[key].values()), summary[key]
     assert -1 <= summary["sa_seed_spearman"] <= 1 and -1 <= summary["sa_half_spearman"] <= 1
     # a crash mid-way: keep half the points and a line cut short, then run again
-    log = next((isolated_cache / "pruning").glob("*/points.jsonl"))
+    log, = (experiment_cache / "pruning").glob("*/points.jsonl")   # 04 alone keeps curves there
     lines = log.read_text().splitlines()
     assert all('"masks": ' in l for l in lines) and len(lines) < len(curves)   # each set of masks measured once
     log.write_text("\n".join(lines[: len(lines) // 2]) + "\n" + lines[len(lines) // 2][:17])
