@@ -32,6 +32,29 @@ def run_agic(*args, env=None, timeout=600):
                           env={**os.environ, **(env or {})}, timeout=timeout, cwd=ROOT)
 
 
+# the synthetic CNN the torchrun tests and the killed-build test graph and train on: `agic ... --model vgg_small
+# --dataset synthetic --epochs 1`
+SYNTHETIC_CNN = ["--model", "vgg_small", "--dataset", "synthetic", "--epochs", "1"]
+
+
+@pytest.fixture(scope="session")
+def trained_cnns(tmp_path_factory) -> Path:
+    """The cache's `models` folder holding the CNN of `SYNTHETIC_CNN`, trained once per worker by `agic train`: the
+    tests that take it (`with_cnn`) graph and train on it. What they test is building and training on it; CNN training
+    under torchrun (rank 0 trains, the other waits) is left to the pretrain case of test_distributed's
+    same-global-batch test."""
+    cache = tmp_path_factory.mktemp("trained-cnn")
+    p = run_agic("train", *SYNTHETIC_CNN, "--quiet", env={"AGIC_CACHE": str(cache)})
+    assert p.returncode == 0, p.stderr[-3000:]
+    return cache / "models"
+
+
+def with_cnn(cache: Path, models: Path) -> Path:
+    "`cache` with the trained CNN of `SYNTHETIC_CNN` copied in."
+    shutil.copytree(models, cache / "models")
+    return cache
+
+
 def call_agic(*args, env=None) -> subprocess.CompletedProcess:
     """`agic ARGS` in this process, as `run_agic` runs it in a new one: `agic.__main__.main` on the same arguments,
     `env` added to the environment and the project as working folder, its exit status and what it printed returned
@@ -69,12 +92,13 @@ def pytest_collection_modifyitems(config, items):
 
 # tests that share something costly, by the start of their ids: one worker runs each group, so it is made once (the
 # docs site, built and visited in Chromium; the trained CNN and store of the bad-input matrix; the synthetic CNN of
-# the torchrun tests; the quick CNN and At-GCs the experiment notebooks' quick runs and 04's resume test share through
-# one cache, `experiment_cache`)
+# the torchrun and killed-build tests, `trained_cnns`; the quick CNN and At-GCs the experiment notebooks' quick runs
+# and 04's resume test share through one cache, `experiment_cache`)
 # the experiment notebooks' quick runs and the walkthrough (by their names' start): half a minute or more each
 EXPERIMENT_NOTEBOOKS = ("04", "05", "10")
 TOGETHER = {"tests/test_browser.py::": "browser", "tests/test_bad_input_matrix.py::": "bad-input matrix",
-            "tests/test_distributed.py::": "torchrun",
+            "tests/test_distributed.py::": "synthetic CNN",
+            "tests/test_graphs_models.py::test_killed": "synthetic CNN",
             **{f"tests/test_notebooks.py::test_notebook_runs[{n}": "experiment notebooks"
                for n in EXPERIMENT_NOTEBOOKS},
             "tests/test_pruning.py::test_quick_run_resumes": "experiment notebooks"}

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SYNTHETIC_CNN as MODEL, with_cnn
 
 pytestmark = pytest.mark.slow   # real processes, real kills: 15-45 s each
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-MODEL = ["--model", "vgg_small", "--dataset", "synthetic", "--epochs", "1"]
 STORE = ["--refs", "4", "--topk", "4"]
 
 
@@ -25,22 +24,6 @@ def agic(*args, torchrun=False, timeout=600, env=None):
 def result(p) -> dict:
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads([l for l in p.stdout.splitlines() if l.startswith("{")][-1])
-
-
-@pytest.fixture(scope="session")
-def trained_cnns(tmp_path_factory) -> Path:
-    """The cache's `models` folder holding the CNN of `MODEL`, trained once per worker by `agic train`: the tests
-    that take it (`with_cnn`) graph and train on it. What they test is building and training on it; CNN training under
-    torchrun (rank 0 trains, the other waits) is left to the pretrain case of the same-global-batch test."""
-    cache = tmp_path_factory.mktemp("trained-cnn")
-    result(agic("train", *MODEL, "--quiet", env={"AGIC_CACHE": str(cache)}))
-    return cache / "models"
-
-
-def with_cnn(cache: Path, models: Path) -> Path:
-    "`cache` with the trained CNN of `MODEL` copied in."
-    shutil.copytree(models, cache / "models")
-    return cache
 
 
 def test_two_processes_build_the_same_store_as_one(tmp_path, isolated_cache, trained_cnns):
