@@ -32,8 +32,7 @@ def run_agic(*args, env=None, timeout=600):
                           env={**os.environ, **(env or {})}, timeout=timeout, cwd=ROOT)
 
 
-# the synthetic CNN the torchrun tests and the killed-build test graph and train on: `agic ... --model vgg_small
-# --dataset synthetic --epochs 1`
+# the CNN the bad-input matrix, the torchrun tests and the killed-build test graph and train on (agic's options)
 SYNTHETIC_CNN = ["--model", "vgg_small", "--dataset", "synthetic", "--epochs", "1"]
 
 
@@ -91,12 +90,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 # tests that share something costly, by the start of their ids: one worker runs each group, so it is made once (the
-# docs site, built and visited in Chromium; the trained CNN and store of the bad-input matrix; the synthetic CNN of
-# the torchrun and killed-build tests, `trained_cnns`; the quick CNN and At-GCs the experiment notebooks' quick runs
+# docs site, built and visited in Chromium; the synthetic CNN, `trained_cnns`, of the bad-input matrix (and its
+# stores), the torchrun tests and the killed-build test; the quick CNN and At-GCs the experiment notebooks' quick runs
 # and 04's resume test share through one cache, `experiment_cache`)
 # the experiment notebooks' quick runs and the walkthrough (by their names' start): half a minute or more each
 EXPERIMENT_NOTEBOOKS = ("04", "05", "10")
-TOGETHER = {"tests/test_browser.py::": "browser", "tests/test_bad_input_matrix.py::": "bad-input matrix",
+TOGETHER = {"tests/test_browser.py::": "browser", "tests/test_bad_input_matrix.py::": "synthetic CNN",
             "tests/test_distributed.py::": "synthetic CNN",
             "tests/test_graphs_models.py::test_killed": "synthetic CNN",
             **{f"tests/test_notebooks.py::test_notebook_runs[{n}": "experiment notebooks"

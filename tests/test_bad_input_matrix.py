@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, call_agic, run_agic
+from conftest import ROOT, SYNTHETIC_CNN, call_agic, run_agic, with_cnn
 
-SYN = ["--model", "vgg_small", "--dataset", "synthetic", "--epochs", "1", "--quiet"]
+SYN = [*SYNTHETIC_CNN, "--quiet"]
 GRAPHS = ["graphs", *SYN, "--split", "train", "--images", "32", "--refs", "2", "--topk", "4", "--shard-size", "16"]
 
 
@@ -19,9 +19,10 @@ def files(folder: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory):
+def made(tmp_path_factory, trained_cnns):
     "What the cases need: a finished synthetic store, one with a corrupt shard, a resnet8 store, a broken plan."
     root = tmp_path_factory.mktemp("made")
+    with_cnn(root / "cache", trained_cnns)   # the synthetic CNN trained already (resnet8 is trained here)
     def build(out, model="vgg_small"):
         args = [model if a == "vgg_small" else a for a in GRAPHS]
         p = call_agic(*args, "--out", root / out, env={"AGIC_CACHE": str(root / "cache")})
