@@ -70,10 +70,9 @@ def _graphs(args) -> dict | None:
     cfg = StoreConfig(split=args.split, n=args.n, refs=args.refs, ref_seed=args.ref_seed,
                       topk=None if (args.dense or args.threshold is not None) else args.topk,
                       threshold=args.threshold, output=args.output, shard_size=args.shard_size)
-    tcfg = _train_config(args)
-    out = args.out or default_store_path(tcfg.key, cfg)
-    check_store_folder(out, tcfg.model, cfg)        # a folder of another store is refused before the CNN is trained
+    if args.out: check_store_folder(args.out, args.model, cfg)   # another store's folder: refused before training
     tcfg, splits, trained = _trained(args)
+    out = args.out or default_store_path(tcfg.key, cfg)   # named by the CNN: with --weights, by the weights' hash
     d = distributed.current()
     finished_before = finished_graphs(out) if d.main else 0   # intact shards only: a damaged one is built again
     start = time.perf_counter()
